@@ -1,0 +1,49 @@
+//! ferrolb's custom resources, in API group `ferrolb.io`, version `v1beta1`.
+//!
+//! - [`IPAddressPool`]: addresses the controller may hand to LoadBalancer Services.
+//! - [`L2Advertisement`]: which pools the speakers announce, from which nodes
+//!   and on which interfaces.
+//!
+//! Field names, defaults and meanings match MetalLB's `metallb.io/v1beta1`
+//! kinds, so a MetalLB manifest works after changing only its `apiVersion`.
+//! The CRD manifests under `deploy/crds/` are generated from these types by
+//! the `crdgen` binary (see [`generate`]).
+//!
+//! ```
+//! use ferrolb_crds::{IPAddressPool, IPAddressPoolSpec};
+//!
+//! let pool = IPAddressPool::new("public", IPAddressPoolSpec {
+//!     addresses: vec!["198.51.100.0/24".into()],
+//!     ..Default::default()
+//! });
+//! assert!(pool.spec.auto_assign);
+//! assert!(!pool.spec.avoid_buggy_ips);
+//! ```
+#![forbid(unsafe_code)]
+
+pub mod annotations;
+pub mod conditions;
+pub mod generate;
+mod ip_address_pool;
+mod l2_advertisement;
+mod schema;
+
+pub use ip_address_pool::{
+    IPAddressPool, IPAddressPoolSpec, IPAddressPoolStatus, ServiceAllocation,
+};
+pub use l2_advertisement::{L2Advertisement, L2AdvertisementSpec, L2AdvertisementStatus};
+
+/// The API group of every ferrolb custom resource.
+pub const GROUP: &str = "ferrolb.io";
+
+/// The API version of ferrolb's custom resources.
+pub const VERSION: &str = "v1beta1";
+
+/// `apiVersion` as written in manifests: `ferrolb.io/v1beta1`.
+pub const API_VERSION: &str = "ferrolb.io/v1beta1";
+
+/// The `kubectl get` category both kinds belong to (`kubectl get ferrolb`).
+pub const CATEGORY: &str = "ferrolb";
+
+/// The MetalLB API group whose kinds ours mirror field for field.
+pub const METALLB_GROUP: &str = "metallb.io";
