@@ -1,0 +1,500 @@
+//! Which node announces a LoadBalancer IP.
+//!
+//! Every speaker runs the same pure function over the same inputs and so
+//! reaches the same answer without writing anything to the API server: the
+//! eligible nodes are ranked by `sha256(node_name + "#" + ip)` and the lowest
+//! hash wins. This is the ordering of MetalLB's layer 2 controller, so a mixed
+//! or migrating cluster agrees on owners, and because each IP ranks the nodes
+//! differently, IPs spread over nodes and a node leaving moves only its own.
+//!
+//! ```
+//! use ferrolb_speaker::election::elect;
+//! use std::net::IpAddr;
+//!
+//! let ip: IpAddr = "192.0.2.10".parse().unwrap();
+//! let owner = elect(ip, ["node-a", "node-b", "node-c"]);
+//! assert_eq!(owner, Some("node-c"));
+//! ```
+
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::net::IpAddr;
+
+/// The well-known node label that removes a node from external load
+/// balancing. Its presence counts, whatever its value, as in Kubernetes' own
+/// service controller and MetalLB.
+pub const EXCLUDE_FROM_LB_LABEL: &str = "node.kubernetes.io/exclude-from-external-load-balancers";
+
+/// What the election needs to know about one node.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct NodeInfo {
+    /// The Kubernetes node name (`metadata.name`).
+    pub name: String,
+    /// The node's labels.
+    pub labels: BTreeMap<String, String>,
+    /// Whether a speaker on this node is alive according to membership.
+    pub live: bool,
+    /// Whether the node reports the `NetworkUnavailable` condition as true;
+    /// such a node cannot receive the traffic it would attract.
+    pub network_unavailable: bool,
+}
+
+impl NodeInfo {
+    /// A live node with no labels and a working network.
+    pub fn live(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            live: true,
+            ..Self::default()
+        }
+    }
+
+    /// Whether the node carries [`EXCLUDE_FROM_LB_LABEL`].
+    pub fn is_excluded(&self) -> bool {
+        self.labels.contains_key(EXCLUDE_FROM_LB_LABEL)
+    }
+}
+
+/// The Service's `spec.externalTrafficPolicy`, with the endpoint facts each
+/// policy needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TrafficPolicy {
+    /// `Cluster`: any eligible node may own the IP, as long as the Service
+    /// has at least one ready endpoint somewhere (an IP with nothing behind
+    /// it is not announced, as in MetalLB).
+    Cluster {
+        /// Whether the Service has at least one ready endpoint on any node.
+        has_ready_endpoint: bool,
+    },
+    /// `Local`: only nodes that hold a ready endpoint of the Service, since
+    /// kube-proxy drops traffic arriving on a node without one.
+    Local {
+        /// Names of the nodes holding at least one ready endpoint.
+        ready_nodes: BTreeSet<String>,
+    },
+}
+
+/// Why no node may announce an IP. The daemon logs it and turns it into an
+/// Event reason on the Service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, thiserror::Error)]
+pub enum NoCandidate {
+    /// The Service has no ready endpoint at all.
+    #[error("the service has no ready endpoint, so its IP is not announced")]
+    NoReadyEndpoint,
+    /// No node has a live speaker.
+    #[error("no node has a live speaker")]
+    NoLiveSpeaker,
+    /// Live speakers exist, but no L2Advertisement selects their nodes for
+    /// this IP's pool.
+    #[error("no node with a live speaker is selected by an L2Advertisement for this IP's pool")]
+    NotSelected,
+    /// Every selected node with a live speaker carries the exclusion label.
+    #[error(
+        "every selected node is labelled node.kubernetes.io/exclude-from-external-load-balancers"
+    )]
+    AllExcluded,
+    /// Every remaining node reports its network as unavailable.
+    #[error("every remaining node reports the NetworkUnavailable condition")]
+    NetworkUnavailable,
+    /// `externalTrafficPolicy: Local` and no eligible node holds a ready
+    /// endpoint of the Service.
+    #[error("externalTrafficPolicy is Local and no eligible node holds a ready endpoint")]
+    NoLocalEndpoint,
+}
+
+impl NoCandidate {
+    /// A short CamelCase name for metric labels and Event reasons.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::NoReadyEndpoint => "NoReadyEndpoint",
+            Self::NoLiveSpeaker => "NoLiveSpeaker",
+            Self::NotSelected => "NotSelected",
+            Self::AllExcluded => "AllExcluded",
+            Self::NetworkUnavailable => "NetworkUnavailable",
+            Self::NoLocalEndpoint => "NoLocalEndpoint",
+        }
+    }
+}
+
+/// The nodes eligible to own an IP, sorted by name and without duplicates,
+/// or the first rule that left nobody.
+///
+/// The rules apply in this order, so the reason names the rule that removed
+/// the last node: a ready endpoint must exist, the speaker must be live, an
+/// L2Advertisement must select the node (`selected`), the node must not carry
+/// the exclusion label nor report `NetworkUnavailable`, and for the `Local`
+/// policy it must hold a ready endpoint.
+pub fn candidates<'a>(
+    nodes: &'a [NodeInfo],
+    selected: &BTreeSet<String>,
+    policy: &TrafficPolicy,
+) -> Result<Vec<&'a str>, NoCandidate> {
+    if let TrafficPolicy::Cluster {
+        has_ready_endpoint: false,
+    } = policy
+    {
+        return Err(NoCandidate::NoReadyEndpoint);
+    }
+    if let TrafficPolicy::Local { ready_nodes } = policy {
+        if ready_nodes.is_empty() {
+            return Err(NoCandidate::NoReadyEndpoint);
+        }
+    }
+    let stage = |left: Vec<&'a NodeInfo>, keep: &dyn Fn(&NodeInfo) -> bool, why| {
+        let kept: Vec<&'a NodeInfo> = left.into_iter().filter(|n| keep(n)).collect();
+        if kept.is_empty() {
+            Err(why)
+        } else {
+            Ok(kept)
+        }
+    };
+    let left = stage(
+        nodes.iter().collect(),
+        &|n| n.live,
+        NoCandidate::NoLiveSpeaker,
+    )?;
+    let left = stage(
+        left,
+        &|n| selected.contains(&n.name),
+        NoCandidate::NotSelected,
+    )?;
+    let left = stage(left, &|n| !n.is_excluded(), NoCandidate::AllExcluded)?;
+    let left = stage(
+        left,
+        &|n| !n.network_unavailable,
+        NoCandidate::NetworkUnavailable,
+    )?;
+    let left = match policy {
+        TrafficPolicy::Cluster { .. } => left,
+        TrafficPolicy::Local { ready_nodes } => stage(
+            left,
+            &|n| ready_nodes.contains(&n.name),
+            NoCandidate::NoLocalEndpoint,
+        )?,
+    };
+    let names: BTreeSet<&'a str> = left.into_iter().map(|n| n.name.as_str()).collect();
+    Ok(names.into_iter().collect())
+}
+
+/// The rank of `node` for `ip`: `sha256(node + "#" + ip)`. Lower wins.
+///
+/// The IP is written as Go's `net.IP.String()` writes it, so the ranks equal
+/// MetalLB's: dotted quad for IPv4 and IPv4-mapped IPv6, RFC 5952 text for
+/// other IPv6 addresses.
+pub fn rank(node: &str, ip: IpAddr) -> [u8; 32] {
+    rank_with_key(node, &ip_key(ip))
+}
+
+fn rank_with_key(node: &str, key: &str) -> [u8; 32] {
+    let mut hasher = Sha256::new();
+    hasher.update(node.as_bytes());
+    hasher.update(b"#");
+    hasher.update(key.as_bytes());
+    hasher.finalize().into()
+}
+
+fn ip_key(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => v6.to_string(),
+        },
+        IpAddr::V4(v4) => v4.to_string(),
+    }
+}
+
+/// The owner of `ip` among `candidates`: the one with the lowest
+/// [`rank`], ties (only possible for equal names) broken by name. `None` when
+/// there are no candidates. The result does not depend on the order of
+/// `candidates`.
+pub fn elect<'a, I>(ip: IpAddr, candidates: I) -> Option<&'a str>
+where
+    I: IntoIterator<Item = &'a str>,
+{
+    let key = ip_key(ip);
+    candidates
+        .into_iter()
+        .map(|name| (rank_with_key(name, &key), name))
+        .min()
+        .map(|(_, name)| name)
+}
+
+/// The key a Service is elected under: its first IP, so that both addresses
+/// of a dual-stack Service are owned by the same node (as in MetalLB).
+pub fn service_key(ips: &[IpAddr]) -> Option<IpAddr> {
+    ips.first().copied()
+}
+
+/// The outcome of an election for one IP, for logs and Events.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome<'a> {
+    /// This node owns the IP and must announce it.
+    Owner,
+    /// Another node owns the IP.
+    Other(&'a str),
+    /// Nobody may own the IP.
+    Nobody(NoCandidate),
+}
+
+impl fmt::Display for Outcome<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Owner => f.write_str("this node owns the IP"),
+            Self::Other(node) => write!(f, "node {node} owns the IP"),
+            Self::Nobody(why) => write!(f, "nobody owns the IP: {why}"),
+        }
+    }
+}
+
+/// Runs the whole election for `ip` from `me`'s point of view: filters the
+/// nodes with [`candidates`] and ranks them with [`elect`].
+pub fn decide<'a>(
+    me: &str,
+    ip: IpAddr,
+    nodes: &'a [NodeInfo],
+    selected: &BTreeSet<String>,
+    policy: &TrafficPolicy,
+) -> Outcome<'a> {
+    match candidates(nodes, selected, policy) {
+        Err(why) => Outcome::Nobody(why),
+        Ok(names) => match elect(ip, names) {
+            Some(owner) if owner == me => Outcome::Owner,
+            Some(owner) => Outcome::Other(owner),
+            // `candidates` never returns an empty list; keep a total answer
+            // rather than a panic should that ever change.
+            None => Outcome::Nobody(NoCandidate::NoLiveSpeaker),
+        },
+    }
+}
+
+/// The IPs among `ips` that `me` owns when every IP shares the same
+/// `candidates` (one pool, one policy), in input order.
+pub fn owned_ips(
+    me: &str,
+    ips: impl IntoIterator<Item = IpAddr>,
+    candidates: &[&str],
+) -> Vec<IpAddr> {
+    ips.into_iter()
+        .filter(|ip| elect(*ip, candidates.iter().copied()) == Some(me))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(names: &[&str]) -> BTreeSet<String> {
+        names.iter().map(|s| s.to_string()).collect()
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    const CLUSTER: TrafficPolicy = TrafficPolicy::Cluster {
+        has_ready_endpoint: true,
+    };
+
+    fn hex(bytes: [u8; 32]) -> String {
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    #[test]
+    fn rank_is_sha256_of_name_hash_sign_ip() {
+        // Expected values from:
+        // python3 -c 'import hashlib; print(hashlib.sha256(b"node-a#192.0.2.10").hexdigest())'
+        assert_eq!(
+            hex(rank("node-a", ip("192.0.2.10"))),
+            "d4b84135501a6622f43f01422f65d768d1a4637914be8add4e31f107336b8068"
+        );
+        assert_eq!(
+            hex(rank("node-a", ip("2001:db8::1"))),
+            "3c9f88a7e2ef52a1c015be314124ea3ab99785b842ce9ee37afdf6470837efbe"
+        );
+    }
+
+    #[test]
+    fn owners_match_values_computed_outside_this_crate() {
+        // Each owner is min over nodes of sha256(f"{node}#{ip}"), computed
+        // with Python's hashlib, so a change of hash or key format fails here.
+        let three = ["node-a", "node-b", "node-c"];
+        let five = ["worker-1", "worker-2", "worker-3", "worker-4", "worker-5"];
+        for (addr, of_three, of_five) in [
+            ("192.0.2.10", "node-c", "worker-2"),
+            ("192.0.2.11", "node-a", "worker-1"),
+            ("198.51.100.7", "node-a", "worker-4"),
+            ("203.0.113.200", "node-b", "worker-1"),
+            ("2001:db8::1", "node-b", "worker-5"),
+            ("2001:db8::10:1", "node-c", "worker-3"),
+            ("2001:db8:1::abcd", "node-b", "worker-4"),
+        ] {
+            assert_eq!(elect(ip(addr), three), Some(of_three), "{addr}");
+            assert_eq!(elect(ip(addr), five), Some(of_five), "{addr}");
+        }
+    }
+
+    #[test]
+    fn ipv4_mapped_ipv6_is_keyed_like_go_prints_it() {
+        assert_eq!(
+            rank("n", ip("::ffff:192.0.2.1")),
+            rank("n", ip("192.0.2.1"))
+        );
+    }
+
+    #[test]
+    fn ipv6_is_keyed_in_rfc5952_form() {
+        assert_eq!(ip_key(ip("2001:DB8:0:0::1")), "2001:db8::1");
+    }
+
+    #[test]
+    fn no_ready_endpoint_is_reported_before_anything_else() {
+        let nodes = [NodeInfo::default()];
+        let none = TrafficPolicy::Cluster {
+            has_ready_endpoint: false,
+        };
+        assert_eq!(
+            candidates(&nodes, &set(&[]), &none),
+            Err(NoCandidate::NoReadyEndpoint)
+        );
+        let local = TrafficPolicy::Local {
+            ready_nodes: set(&[]),
+        };
+        assert_eq!(
+            candidates(&nodes, &set(&[]), &local),
+            Err(NoCandidate::NoReadyEndpoint)
+        );
+    }
+
+    #[test]
+    fn dead_speakers_are_not_candidates() {
+        let mut dead = NodeInfo::live("a");
+        dead.live = false;
+        assert_eq!(
+            candidates(&[dead.clone()], &set(&["a"]), &CLUSTER),
+            Err(NoCandidate::NoLiveSpeaker)
+        );
+        let nodes = [dead, NodeInfo::live("b")];
+        assert_eq!(
+            candidates(&nodes, &set(&["a", "b"]), &CLUSTER),
+            Ok(vec!["b"])
+        );
+    }
+
+    #[test]
+    fn nodes_not_selected_by_an_advertisement_are_not_candidates() {
+        let nodes = [NodeInfo::live("a"), NodeInfo::live("b")];
+        assert_eq!(
+            candidates(&nodes, &set(&["c"]), &CLUSTER),
+            Err(NoCandidate::NotSelected)
+        );
+        assert_eq!(candidates(&nodes, &set(&["b"]), &CLUSTER), Ok(vec!["b"]));
+    }
+
+    #[test]
+    fn the_exclusion_label_removes_a_node_whatever_its_value() {
+        let mut a = NodeInfo::live("a");
+        a.labels.insert(EXCLUDE_FROM_LB_LABEL.into(), String::new());
+        assert_eq!(
+            candidates(&[a.clone()], &set(&["a"]), &CLUSTER),
+            Err(NoCandidate::AllExcluded)
+        );
+        let nodes = [a, NodeInfo::live("b")];
+        assert_eq!(
+            candidates(&nodes, &set(&["a", "b"]), &CLUSTER),
+            Ok(vec!["b"])
+        );
+    }
+
+    #[test]
+    fn nodes_with_network_unavailable_are_not_candidates() {
+        let mut a = NodeInfo::live("a");
+        a.network_unavailable = true;
+        assert_eq!(
+            candidates(&[a], &set(&["a"]), &CLUSTER),
+            Err(NoCandidate::NetworkUnavailable)
+        );
+    }
+
+    #[test]
+    fn local_policy_keeps_only_nodes_with_a_ready_endpoint() {
+        let nodes = [
+            NodeInfo::live("a"),
+            NodeInfo::live("b"),
+            NodeInfo::live("c"),
+        ];
+        let policy = TrafficPolicy::Local {
+            ready_nodes: set(&["c", "a", "elsewhere"]),
+        };
+        assert_eq!(
+            candidates(&nodes, &set(&["a", "b", "c"]), &policy),
+            Ok(vec!["a", "c"])
+        );
+        let policy = TrafficPolicy::Local {
+            ready_nodes: set(&["elsewhere"]),
+        };
+        assert_eq!(
+            candidates(&nodes, &set(&["a", "b", "c"]), &policy),
+            Err(NoCandidate::NoLocalEndpoint)
+        );
+    }
+
+    #[test]
+    fn duplicate_node_entries_count_once() {
+        let nodes = [NodeInfo::live("a"), NodeInfo::live("a")];
+        assert_eq!(candidates(&nodes, &set(&["a"]), &CLUSTER), Ok(vec!["a"]));
+    }
+
+    #[test]
+    fn nobody_is_elected_from_no_candidates() {
+        assert_eq!(elect(ip("192.0.2.1"), []), None);
+    }
+
+    #[test]
+    fn decide_tells_owner_other_and_nobody_apart() {
+        let nodes = [NodeInfo::live("node-a"), NodeInfo::live("node-b")];
+        let sel = set(&["node-a", "node-b"]);
+        let owner = elect(ip("192.0.2.10"), ["node-a", "node-b"]).unwrap();
+        let other = if owner == "node-a" {
+            "node-b"
+        } else {
+            "node-a"
+        };
+        assert_eq!(
+            decide(owner, ip("192.0.2.10"), &nodes, &sel, &CLUSTER),
+            Outcome::Owner
+        );
+        assert_eq!(
+            decide(other, ip("192.0.2.10"), &nodes, &sel, &CLUSTER),
+            Outcome::Other(owner)
+        );
+        assert_eq!(
+            decide(other, ip("192.0.2.10"), &nodes, &set(&[]), &CLUSTER),
+            Outcome::Nobody(NoCandidate::NotSelected)
+        );
+    }
+
+    #[test]
+    fn a_dual_stack_service_is_elected_by_its_first_ip() {
+        assert_eq!(
+            service_key(&[ip("2001:db8::1"), ip("192.0.2.1")]),
+            Some(ip("2001:db8::1"))
+        );
+        assert_eq!(service_key(&[]), None);
+    }
+
+    #[test]
+    fn every_reason_has_a_sentence_and_a_label() {
+        for why in [
+            NoCandidate::NoReadyEndpoint,
+            NoCandidate::NoLiveSpeaker,
+            NoCandidate::NotSelected,
+            NoCandidate::AllExcluded,
+            NoCandidate::NetworkUnavailable,
+            NoCandidate::NoLocalEndpoint,
+        ] {
+            assert!(why.to_string().len() > 10);
+            assert!(!why.reason().contains(' '));
+        }
+    }
+}
