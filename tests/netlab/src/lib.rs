@@ -1,0 +1,54 @@
+//! Throw-away test networks in Linux network namespaces.
+//!
+//! A [`Lab`] is one L2 segment: a switch namespace holding a bridge, and
+//! hosts (namespaces with an `eth0` veth plugged into the bridge). Tests put
+//! documentation addresses on hosts, run programs in them
+//! ([`Host::command`], [`Host::spawn`]) or Rust closures
+//! ([`Host::run_in`], [`Host::spawn_in`]), cut links, and read neighbour
+//! tables. Everything is deleted when the lab drops, panics included; the
+//! next lab sweeps what a killed process left behind ([`sweep_stale`]).
+//!
+//! Needs root. [`Lab::for_test`] and [`require_root`] implement the rule:
+//! skip with a message outside CI, fail under `CI=true`.
+//!
+//! ```no_run
+//! # fn main() -> netlab::Result<()> {
+//! let Some(mut lab) = netlab::Lab::for_test("echo_over_the_lab") else { return Ok(()) };
+//! let a = lab.add_host("a")?;
+//! let b = lab.add_host("b")?;
+//! a.add_addr("198.51.100.11/24")?;
+//! b.add_addr("198.51.100.12/24")?;
+//! let echo = b.spawn_in(|| {
+//!     let s = std::net::UdpSocket::bind("198.51.100.12:7").unwrap();
+//!     let mut buf = [0; 64];
+//!     let (n, from) = s.recv_from(&mut buf).unwrap();
+//!     s.send_to(&buf[..n], from).unwrap();
+//! })?;
+//! a.run_in(|| {
+//!     let s = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+//!     s.send_to(b"hi", "198.51.100.12:7").unwrap();
+//! })?;
+//! echo.join();
+//! # Ok(())
+//! # }
+//! ```
+
+#![forbid(unsafe_code)]
+
+mod cmd;
+mod error;
+mod host;
+mod lab;
+mod neigh;
+mod netns;
+mod ns;
+mod precondition;
+
+pub use cmd::ChildGuard;
+pub use error::{Error, Result};
+pub use host::{Host, HOST_IFNAME};
+pub use lab::{Lab, BRIDGE, DEFAULT_PREFIX};
+pub use neigh::{MacAddr, MacParseError, Neighbour};
+pub use netns::{list_namespaces, owner_pid, sweep_stale};
+pub use ns::NsThread;
+pub use precondition::{decide, is_ci, require_root, skip_or_fail, Precondition, Skip};

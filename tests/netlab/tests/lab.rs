@@ -1,0 +1,428 @@
+//! Root tests: real namespaces, a real bridge, real packets.
+//!
+//! Each test builds its own lab (nextest runs them as separate processes,
+//! `cargo test` as threads of one; both are fine since names carry pid and a
+//! per-process counter) and bounds every wait.
+
+use std::{
+    io,
+    net::{IpAddr, SocketAddr, UdpSocket},
+    panic::{catch_unwind, AssertUnwindSafe},
+    process::Command,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
+    thread::{self, JoinHandle},
+    time::{Duration, Instant},
+};
+
+use netlab::{list_namespaces, ChildGuard, Host, Lab};
+
+const A_V4: &str = "198.51.100.11";
+const B_V4: &str = "198.51.100.12";
+const A_V6: &str = "2001:db8:100::11";
+const B_V6: &str = "2001:db8:100::12";
+const PORT: u16 = 7007;
+/// How long one echo attempt waits for its answer.
+const ATTEMPT: Duration = Duration::from_millis(200);
+/// Attempts for traffic that must get through: returns at the first echo,
+/// and 3 s covers one lost ARP/NS (the kernel retries after 1 s) on a
+/// loaded machine.
+const ECHO_ATTEMPTS: u32 = 15;
+
+fn two_hosts(test: &str) -> Option<(Lab, Host, Host)> {
+    let mut lab = Lab::for_test(test)?;
+    let a = lab.add_host("a").unwrap();
+    let b = lab.add_host("b").unwrap();
+    a.add_addr(&format!("{A_V4}/24")).unwrap();
+    b.add_addr(&format!("{B_V4}/24")).unwrap();
+    a.add_addr(&format!("{A_V6}/64")).unwrap();
+    b.add_addr(&format!("{B_V6}/64")).unwrap();
+    Some((lab, a, b))
+}
+
+fn addr(ip: &str, port: u16) -> SocketAddr {
+    SocketAddr::new(ip.parse().unwrap(), port)
+}
+
+/// A UDP echo server; stops when dropped. Its socket is opened inside the
+/// host's namespace and then served from an ordinary thread: a socket keeps
+/// the namespace it was created in.
+struct Echo {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Echo {
+    fn start(host: &Host, bind: SocketAddr) -> Self {
+        let socket = host.run_in(|| UdpSocket::bind(bind)).unwrap().unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_millis(50)))
+            .unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = thread::spawn(move || {
+            let mut buf = [0u8; 1500];
+            // Bounded even if the test forgets to drop us.
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while !flag.load(Ordering::Relaxed) && Instant::now() < deadline {
+                if let Ok((n, from)) = socket.recv_from(&mut buf) {
+                    let _ = socket.send_to(&buf[..n], from);
+                }
+            }
+        });
+        Self {
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Echo {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// A client socket inside `host`, bound to its address `ip`.
+fn client(host: &Host, ip: &str) -> UdpSocket {
+    let socket = host
+        .run_in(|| UdpSocket::bind(addr(ip, 0)))
+        .unwrap()
+        .unwrap();
+    socket.set_read_timeout(Some(ATTEMPT)).unwrap();
+    socket
+}
+
+/// Asserts that a probe comes back within `attempts`, dumping the hosts'
+/// state otherwise.
+fn assert_echoes(hosts: &[&Host], socket: &UdpSocket, to: SocketAddr, attempts: u32) {
+    let started = Instant::now();
+    if !echoes(socket, to, attempts) {
+        let dumps: Vec<String> = hosts.iter().map(|h| h.dump()).collect();
+        panic!(
+            "no echo from {to} after {attempts} attempts ({:?})\n{}",
+            started.elapsed(),
+            dumps.join("")
+        );
+    }
+}
+
+/// Sends a probe up to `attempts` times; true when it came back.
+fn echoes(socket: &UdpSocket, to: SocketAddr, attempts: u32) -> bool {
+    let mut buf = [0u8; 64];
+    for i in 0..attempts {
+        let probe = format!("probe {i}");
+        // Right after a link change the send itself may fail (no route yet).
+        if socket.send_to(probe.as_bytes(), to).is_err() {
+            thread::sleep(ATTEMPT);
+            continue;
+        }
+        let deadline = Instant::now() + ATTEMPT;
+        while Instant::now() < deadline {
+            match socket.recv_from(&mut buf) {
+                Ok((n, _)) if &buf[..n] == probe.as_bytes() => return true,
+                Ok(_) => {} // a late answer to an earlier probe
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    break
+                }
+                Err(_) => break,
+            }
+        }
+    }
+    false
+}
+
+#[test]
+fn host_a_reaches_host_b_over_udp_on_ipv4() {
+    let Some((_lab, a, b)) = two_hosts("host_a_reaches_host_b_over_udp_on_ipv4") else {
+        return;
+    };
+    let _echo = Echo::start(&b, addr(B_V4, PORT));
+    assert_echoes(
+        &[&a, &b],
+        &client(&a, A_V4),
+        addr(B_V4, PORT),
+        ECHO_ATTEMPTS,
+    );
+}
+
+#[test]
+fn host_a_reaches_host_b_over_udp_on_ipv6() {
+    let Some((_lab, a, b)) = two_hosts("host_a_reaches_host_b_over_udp_on_ipv6") else {
+        return;
+    };
+    let _echo = Echo::start(&b, addr(B_V6, PORT));
+    assert_echoes(
+        &[&a, &b],
+        &client(&a, A_V6),
+        addr(B_V6, PORT),
+        ECHO_ATTEMPTS,
+    );
+}
+
+#[test]
+fn a_closure_thread_inside_a_host_serves_udp() {
+    let Some((_lab, a, b)) = two_hosts("a_closure_thread_inside_a_host_serves_udp") else {
+        return;
+    };
+    // Here the socket is created on the namespace thread itself.
+    let server = b
+        .spawn_in(|| {
+            let s = UdpSocket::bind(addr(B_V4, PORT)).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+            let mut buf = [0u8; 64];
+            let (n, from) = s.recv_from(&mut buf).unwrap();
+            s.send_to(&buf[..n], from).unwrap();
+            from.ip()
+        })
+        .unwrap();
+    assert_echoes(
+        &[&a, &b],
+        &client(&a, A_V4),
+        addr(B_V4, PORT),
+        ECHO_ATTEMPTS,
+    );
+    assert_eq!(server.join(), A_V4.parse::<IpAddr>().unwrap());
+}
+
+#[test]
+fn traffic_stops_within_a_bounded_time_when_a_link_or_port_goes_down() {
+    let Some((_lab, a, b)) =
+        two_hosts("traffic_stops_within_a_bounded_time_when_a_link_or_port_goes_down")
+    else {
+        return;
+    };
+    let _echo = Echo::start(&b, addr(B_V4, PORT));
+    let socket = client(&a, A_V4);
+    let to = addr(B_V4, PORT);
+    assert_echoes(&[&a, &b], &socket, to, ECHO_ATTEMPTS);
+
+    b.link_down().unwrap();
+    let started = Instant::now();
+    assert!(!echoes(&socket, to, 3), "echo through a downed host link");
+    assert!(started.elapsed() < Duration::from_secs(2));
+    b.link_up().unwrap();
+    assert_echoes(&[&a, &b], &socket, to, ECHO_ATTEMPTS);
+
+    b.port_down().unwrap();
+    let started = Instant::now();
+    assert!(!echoes(&socket, to, 3), "echo through a downed switch port");
+    assert!(started.elapsed() < Duration::from_secs(2));
+    b.port_up().unwrap();
+    assert_echoes(&[&a, &b], &socket, to, ECHO_ATTEMPTS);
+}
+
+#[test]
+fn the_neighbour_table_shows_the_peers_mac_after_traffic() {
+    let Some((_lab, a, b)) = two_hosts("the_neighbour_table_shows_the_peers_mac_after_traffic")
+    else {
+        return;
+    };
+    let b_v4: IpAddr = B_V4.parse().unwrap();
+    let b_v6: IpAddr = B_V6.parse().unwrap();
+    assert_eq!(a.neighbour(b_v4).unwrap(), None);
+
+    let _echo4 = Echo::start(&b, addr(B_V4, PORT));
+    let _echo6 = Echo::start(&b, addr(B_V6, PORT));
+    assert_echoes(
+        &[&a, &b],
+        &client(&a, A_V4),
+        addr(B_V4, PORT),
+        ECHO_ATTEMPTS,
+    );
+    assert_echoes(
+        &[&a, &b],
+        &client(&a, A_V6),
+        addr(B_V6, PORT),
+        ECHO_ATTEMPTS,
+    );
+
+    let mac_b = b.mac().unwrap();
+    assert_ne!(mac_b, a.mac().unwrap());
+    // `ip netns exec` remounts /sys, so this is the namespace's own view.
+    let sys_index = b.exec("cat", &["/sys/class/net/eth0/ifindex"]).unwrap();
+    assert_eq!(sys_index.trim(), b.ifindex().unwrap().to_string());
+    for ip in [b_v4, b_v6] {
+        let entry = a.neighbour(ip).unwrap().expect("an entry for B");
+        assert_eq!(entry.lladdr, Some(mac_b), "{ip}");
+        assert!(
+            entry.has_state("REACHABLE") || entry.has_state("DELAY"),
+            "{entry:?}"
+        );
+    }
+
+    a.flush_neighbours().unwrap();
+    let left = a.neighbour(b_v4).unwrap();
+    assert!(left.as_ref().is_none_or(|n| n.lladdr.is_none()), "{left:?}");
+}
+
+#[test]
+fn sysctls_and_vips_stay_inside_their_namespace() {
+    let Some((_lab, a, b)) = two_hosts("sysctls_and_vips_stay_inside_their_namespace") else {
+        return;
+    };
+    let key = "net.ipv4.conf.all.arp_ignore";
+    let root_before = std::fs::read_to_string("/proc/sys/net/ipv4/conf/all/arp_ignore").unwrap();
+    b.sysctl(key, "1").unwrap();
+    assert_eq!(b.sysctl_value(key).unwrap(), "1");
+    assert_eq!(a.sysctl_value(key).unwrap(), "0");
+    // Read back through a separate process too, not only our own threads.
+    assert_eq!(
+        b.exec("cat", &["/proc/sys/net/ipv4/conf/all/arp_ignore"])
+            .unwrap()
+            .trim(),
+        "1"
+    );
+    let root_after = std::fs::read_to_string("/proc/sys/net/ipv4/conf/all/arp_ignore").unwrap();
+    assert_eq!(root_before, root_after);
+    assert_eq!(
+        b.sysctl_value("net.ipv6.conf.eth0.accept_dad").unwrap(),
+        "0"
+    );
+
+    // A VIP on B's lo, in A's on-link subnet: with arp_ignore=1 B would not
+    // answer ARP for it on eth0, so put it back to 0 (the kernel default).
+    b.sysctl(key, "0").unwrap();
+    let vip = "198.51.100.100";
+    b.add_vip(vip.parse().unwrap()).unwrap();
+    let _echo = Echo::start(&b, addr(vip, PORT));
+    assert_echoes(&[&a, &b], &client(&a, A_V4), addr(vip, PORT), ECHO_ATTEMPTS);
+    b.del_vip(vip.parse().unwrap()).unwrap();
+}
+
+#[test]
+fn dropping_the_lab_removes_every_namespace_and_process() {
+    let Some(mut lab) = Lab::for_test("dropping_the_lab_removes_every_namespace_and_process")
+    else {
+        return;
+    };
+    let a = lab.add_host("a").unwrap();
+    lab.add_host("b").unwrap();
+    let names = lab.namespaces().to_vec();
+    assert_eq!(names.len(), 3);
+    let listed = list_namespaces().unwrap();
+    assert!(
+        names.iter().all(|n| listed.contains(n)),
+        "{names:?} not in {listed:?}"
+    );
+
+    // Deliberately unguarded: the lab must kill it.
+    let mut sleeper = a.command("sleep").arg("30").spawn().unwrap();
+    drop(lab);
+
+    let listed = list_namespaces().unwrap();
+    assert!(
+        names.iter().all(|n| !listed.contains(n)),
+        "left behind: {listed:?}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while sleeper.try_wait().unwrap().is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "process in the namespace survived the lab"
+        );
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_panic_in_the_test_body_still_removes_the_namespaces() {
+    if netlab::require_root("a_panic_in_the_test_body_still_removes_the_namespaces").is_some() {
+        return;
+    }
+    let mut names = Vec::new();
+    let outcome = catch_unwind(AssertUnwindSafe(|| {
+        let mut lab = Lab::new().unwrap();
+        lab.add_host("a").unwrap();
+        names = lab.namespaces().to_vec();
+        panic!("deliberate failure inside the test body");
+    }));
+    assert!(outcome.is_err());
+    assert_eq!(names.len(), 2);
+    let listed = list_namespaces().unwrap();
+    assert!(
+        names.iter().all(|n| !listed.contains(n)),
+        "left behind: {listed:?}"
+    );
+}
+
+/// Deletes a hand-made namespace even if the test fails.
+struct NsGuard(String);
+
+impl Drop for NsGuard {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "delete", &self.0])
+            .output();
+    }
+}
+
+#[test]
+fn sweep_removes_namespaces_whose_owner_pid_is_dead() {
+    if netlab::require_root("sweep_removes_namespaces_whose_owner_pid_is_dead").is_some() {
+        return;
+    }
+    // Our own prefix, so labs of concurrent tests never sweep it first.
+    let prefix = "flbsweep";
+    let mut dead = Command::new("true").spawn().unwrap();
+    dead.wait().unwrap();
+    let stale = NsGuard(format!("{prefix}-{}-0-sw", dead.id()));
+    let alive = NsGuard(format!("{prefix}-{}-0-sw", std::process::id()));
+    for ns in [&stale.0, &alive.0] {
+        let out = Command::new("ip")
+            .args(["netns", "add", ns])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // What a crashed run leaves: a process still inside.
+    let mut leftover =
+        ChildGuard::spawn(Command::new("ip").args(["netns", "exec", &stale.0, "sleep", "30"]))
+            .unwrap();
+    thread::sleep(Duration::from_millis(50));
+
+    let removed = netlab::sweep_stale(prefix).unwrap();
+    // Not `removed == [stale]`: a concurrent run of this test may sweep ours
+    // first (and we theirs); what matters is that it is gone.
+    assert!(!removed.contains(&alive.0), "{removed:?}");
+    let listed = list_namespaces().unwrap();
+    assert!(!listed.contains(&stale.0));
+    assert!(
+        listed.contains(&alive.0),
+        "a live owner's namespace was swept"
+    );
+    assert!(
+        leftover
+            .wait_timeout(Duration::from_secs(2))
+            .unwrap()
+            .is_some(),
+        "the process inside the stale namespace survived"
+    );
+}
+
+#[test]
+fn bad_host_names_are_rejected_before_anything_is_created() {
+    let Some(mut lab) = Lab::for_test("bad_host_names_are_rejected_before_anything_is_created")
+    else {
+        return;
+    };
+    lab.add_host("a").unwrap();
+    for bad in ["a", "sw", "far-too-long-name", "A"] {
+        assert!(lab.add_host(bad).is_err(), "{bad}");
+    }
+    assert_eq!(lab.namespaces().len(), 2);
+}
