@@ -1,0 +1,330 @@
+//! What this node announces, and when.
+//!
+//! The [`Announcer`] is pure: no sockets, no clock. The daemon tells it the
+//! (IP, interface) pairs this node owns ([`Announcer::set_desired`], from the
+//! election) and each interface's MAC ([`Announcer::set_link`]); the I/O
+//! shell hands it received frames ([`Announcer::handle`]) and calls
+//! [`Announcer::poll`] at [`Announcer::next_deadline`]. Every method that
+//! needs the time takes it as an argument, so tests drive a fake clock.
+//!
+//! On taking an address it announces at once, then `repeats` more times
+//! `spacing` apart (default 3 more, 1.1 s apart). The spacing is just over
+//! Linux's neighbour `locktime` (1 s): a host ignores a second change of the
+//! same entry within that time, so faster repeats would be wasted exactly
+//! when a previous owner's answer raced ours. An optional periodic
+//! re-announce keeps switch forwarding tables from ageing out. On losing
+//! an address it stops answering at once and its pending announcements are
+//! cancelled.
+//!
+//! ```
+//! use ferrolb_speaker::announcer::{Announcer, Config};
+//! use std::time::{Duration, Instant};
+//!
+//! let t0 = Instant::now();
+//! let mut announcer = Announcer::new(Config::default());
+//! announcer.set_link("eth0", "02:00:5e:10:00:01".parse().unwrap(), t0);
+//! announcer.set_desired([("192.0.2.10".parse().unwrap(), "eth0")], t0);
+//! assert_eq!(announcer.poll(t0).len(), 2); // gratuitous request and reply
+//! assert_eq!(announcer.next_deadline(), Some(t0 + Duration::from_millis(1100)));
+//! ```
+
+mod counters;
+mod schedule;
+
+pub use counters::{Counters, PerProtocol, Protocol};
+
+use crate::wire::ethernet::{EtherType, EthernetRepr};
+use crate::wire::respond::{arp_reply, ndp_reply, Interface};
+use crate::wire::{self, ipv6, ArpFrame, MacAddr, NdpFrame};
+use schedule::Schedule;
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, Ipv6Addr};
+use std::time::{Duration, Instant};
+
+/// How the announcer repeats its announcements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Config {
+    /// Announcements after the first one on takeover (default 3).
+    pub repeats: u32,
+    /// Time between announcements on takeover (default 1.1 s, just over
+    /// Linux's 1 s neighbour locktime).
+    pub spacing: Duration,
+    /// Re-announce every owned address this often after the takeover
+    /// burst, for switches whose tables age out (default off).
+    pub reannounce: Option<Duration>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            repeats: 3,
+            spacing: Duration::from_millis(1100),
+            reannounce: None,
+        }
+    }
+}
+
+/// A frame the announcer wants sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Frame {
+    /// ARP: a reply or a gratuitous announcement.
+    Arp(ArpFrame),
+    /// NDP: a solicited or unsolicited Neighbor Advertisement.
+    Ndp(NdpFrame),
+}
+
+impl Frame {
+    /// The frame as bytes ready for the wire.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        match self {
+            Self::Arp(frame) => frame.to_bytes(),
+            Self::Ndp(frame) => frame.to_bytes(),
+        }
+    }
+
+    /// The protocol, for metrics and logs.
+    pub fn protocol(&self) -> Protocol {
+        match self {
+            Self::Arp(_) => Protocol::Arp,
+            Self::Ndp(_) => Protocol::Ndp,
+        }
+    }
+
+    /// The address the frame claims for this node.
+    pub fn claimed_ip(&self) -> IpAddr {
+        match self {
+            Self::Arp(frame) => IpAddr::V4(frame.arp.sender_ip),
+            Self::Ndp(frame) => IpAddr::V6(frame.ndp.target()),
+        }
+    }
+}
+
+/// A frame to send on an interface.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outgoing {
+    /// The interface name.
+    pub link: String,
+    /// The frame.
+    pub frame: Frame,
+}
+
+/// An owned address on an interface: the unit that gets announced.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+struct Claim {
+    link: String,
+    ip: IpAddr,
+}
+
+/// The announcer's state: links, owned addresses, pending announcements.
+#[derive(Debug)]
+pub struct Announcer {
+    config: Config,
+    /// Interface name -> its MAC. Addresses on an interface not listed here
+    /// are remembered but neither answered nor announced until it appears.
+    links: BTreeMap<String, MacAddr>,
+    /// Interface name -> the addresses this node owns there.
+    desired: BTreeMap<String, BTreeSet<IpAddr>>,
+    schedule: Schedule<Claim>,
+    counters: Counters,
+}
+
+impl Announcer {
+    /// An announcer with no links and no addresses.
+    pub fn new(config: Config) -> Self {
+        Self {
+            config,
+            links: BTreeMap::new(),
+            desired: BTreeMap::new(),
+            schedule: Schedule::new(),
+            counters: Counters::default(),
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Adds interface `name` with `mac`, or changes its MAC. Addresses it
+    /// owns start a fresh takeover schedule at `now`: hosts must learn the
+    /// new MAC just as after a failover.
+    pub fn set_link(&mut self, name: &str, mac: MacAddr, now: Instant) {
+        if self.links.insert(name.to_owned(), mac) == Some(mac) {
+            return;
+        }
+        for ip in self.desired.get(name).into_iter().flatten() {
+            self.schedule.set(claim(name, *ip), now, 0);
+        }
+    }
+
+    /// Removes interface `name`: nothing more is answered or sent there.
+    /// Its owned addresses are kept and announced again if it comes back.
+    pub fn remove_link(&mut self, name: &str) {
+        self.links.remove(name);
+        for ip in self.desired.get(name).into_iter().flatten() {
+            self.schedule.cancel(&claim(name, *ip));
+        }
+    }
+
+    /// Replaces the set of (address, interface) pairs this node owns.
+    /// Newly owned addresses are announced from `now`; addresses no longer
+    /// owned stop being answered at once and their announcements are
+    /// cancelled; addresses still owned keep their schedule.
+    pub fn set_desired<I, S>(&mut self, desired: I, now: Instant)
+    where
+        I: IntoIterator<Item = (IpAddr, S)>,
+        S: AsRef<str>,
+    {
+        let mut next: BTreeMap<String, BTreeSet<IpAddr>> = BTreeMap::new();
+        for (ip, link) in desired {
+            next.entry(link.as_ref().to_owned()).or_default().insert(ip);
+        }
+        for (link, ips) in &self.desired {
+            let kept = next.get(link);
+            for ip in ips
+                .iter()
+                .filter(|ip| !kept.is_some_and(|k| k.contains(ip)))
+            {
+                self.schedule.cancel(&claim(link, *ip));
+            }
+        }
+        for (link, ips) in &next {
+            if !self.links.contains_key(link) {
+                continue;
+            }
+            let had = self.desired.get(link);
+            for ip in ips.iter().filter(|ip| !had.is_some_and(|h| h.contains(ip))) {
+                self.schedule.set(claim(link, *ip), now, 0);
+            }
+        }
+        self.desired = next;
+    }
+
+    /// Whether this node answers for `ip` on `link` right now.
+    pub fn owns(&self, link: &str, ip: IpAddr) -> bool {
+        self.links.contains_key(link) && self.desired.get(link).is_some_and(|s| s.contains(&ip))
+    }
+
+    /// The solicited-node multicast groups `link` must be a member of to
+    /// hear solicitations for the IPv6 addresses it owns (RFC 4861 7.2.1).
+    pub fn solicited_node_groups(&self, link: &str) -> BTreeSet<Ipv6Addr> {
+        self.desired
+            .get(link)
+            .into_iter()
+            .flatten()
+            .filter_map(|ip| match ip {
+                IpAddr::V6(v6) => Some(ipv6::solicited_node(v6)),
+                IpAddr::V4(_) => None,
+            })
+            .collect()
+    }
+
+    /// The answer to a frame received on `link`, if it deserves one.
+    /// Malformed ARP/NDP frames are counted and dropped; anything else not
+    /// asking about an owned address is counted as ignored.
+    pub fn handle(&mut self, link: &str, frame: &[u8]) -> Option<Outgoing> {
+        let answer = self.answer(link, frame);
+        match answer {
+            Ok(Some(frame)) => {
+                self.counters.requests_answered.add(frame.protocol(), 1);
+                Some(Outgoing {
+                    link: link.to_owned(),
+                    frame,
+                })
+            }
+            Ok(None) => {
+                self.counters.frames_ignored += 1;
+                None
+            }
+            Err(_) => {
+                self.counters.frames_malformed += 1;
+                None
+            }
+        }
+    }
+
+    fn answer(&self, link: &str, frame: &[u8]) -> wire::Result<Option<Frame>> {
+        let (eth, _) = EthernetRepr::parse(frame)?;
+        let Some(&mac) = self.links.get(link) else {
+            return Ok(None);
+        };
+        let empty = BTreeSet::new();
+        let iface = Interface {
+            mac,
+            owned: self.desired.get(link).unwrap_or(&empty),
+        };
+        match eth.ethertype {
+            EtherType::ARP => Ok(arp_reply(&ArpFrame::parse(frame)?, &iface).map(Frame::Arp)),
+            EtherType::IPV6 => match NdpFrame::parse(frame) {
+                Ok(ndp) => Ok(ndp_reply(&ndp, &iface).map(Frame::Ndp)),
+                // Other IPv6 traffic is not ours to judge, not malformed.
+                Err(wire::Error::NextHeader(_) | wire::Error::IcmpType(_)) => Ok(None),
+                Err(e) => Err(e),
+            },
+            _ => Ok(None),
+        }
+    }
+
+    /// When [`poll`](Self::poll) next has something to send.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.schedule.next()
+    }
+
+    /// The announcements due at `now`. Each due address is announced once
+    /// even if the poll is late, and its next announcement is `spacing`
+    /// (or the re-announce interval) after `now`, so hosts never see two
+    /// announcements closer than the locktime.
+    pub fn poll(&mut self, now: Instant) -> Vec<Outgoing> {
+        let mut out = Vec::new();
+        while let Some((claim, sent)) = self.schedule.pop_due(now) {
+            let Some(&mac) = self.links.get(&claim.link) else {
+                continue;
+            };
+            for frame in announcement(mac, claim.ip) {
+                self.counters.gratuitous_sent.add(frame.protocol(), 1);
+                out.push(Outgoing {
+                    link: claim.link.clone(),
+                    frame,
+                });
+            }
+            let sent = sent.saturating_add(1);
+            if sent <= self.config.repeats {
+                self.schedule.set(claim, now + self.config.spacing, sent);
+            } else if let Some(every) = self.config.reannounce {
+                self.schedule.set(claim, now + every, sent);
+            }
+        }
+        out
+    }
+
+    /// How many addresses have an announcement pending.
+    pub fn pending(&self) -> usize {
+        self.schedule.len()
+    }
+
+    /// The counters.
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+}
+
+fn claim(link: &str, ip: IpAddr) -> Claim {
+    Claim {
+        link: link.to_owned(),
+        ip,
+    }
+}
+
+/// The frames that announce `ip` at `mac`. IPv4 sends both gratuitous
+/// forms, as MetalLB does: most hosts update from the request, some
+/// (older Windows, some routers) only from a reply. IPv6 sends one
+/// unsolicited advertisement with override set.
+fn announcement(mac: MacAddr, ip: IpAddr) -> Vec<Frame> {
+    match ip {
+        IpAddr::V4(v4) => vec![
+            Frame::Arp(ArpFrame::gratuitous_request(mac, v4)),
+            Frame::Arp(ArpFrame::gratuitous_reply(mac, v4)),
+        ],
+        IpAddr::V6(v6) => vec![Frame::Ndp(NdpFrame::unsolicited_advert(mac, v6))],
+    }
+}
