@@ -1,0 +1,230 @@
+//! kubectl v1.32 against the server: apply, get (Tables), get -o yaml,
+//! patch (including --subresource=status), describe, delete. Skipped with a
+//! printed reason when kubectl is absent, unless CI=true.
+
+mod common;
+
+use std::path::Path;
+use std::process::Output;
+
+use kube_test_server::TestServer;
+
+fn kubectl_present() -> bool {
+    let found = std::process::Command::new("kubectl")
+        .args(["version", "--client"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "kubectl is required in CI"
+        );
+        println!("skipped: kubectl not found on PATH");
+    }
+    found
+}
+
+struct Kubectl {
+    server: TestServer,
+    dir: tempfile::TempDir,
+}
+
+impl Kubectl {
+    async fn start() -> Self {
+        let server = TestServer::start("127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        server
+            .write_kubeconfig(&dir.path().join("kubeconfig"))
+            .unwrap();
+        Kubectl { server, dir }
+    }
+
+    async fn run(&self, args: &[&str]) -> Output {
+        let out = tokio::process::Command::new("kubectl")
+            .args(args)
+            .env("KUBECONFIG", self.dir.path().join("kubeconfig"))
+            .env("HOME", self.dir.path())
+            .output()
+            .await
+            .unwrap();
+        out
+    }
+
+    async fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args).await;
+        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(
+            out.status.success(),
+            "kubectl {args:?} failed: {}{}",
+            stdout,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout
+    }
+
+    fn file(&self, name: &str, text: &str) -> String {
+        let p = self.dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p.display().to_string()
+    }
+}
+
+const SVC: &str = "apiVersion: v1
+kind: Service
+metadata:
+  name: web
+spec:
+  type: LoadBalancer
+  selector: {app: web}
+  ports:
+  - port: 80
+    targetPort: 8080
+";
+
+#[tokio::test]
+async fn kubectl_applies_gets_patches_describes_and_deletes_a_service() {
+    if !kubectl_present() {
+        return;
+    }
+    let k = Kubectl::start().await;
+    let f = k.file("svc.yaml", SVC);
+    assert!(k
+        .ok(&["apply", "-f", &f])
+        .await
+        .contains("service/web created"));
+    assert!(k
+        .ok(&["apply", "-f", &f])
+        .await
+        .contains("service/web unchanged"));
+    let table = k.ok(&["get", "svc"]).await;
+    let header: Vec<&str> = table.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(
+        header,
+        [
+            "NAME",
+            "TYPE",
+            "CLUSTER-IP",
+            "EXTERNAL-IP",
+            "PORT(S)",
+            "AGE"
+        ]
+    );
+    let row = table.lines().nth(1).unwrap();
+    assert!(
+        row.contains("LoadBalancer") && row.contains("<pending>") && row.contains("80:30000/TCP"),
+        "{row}"
+    );
+    let yaml = k.ok(&["get", "svc", "web", "-o", "yaml"]).await;
+    assert!(
+        yaml.contains("clusterIP: 192.0.2.129")
+            && yaml.contains("allocateLoadBalancerNodePorts: true"),
+        "{yaml}"
+    );
+    k.ok(&[
+        "patch",
+        "svc",
+        "web",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        r#"{"status":{"loadBalancer":{"ingress":[{"ip":"198.51.100.7"}]}}}"#,
+    ])
+    .await;
+    assert!(k.ok(&["get", "svc", "web"]).await.contains("198.51.100.7"));
+    k.ok(&[
+        "patch",
+        "svc",
+        "web",
+        "-p",
+        r#"{"metadata":{"labels":{"tier":"front"}}}"#,
+    ])
+    .await;
+    let described = k.ok(&["describe", "svc", "web"]).await;
+    assert!(
+        described.contains("LoadBalancer Ingress:     198.51.100.7")
+            && described.contains("tier=front"),
+        "{described}"
+    );
+    std::fs::write(&f, SVC.replace("8080", "9090")).unwrap();
+    assert!(k
+        .ok(&["apply", "-f", &f])
+        .await
+        .contains("service/web configured"));
+    assert_eq!(
+        k.ok(&[
+            "get",
+            "svc",
+            "web",
+            "-o",
+            "jsonpath={.spec.ports[0].targetPort}"
+        ])
+        .await,
+        "9090"
+    );
+    k.ok(&["delete", "-f", &f]).await;
+    let out = k.run(&["get", "svc", "web"]).await;
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("services \"web\" not found"));
+    drop(k.server);
+}
+
+#[tokio::test]
+async fn kubectl_applies_the_project_crds_and_prints_their_columns() {
+    if !kubectl_present() {
+        return;
+    }
+    let crds = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/crds");
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/widgets-crd.yaml");
+    let k = Kubectl::start().await;
+    k.ok(&["apply", "-f", fixture.to_str().unwrap()]).await;
+    let widget = k.file("w.yaml", "apiVersion: fixture.ferrolb.io/v1\nkind: Widget\nmetadata:\n  name: w\nspec:\n  addresses: [192.0.2.0/24]\n");
+    k.ok(&["apply", "-f", &widget]).await;
+    let table = k.ok(&["get", "wd"]).await;
+    assert!(
+        table
+            .lines()
+            .next()
+            .unwrap()
+            .split_whitespace()
+            .eq(["NAME", "ADDRESSES", "READY", "AGE"]),
+        "{table}"
+    );
+    assert!(table.contains(r#"["192.0.2.0/24"]"#), "{table}");
+    k.ok(&[
+        "patch",
+        "widget",
+        "w",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        r#"{"status":{"conditions":[{"type":"Ready","status":"True"}]}}"#,
+    ])
+    .await;
+    assert!(k
+        .ok(&["get", "widgets", "w"])
+        .await
+        .lines()
+        .nth(1)
+        .unwrap()
+        .contains("True"));
+    let bad = k.file("bad.yaml", "apiVersion: fixture.ferrolb.io/v1\nkind: Widget\nmetadata:\n  name: bad\nspec:\n  addresses: [nope]\n");
+    let out = k.run(&["apply", "-f", &bad]).await;
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("spec.addresses[0]"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(k
+        .ok(&["describe", "widget", "w"])
+        .await
+        .contains("Addresses:"));
+    k.ok(&["delete", "widget", "w"]).await;
+    if crds.is_dir() && std::fs::read_dir(&crds).unwrap().next().is_some() {
+        let out = k.ok(&["apply", "-f", crds.to_str().unwrap()]).await;
+        assert!(out.contains("created"), "{out}");
+    }
+    drop(k.server);
+}
