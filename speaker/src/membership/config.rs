@@ -1,0 +1,394 @@
+//! Membership configuration: flags, validation, and the foca tuning.
+//!
+//! # Why these timings
+//! foca's LAN preset (memberlist's `DefaultLANConfig`) probes every 1 s and
+//! waits 4 s or more before declaring a suspect down: detection takes
+//! several seconds. ferrolb needs a failover under 1 s, so [`Timing::lan`]
+//! scales everything down for a switched LAN where round trips are well
+//! under a millisecond:
+//!
+//! | parameter            | default | foca LAN |
+//! |----------------------|---------|----------|
+//! | probe period         | 150 ms  | 1 s      |
+//! | probe RTT            | 75 ms   | 500 ms   |
+//! | suspect → down       | 250 ms  | ≥ 4 s    |
+//! | indirect probes      | 3       | 3        |
+//! | periodic gossip      | 100 ms  | 200 ms   |
+//!
+//! A dead member is first probed within about one period (with N members,
+//! each probes one per period), the probe fails at the end of that period,
+//! and it is declared down `suspect_timeout` later: roughly
+//! 150 + 150 + 250 ms, then gossiped within a gossip period. Measured on
+//! loopback with three members (debug build): 452-608 ms, median 506 ms;
+//! the 200/100/300 ms profile measured 537-819 ms, too close to the 1 s
+//! failover budget. See `docs/speaker-membership.md`.
+//!
+//! The price is false positives: a speaker that cannot answer a ping within
+//! 75 ms, nor through three other members, and cannot refute the suspicion
+//! within 250 ms (a node starved of CPU, a saturated link) is declared down
+//! and its IPs move. It rejoins at once with a renewed identity, so the
+//! cost is one extra failover, not an outage. On a noisy network raise
+//! `--memberlist-probe-rtt` and `--memberlist-suspect-timeout` first.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::num::{NonZeroU32, NonZeroUsize};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::auth::{Secret, OVERHEAD};
+use super::{Error, Result};
+
+/// The memberlist port MetalLB uses too.
+pub const DEFAULT_PORT: u16 = 7946;
+
+/// Largest UDP datagram we send or accept, envelope included: below a
+/// 1500-byte Ethernet MTU with room for IP/UDP headers (RFC 8085).
+pub const MAX_DATAGRAM: usize = 1400;
+
+/// SWIM timing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Timing {
+    /// How often each member probes one other member.
+    pub probe_period: Duration,
+    /// How long to wait for a direct ack before asking others to probe.
+    pub probe_rtt: Duration,
+    /// How long a suspect member counts as alive before it is declared down.
+    pub suspect_timeout: Duration,
+    /// How many members are asked to probe indirectly.
+    pub indirect_probes: usize,
+    /// How often updates are gossiped to a few random members besides the
+    /// probes themselves.
+    pub gossip_period: Duration,
+    /// How often seeds that are not (yet) members are announced to again, so
+    /// a speaker that started first still finds the others.
+    pub seed_retry: Duration,
+    /// How long [`Membership::leave`](super::Membership::leave) keeps
+    /// re-sending the leave before closing the socket.
+    pub leave_linger: Duration,
+}
+
+impl Default for Timing {
+    fn default() -> Self {
+        Self::lan()
+    }
+}
+
+impl Timing {
+    /// Sub-second detection on a LAN; see the module documentation.
+    pub fn lan() -> Self {
+        Self {
+            probe_period: Duration::from_millis(150),
+            probe_rtt: Duration::from_millis(75),
+            suspect_timeout: Duration::from_millis(250),
+            indirect_probes: 3,
+            gossip_period: Duration::from_millis(100),
+            seed_retry: Duration::from_secs(1),
+            leave_linger: Duration::from_millis(60),
+        }
+    }
+
+    /// Checks the values and builds foca's configuration from them.
+    pub fn to_foca(&self) -> Result<foca::Config> {
+        let nonzero = [
+            ("--memberlist-probe-period", self.probe_period),
+            ("--memberlist-probe-rtt", self.probe_rtt),
+            ("--memberlist-suspect-timeout", self.suspect_timeout),
+            ("gossip period", self.gossip_period),
+            ("seed retry", self.seed_retry),
+        ];
+        if let Some((name, _)) = nonzero.iter().find(|(_, d)| d.is_zero()) {
+            return Err(invalid(format!("{name} must be greater than zero")));
+        }
+        if self.probe_rtt >= self.probe_period {
+            return Err(invalid(format!(
+                "--memberlist-probe-rtt ({:?}) must be shorter than --memberlist-probe-period ({:?})",
+                self.probe_rtt, self.probe_period
+            )));
+        }
+        let indirect = NonZeroUsize::new(self.indirect_probes)
+            .ok_or_else(|| invalid("at least one indirect probe is needed".into()))?;
+
+        // Start from the LAN preset for what we do not tune: dissemination
+        // count for a cluster of a few dozen nodes, periodic announces that
+        // heal partitions, telling down members they are down (so they
+        // renew), and remembering down identities for 24 h (so replays
+        // cannot resurrect them).
+        let mut config = foca::Config::new_lan(NonZeroU32::new(32).expect("non-zero"));
+        config.probe_period = self.probe_period;
+        config.probe_rtt = self.probe_rtt;
+        config.suspect_to_down_after = self.suspect_timeout;
+        config.num_indirect_probes = indirect;
+        config.max_packet_size =
+            NonZeroUsize::new(MAX_DATAGRAM - OVERHEAD).expect("datagram larger than envelope");
+        config.periodic_gossip = Some(foca::PeriodicParams {
+            frequency: self.gossip_period,
+            num_members: NonZeroUsize::new(3).expect("non-zero"),
+        });
+        Ok(config)
+    }
+}
+
+fn invalid(reason: String) -> Error {
+    Error::InvalidTiming { reason }
+}
+
+/// Everything [`Membership::start`](super::Membership::start) needs.
+#[derive(Debug, Clone)]
+pub struct MembershipConfig {
+    /// This node's name, as in `metadata.name`.
+    pub node_name: String,
+    /// Where to bind the UDP socket.
+    pub bind: SocketAddr,
+    /// The address peers reach us on, if it differs from `bind` (always,
+    /// when binding `0.0.0.0`). A zero port means "the bound port".
+    pub advertise: Option<SocketAddr>,
+    /// The shared secret.
+    pub secret: Secret,
+    /// SWIM timing.
+    pub timing: Timing,
+    /// Other speakers to announce to at start; more can be given later with
+    /// [`Membership::set_seeds`](super::Membership::set_seeds).
+    pub seeds: Vec<SocketAddr>,
+}
+
+impl MembershipConfig {
+    /// A configuration with the default timing and no seeds.
+    pub fn new(node_name: impl Into<String>, bind: SocketAddr, secret: Secret) -> Self {
+        Self {
+            node_name: node_name.into(),
+            bind,
+            advertise: None,
+            secret,
+            timing: Timing::lan(),
+            seeds: Vec::new(),
+        }
+    }
+
+    /// Checks what can be checked before binding.
+    pub fn validate(&self) -> Result<foca::Config> {
+        if self.node_name.is_empty() {
+            return Err(Error::EmptyNodeName);
+        }
+        let advertised_ip = self.advertise.map_or(self.bind.ip(), |a| a.ip());
+        if advertised_ip.is_unspecified() {
+            return Err(Error::AdvertiseUnspecified { bind: self.bind });
+        }
+        self.timing.to_foca()
+    }
+
+    /// The address to put in our identity once bound to `local`.
+    pub fn advertised(&self, local: SocketAddr) -> SocketAddr {
+        match self.advertise {
+            Some(a) if a.port() == 0 => SocketAddr::new(a.ip(), local.port()),
+            Some(a) => a,
+            None => local,
+        }
+    }
+}
+
+/// The membership flags, to `#[command(flatten)]` into the speaker's CLI.
+#[derive(Debug, Clone, clap::Args)]
+pub struct MembershipArgs {
+    /// Address to bind the memberlist UDP socket to.
+    #[arg(long = "memberlist-bind-addr", env = "FERROLB_MEMBERLIST_BIND_ADDR", default_value_t = IpAddr::V4(Ipv4Addr::UNSPECIFIED))]
+    pub bind_addr: IpAddr,
+    /// UDP port for memberlist gossip.
+    #[arg(long = "memberlist-port", env = "FERROLB_MEMBERLIST_PORT", default_value_t = DEFAULT_PORT)]
+    pub port: u16,
+    /// Address peers reach this speaker on (the node IP); required when the
+    /// bind address is unspecified.
+    #[arg(
+        long = "memberlist-advertise-addr",
+        env = "FERROLB_MEMBERLIST_ADVERTISE_ADDR"
+    )]
+    pub advertise_addr: Option<IpAddr>,
+    /// File holding the shared gossip secret (at least 16 bytes), mounted
+    /// from a Kubernetes Secret. Without it gossip does not start.
+    #[arg(
+        long = "memberlist-secret-file",
+        env = "FERROLB_MEMBERLIST_SECRET_FILE"
+    )]
+    pub secret_file: Option<PathBuf>,
+    /// How often each speaker probes another, e.g. `150ms`.
+    #[arg(long = "memberlist-probe-period", env = "FERROLB_MEMBERLIST_PROBE_PERIOD", default_value = "150ms", value_parser = parse_duration)]
+    pub probe_period: Duration,
+    /// How long to wait for a direct probe answer, e.g. `75ms`.
+    #[arg(long = "memberlist-probe-rtt", env = "FERROLB_MEMBERLIST_PROBE_RTT", default_value = "75ms", value_parser = parse_duration)]
+    pub probe_rtt: Duration,
+    /// How long a suspected speaker keeps counting as alive, e.g. `250ms`.
+    #[arg(long = "memberlist-suspect-timeout", env = "FERROLB_MEMBERLIST_SUSPECT_TIMEOUT", default_value = "250ms", value_parser = parse_duration)]
+    pub suspect_timeout: Duration,
+}
+
+impl MembershipArgs {
+    /// Reads the secret and validates everything: the error is what the
+    /// daemon logs before falling back to Node conditions.
+    pub fn to_config(&self, node_name: &str, seeds: Vec<SocketAddr>) -> Result<MembershipConfig> {
+        let path = self.secret_file.as_deref().ok_or(Error::NoSecretFile)?;
+        let secret = Secret::from_file(path)?;
+        let config = MembershipConfig {
+            node_name: node_name.to_owned(),
+            bind: SocketAddr::new(self.bind_addr, self.port),
+            advertise: self.advertise_addr.map(|ip| SocketAddr::new(ip, self.port)),
+            secret,
+            timing: Timing {
+                probe_period: self.probe_period,
+                probe_rtt: self.probe_rtt,
+                suspect_timeout: self.suspect_timeout,
+                ..Timing::lan()
+            },
+            seeds,
+        };
+        config.validate()?;
+        Ok(config)
+    }
+}
+
+/// Parses `250ms`, `2s` or `1.5s`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (number, scale) = if let Some(n) = s.strip_suffix("ms") {
+        (n, 1e-3)
+    } else if let Some(n) = s.strip_suffix('s') {
+        (n, 1.0)
+    } else {
+        return Err(format!("{s:?}: give a unit, e.g. 200ms or 1s"));
+    };
+    let value: f64 = number
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?}: not a number of ms or s"))?;
+    Duration::try_from_secs_f64(value * scale).map_err(|_| format!("{s:?}: out of range"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        membership: MembershipArgs,
+    }
+
+    fn secret() -> Secret {
+        Secret::from_bytes(b"0123456789abcdef", "test").unwrap()
+    }
+
+    #[test]
+    fn the_default_timing_aims_at_sub_second_detection() {
+        let c = Timing::lan().to_foca().unwrap();
+        assert_eq!(c.probe_period, Duration::from_millis(150));
+        assert_eq!(c.probe_rtt, Duration::from_millis(75));
+        assert_eq!(c.suspect_to_down_after, Duration::from_millis(250));
+        assert_eq!(c.num_indirect_probes.get(), 3);
+        assert!(c.probe_period * 2 + c.suspect_to_down_after < Duration::from_secs(1));
+        assert!(c.notify_down_members);
+        assert_eq!(c.max_packet_size.get() + OVERHEAD, MAX_DATAGRAM);
+    }
+
+    #[test]
+    fn a_probe_rtt_not_below_the_period_is_refused() {
+        let t = Timing {
+            probe_rtt: Duration::from_millis(150),
+            ..Timing::lan()
+        };
+        let err = t.to_foca().unwrap_err().to_string();
+        assert!(err.contains("--memberlist-probe-rtt"), "{err}");
+    }
+
+    #[test]
+    fn zero_durations_and_zero_indirect_probes_are_refused() {
+        let t = Timing {
+            suspect_timeout: Duration::ZERO,
+            ..Timing::lan()
+        };
+        assert!(t
+            .to_foca()
+            .unwrap_err()
+            .to_string()
+            .contains("suspect-timeout"));
+        let t = Timing {
+            indirect_probes: 0,
+            ..Timing::lan()
+        };
+        assert!(t.to_foca().is_err());
+    }
+
+    #[test]
+    fn binding_everywhere_needs_an_advertise_address() {
+        let mut c = MembershipConfig::new("node-a", "0.0.0.0:7946".parse().unwrap(), secret());
+        assert!(matches!(
+            c.validate(),
+            Err(Error::AdvertiseUnspecified { .. })
+        ));
+        c.advertise = Some("192.0.2.1:7946".parse().unwrap());
+        assert!(c.validate().is_ok());
+    }
+
+    #[test]
+    fn an_empty_node_name_is_refused() {
+        let c = MembershipConfig::new("", "127.0.0.1:0".parse().unwrap(), secret());
+        assert!(matches!(c.validate(), Err(Error::EmptyNodeName)));
+    }
+
+    #[test]
+    fn the_advertised_port_follows_the_bound_one_when_left_zero() {
+        let local: SocketAddr = "127.0.0.1:40000".parse().unwrap();
+        let mut c = MembershipConfig::new("n", "127.0.0.1:0".parse().unwrap(), secret());
+        assert_eq!(c.advertised(local), local);
+        c.advertise = Some("192.0.2.1:0".parse().unwrap());
+        assert_eq!(c.advertised(local), "192.0.2.1:40000".parse().unwrap());
+        c.advertise = Some("192.0.2.1:7946".parse().unwrap());
+        assert_eq!(c.advertised(local), "192.0.2.1:7946".parse().unwrap());
+    }
+
+    #[test]
+    fn durations_parse_in_milliseconds_and_seconds() {
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("2s"), Ok(Duration::from_secs(2)));
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert!(parse_duration("250").is_err());
+        assert!(parse_duration("fast").is_err());
+        assert!(parse_duration("-1s").is_err());
+    }
+
+    #[test]
+    fn flags_default_to_port_7946_on_all_addresses() {
+        let cli = Cli::try_parse_from(["speaker"]).unwrap();
+        assert_eq!(cli.membership.port, 7946);
+        assert!(cli.membership.bind_addr.is_unspecified());
+        assert_eq!(cli.membership.probe_period, Duration::from_millis(150));
+        assert_eq!(cli.membership.probe_rtt, Duration::from_millis(75));
+        assert_eq!(cli.membership.suspect_timeout, Duration::from_millis(250));
+    }
+
+    #[test]
+    fn without_a_secret_file_gossip_does_not_start() {
+        let cli =
+            Cli::try_parse_from(["speaker", "--memberlist-advertise-addr", "192.0.2.1"]).unwrap();
+        let err = cli.membership.to_config("node-a", vec![]).unwrap_err();
+        assert!(matches!(err, Error::NoSecretFile));
+    }
+
+    #[test]
+    fn flags_with_a_good_secret_file_make_a_valid_config() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("secret");
+        std::fs::write(&path, "0123456789abcdef0123\n").unwrap();
+        let cli = Cli::try_parse_from([
+            "speaker",
+            "--memberlist-advertise-addr",
+            "192.0.2.1",
+            "--memberlist-secret-file",
+            path.to_str().unwrap(),
+            "--memberlist-suspect-timeout",
+            "500ms",
+        ])
+        .unwrap();
+        let config = cli.membership.to_config("node-a", vec![]).unwrap();
+        assert_eq!(config.advertise, Some("192.0.2.1:7946".parse().unwrap()));
+        assert_eq!(config.timing.suspect_timeout, Duration::from_millis(500));
+    }
+}

@@ -1,0 +1,369 @@
+//! The I/O shell: one tokio task owning the UDP socket and the foca instance.
+//!
+//! Everything foca asks for (datagrams to send, timers, notifications) is
+//! collected in an [`foca::AccumulatingRuntime`] and carried out right after
+//! each call, so the task is the only place where time and the network
+//! happen. Nothing a peer sends can stop the loop: datagrams that fail
+//! authentication or that foca refuses are counted and dropped.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use foca::{AccumulatingRuntime, Foca, NoCustomBroadcast, OwnedNotification, PostcardCodec};
+use rand::rngs::StdRng;
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+use tokio::time::{sleep_until, Instant};
+use tracing::{debug, info, warn, Instrument};
+
+use super::auth::Secret;
+use super::config::{MembershipConfig, Timing, MAX_DATAGRAM};
+use super::identity::SpeakerId;
+use super::roster::Roster;
+use super::timers::TimerQueue;
+use super::{Error, Result};
+
+type Swim = Foca<SpeakerId, PostcardCodec, StdRng, NoCustomBroadcast>;
+
+/// Counters of the gossip traffic, for metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Datagrams received, whatever became of them.
+    pub received: u64,
+    /// Datagrams dropped because they failed authentication.
+    pub rejected: u64,
+    /// Authenticated datagrams foca refused (malformed, from ourselves,
+    /// too big).
+    pub malformed: u64,
+    /// Datagrams sent.
+    pub sent: u64,
+    /// Failed sends and receives.
+    pub io_errors: u64,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    received: AtomicU64,
+    rejected: AtomicU64,
+    malformed: AtomicU64,
+    sent: AtomicU64,
+    io_errors: AtomicU64,
+}
+
+impl Counters {
+    fn bump(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn snapshot(&self) -> Stats {
+        Stats {
+            received: self.received.load(Ordering::Relaxed),
+            rejected: self.rejected.load(Ordering::Relaxed),
+            malformed: self.malformed.load(Ordering::Relaxed),
+            sent: self.sent.load(Ordering::Relaxed),
+            io_errors: self.io_errors.load(Ordering::Relaxed),
+        }
+    }
+}
+
+#[derive(Debug)]
+enum Command {
+    SetSeeds(Vec<SocketAddr>),
+    Leave(oneshot::Sender<()>),
+}
+
+/// A running gossip member. Dropping it stops the task at once, without a
+/// leave (as a crash would); call [`Membership::leave`] on a graceful stop.
+#[derive(Debug)]
+pub struct Membership {
+    me: SpeakerId,
+    live: watch::Receiver<BTreeSet<String>>,
+    commands: mpsc::Sender<Command>,
+    counters: Arc<Counters>,
+    task: JoinHandle<()>,
+    leave_timeout: Duration,
+}
+
+impl Drop for Membership {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Membership {
+    /// Binds the socket, announces to the seeds and starts the task.
+    ///
+    /// Fails (and the daemon falls back to Node conditions) if the
+    /// configuration is invalid or the socket cannot be bound.
+    pub async fn start(config: MembershipConfig) -> Result<Self> {
+        let foca_config = config.validate()?;
+        let socket = UdpSocket::bind(config.bind)
+            .await
+            .map_err(|source| Error::Bind {
+                addr: config.bind,
+                source,
+            })?;
+        let local = socket.local_addr().map_err(|source| Error::Bind {
+            addr: config.bind,
+            source,
+        })?;
+        let me = SpeakerId::new(config.node_name.clone(), config.advertised(local));
+        let roster = Roster::new(me.clone());
+        let (live_tx, live) = watch::channel(roster.live_names());
+        let (commands, commands_rx) = mpsc::channel(16);
+        let counters = Arc::new(Counters::default());
+        let leave_timeout = config.timing.leave_linger + Duration::from_secs(1);
+
+        let driver = Driver {
+            foca: Foca::new(me.clone(), foca_config, rand::make_rng(), PostcardCodec),
+            rt: AccumulatingRuntime::new(),
+            socket,
+            secret: config.secret,
+            timing: config.timing,
+            timers: TimerQueue::new(),
+            roster,
+            live_tx,
+            counters: Arc::clone(&counters),
+            seeds: config.seeds,
+            sealed: Vec::with_capacity(MAX_DATAGRAM),
+        };
+        let span = tracing::info_span!("membership", node = %me.name, addr = %me.addr);
+        info!(parent: &span, boot = me.boot, bind = %local, "memberlist gossip started");
+        let task = tokio::spawn(driver.run(commands_rx).instrument(span));
+        Ok(Self {
+            me,
+            live,
+            commands,
+            counters,
+            task,
+            leave_timeout,
+        })
+    }
+
+    /// Names of the live speakers, ourselves included; changes are
+    /// published as they happen.
+    pub fn live(&self) -> watch::Receiver<BTreeSet<String>> {
+        self.live.clone()
+    }
+
+    /// Our identity (its address is the bound one when not advertised
+    /// otherwise).
+    pub fn identity(&self) -> &SpeakerId {
+        &self.me
+    }
+
+    /// Where peers reach us: the seed to give other members.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.me.addr
+    }
+
+    /// Traffic counters so far.
+    pub fn stats(&self) -> Stats {
+        self.counters.snapshot()
+    }
+
+    /// Replaces the seed list (the other speakers' addresses, as the
+    /// daemon sees them in the Node list) and announces to the new ones now;
+    /// seeds that are not members are retried every
+    /// [`Timing::seed_retry`].
+    pub async fn set_seeds(&self, seeds: Vec<SocketAddr>) -> Result<()> {
+        self.commands
+            .send(Command::SetSeeds(seeds))
+            .await
+            .map_err(|_| Error::Stopped)
+    }
+
+    /// Leaves the cluster gracefully: gossips our own departure so the
+    /// others drop us at once instead of after a failed probe, waits
+    /// [`Timing::leave_linger`] re-sending it, then stops. The live set
+    /// becomes empty: a speaker that left announces nothing.
+    pub async fn leave(self) -> Result<()> {
+        let (done, left) = oneshot::channel();
+        self.commands
+            .send(Command::Leave(done))
+            .await
+            .map_err(|_| Error::Stopped)?;
+        match tokio::time::timeout(self.leave_timeout, left).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(Error::Stopped),
+            Err(_) => Err(Error::LeaveTimeout(self.leave_timeout)),
+        }
+    }
+}
+
+struct Driver {
+    foca: Swim,
+    rt: AccumulatingRuntime<SpeakerId>,
+    socket: UdpSocket,
+    secret: Secret,
+    timing: Timing,
+    timers: TimerQueue<Instant, foca::Timer<SpeakerId>>,
+    roster: Roster,
+    live_tx: watch::Sender<BTreeSet<String>>,
+    counters: Arc<Counters>,
+    seeds: Vec<SocketAddr>,
+    sealed: Vec<u8>,
+}
+
+impl Driver {
+    async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
+        // One byte more than we accept, so an oversized datagram is seen as
+        // such instead of silently truncated into something else.
+        let mut buf = vec![0u8; MAX_DATAGRAM + 1];
+        let mut seed_retry = tokio::time::interval(self.timing.seed_retry);
+        seed_retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let deadline = self.timers.next_deadline();
+            tokio::select! {
+                received = self.socket.recv_from(&mut buf) => match received {
+                    Ok((len, from)) => self.on_datagram(&buf[..len], from).await,
+                    Err(error) => {
+                        Counters::bump(&self.counters.io_errors);
+                        debug!(%error, "memberlist receive failed");
+                    }
+                },
+                () = sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
+                    self.on_timers().await;
+                }
+                _ = seed_retry.tick() => self.announce_to_seeds().await,
+                command = commands.recv() => match command {
+                    Some(Command::SetSeeds(seeds)) => {
+                        self.seeds = seeds;
+                        self.announce_to_seeds().await;
+                    }
+                    Some(Command::Leave(done)) => {
+                        self.leave().await;
+                        let _ = done.send(());
+                        return;
+                    }
+                    None => return,
+                },
+            }
+        }
+    }
+
+    async fn on_datagram(&mut self, datagram: &[u8], from: SocketAddr) {
+        Counters::bump(&self.counters.received);
+        let payload = match self.secret.open(datagram) {
+            Ok(payload) => payload,
+            Err(rejected) => {
+                Counters::bump(&self.counters.rejected);
+                debug!(%from, reason = rejected.reason(), "dropped unauthenticated datagram");
+                return;
+            }
+        };
+        if let Err(error) = self.foca.handle_data(payload, &mut self.rt) {
+            Counters::bump(&self.counters.malformed);
+            debug!(%from, %error, "foca refused an authenticated datagram");
+        }
+        self.drain().await;
+    }
+
+    async fn on_timers(&mut self) {
+        let now = Instant::now();
+        while let Some(timer) = self.timers.pop_due(now) {
+            if let Err(error) = self.foca.handle_timer(timer, &mut self.rt) {
+                debug!(%error, "foca timer failed");
+            }
+            self.drain().await;
+        }
+    }
+
+    async fn announce_to_seeds(&mut self) {
+        let known: BTreeSet<SocketAddr> = self.roster.peer_addrs().collect();
+        let me = self.roster.me().addr;
+        let targets: Vec<SocketAddr> = self
+            .seeds
+            .iter()
+            .copied()
+            .filter(|s| *s != me && !s.ip().is_unspecified() && !known.contains(s))
+            .collect();
+        for seed in targets {
+            if let Err(error) = self.foca.announce(SpeakerId::seed(seed), &mut self.rt) {
+                debug!(%seed, %error, "announce failed");
+            }
+            self.drain().await;
+        }
+    }
+
+    async fn leave(&mut self) {
+        if let Err(error) = self.foca.leave_cluster(&mut self.rt) {
+            warn!(%error, "leaving the cluster failed");
+        }
+        self.drain().await;
+        // UDP may lose the first copy; a few more over the linger make a
+        // lost leave unlikely. Foca's own dissemination stops with us.
+        let resend_every = self.timing.leave_linger / 3;
+        for _ in 0..2 {
+            tokio::time::sleep(resend_every).await;
+            if self.foca.gossip(&mut self.rt).is_ok() {
+                self.drain().await;
+            }
+        }
+        tokio::time::sleep(resend_every).await;
+        self.roster.clear();
+        self.live_tx.send_replace(BTreeSet::new());
+        info!("left the memberlist cluster");
+    }
+
+    /// Carries out what foca asked for in the last call.
+    async fn drain(&mut self) {
+        while let Some((to, data)) = self.rt.to_send() {
+            self.secret.seal_into(&data, &mut self.sealed);
+            match self.socket.send_to(&self.sealed, to.addr).await {
+                Ok(_) => Counters::bump(&self.counters.sent),
+                Err(error) => {
+                    Counters::bump(&self.counters.io_errors);
+                    debug!(to = %to.addr, %error, "memberlist send failed");
+                }
+            }
+        }
+        let now = Instant::now();
+        while let Some((after, timer)) = self.rt.to_schedule() {
+            self.timers.schedule(now, after, timer);
+        }
+        let mut changed = false;
+        while let Some(notification) = self.rt.to_notify() {
+            log_notification(&notification);
+            changed |= self.roster.apply(&notification);
+        }
+        if changed {
+            let live = self.roster.live_names();
+            info!(live = ?live, "live speakers changed");
+            self.live_tx.send_if_modified(|current| {
+                let differs = *current != live;
+                *current = live;
+                differs
+            });
+        }
+    }
+}
+
+fn log_notification(notification: &OwnedNotification<SpeakerId>) {
+    match notification {
+        OwnedNotification::MemberUp(id) => {
+            info!(member = %id.name, addr = %id.addr, boot = id.boot, "speaker is alive");
+        }
+        OwnedNotification::MemberDown(id) => {
+            info!(member = %id.name, addr = %id.addr, boot = id.boot, "speaker is down");
+        }
+        OwnedNotification::Rename(old, new) => {
+            info!(member = %new.name, addr = %new.addr, old_boot = old.boot, boot = new.boot, "speaker restarted");
+        }
+        OwnedNotification::Active => info!("joined the memberlist cluster"),
+        OwnedNotification::Idle => warn!("no other speaker is alive"),
+        OwnedNotification::Defunct => warn!("this speaker was declared down and cannot rejoin"),
+        OwnedNotification::Rejoin(id) => {
+            warn!(
+                boot = id.boot,
+                "this speaker was declared down; rejoined with a new identity"
+            );
+        }
+        #[allow(unreachable_patterns)]
+        _ => {}
+    }
+}
