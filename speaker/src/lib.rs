@@ -7,11 +7,21 @@
 //!   addresses and the gratuitous ARP / unsolicited NA schedule on takeover.
 //! - [`transport`] is the I/O shell: datalinks (raw sockets, or an in-memory
 //!   segment for tests) and the loop that joins them to the announcer.
+//! - [`membership`] tells which speakers are alive: SWIM gossip over
+//!   authenticated UDP, or Node `Ready` conditions as the slower fallback.
+//! - [`links`] lists the host's interfaces (rtnetlink) and picks where to
+//!   announce; [`daemon`] watches Kubernetes, computes what this node
+//!   announces and wires everything; [`cli`] holds the flags.
 //!
-//! Only [`transport`] opens sockets; nothing talks to Kubernetes yet.
+//! [`election`], [`wire`] and [`announcer`] are pure; sockets and API calls
+//! live in [`transport`], [`membership`], [`links`] and [`daemon`].
 #![forbid(unsafe_code)]
 
 pub mod announcer;
+pub mod cli;
+pub mod daemon;
 pub mod election;
+pub mod links;
+pub mod membership;
 pub mod transport;
 pub mod wire;

@@ -1,0 +1,259 @@
+//! What this node announces: a pure function of the cluster as the
+//! watches last saw it, the live speakers and the local interfaces.
+
+use super::model::{AdInfo, NodeFacts, ObjectKey, PoolInfo, ServiceInfo, SliceInfo};
+use crate::election::{self, NoCandidate, NodeInfo};
+use crate::links::{self, Excludes, LinkInfo, LinkProblem};
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::net::IpAddr;
+
+/// The cluster objects the speaker watches, already converted.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct World {
+    /// LoadBalancer Services with ingress IPs.
+    pub services: BTreeMap<ObjectKey, ServiceInfo>,
+    /// EndpointSlices, by their own key.
+    pub slices: BTreeMap<ObjectKey, SliceInfo>,
+    /// Nodes, by name.
+    pub nodes: BTreeMap<String, NodeFacts>,
+    /// IPAddressPools of the speaker's namespace, by name.
+    pub pools: BTreeMap<String, PoolInfo>,
+    /// L2Advertisements of the speaker's namespace.
+    pub ads: BTreeMap<ObjectKey, AdInfo>,
+}
+
+/// What only this node knows.
+#[derive(Debug, Clone, Copy)]
+pub struct Local<'a> {
+    /// This node's name.
+    pub me: &'a str,
+    /// Nodes whose speaker is alive (membership).
+    pub live: &'a BTreeSet<String>,
+    /// This node's interfaces.
+    pub links: &'a [LinkInfo],
+    /// `--exclude-interfaces`.
+    pub excludes: &'a Excludes,
+}
+
+/// Why a Service's IPs are announced by nobody.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unannounced {
+    /// No L2Advertisement selects the Service's pool.
+    NoAdvertisement {
+        /// The pool from the Service's annotation, if any.
+        pool: Option<String>,
+    },
+    /// The election found no candidate.
+    NoCandidate(NoCandidate),
+}
+
+impl Unannounced {
+    /// A CamelCase reason for Events and metric labels.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::NoAdvertisement { .. } => "NoL2Advertisement",
+            Self::NoCandidate(why) => why.reason(),
+        }
+    }
+}
+
+impl fmt::Display for Unannounced {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NoAdvertisement { pool: Some(pool) } => {
+                write!(f, "no L2Advertisement selects pool {pool:?}")
+            }
+            Self::NoAdvertisement { pool: None } => f.write_str(
+                "the service names no pool (annotation ferrolb.io/ip-allocated-from-pool) and no L2Advertisement selects every pool",
+            ),
+            Self::NoCandidate(why) => why.fmt(f),
+        }
+    }
+}
+
+/// The election's answer for one Service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// `node` announces every IP of the Service.
+    Owner {
+        /// The owner.
+        node: String,
+        /// When this node is the owner, the interfaces it announces on
+        /// (empty: none usable, which is logged and reported); otherwise
+        /// empty.
+        interfaces: Vec<String>,
+    },
+    /// Nobody announces the Service's IPs.
+    Unannounced(Unannounced),
+}
+
+/// The decision for one Service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    /// The Service's IPs, all owned by the same node.
+    pub ips: Vec<IpAddr>,
+    /// Who announces them.
+    pub verdict: Verdict,
+}
+
+impl Decision {
+    /// The owner's name, if any.
+    pub fn owner(&self) -> Option<&str> {
+        match &self.verdict {
+            Verdict::Owner { node, .. } => Some(node),
+            Verdict::Unannounced(_) => None,
+        }
+    }
+}
+
+/// The result of [`compute`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Desired {
+    /// (IP, interface) pairs this node answers for.
+    pub announce: BTreeSet<(IpAddr, String)>,
+    /// Every Service with IPs, and who announces them.
+    pub services: BTreeMap<ObjectKey, Decision>,
+    /// Every interface an advertisement selecting this node uses here:
+    /// where raw sockets must be open, independent of which Services this
+    /// node currently owns.
+    pub interfaces: BTreeSet<String>,
+    /// Interfaces named by advertisements selecting this node that cannot
+    /// be used here.
+    pub link_problems: BTreeSet<(ObjectKey, LinkProblem)>,
+}
+
+impl Desired {
+    /// [`Desired::announce`] in the form the transport takes.
+    pub fn announce_list(&self) -> Vec<(IpAddr, String)> {
+        self.announce.iter().cloned().collect()
+    }
+}
+
+/// Computes what `local.me` announces.
+///
+/// For each Service: the advertisements whose pool selection covers the
+/// Service's pool apply; the nodes any of them selects are the selected
+/// set; the election (see [`election::candidates`]) runs once under
+/// [`election::service_key`], so a dual-stack Service's IPs land on one
+/// node. When this node wins, each IP is announced on the union of the
+/// interfaces of the applying advertisements that select this node.
+pub fn compute(world: &World, local: &Local<'_>) -> Desired {
+    let mut out = Desired::default();
+    let me_labels = world.nodes.get(local.me).map(|n| &n.labels);
+    // Per advertisement, the interfaces it uses on this node (None: it does
+    // not select this node).
+    let mut ad_links: BTreeMap<&ObjectKey, Option<Vec<String>>> = BTreeMap::new();
+    for (key, ad) in &world.ads {
+        let here = me_labels.is_some_and(|l| ad.selects_node(l));
+        let chosen = here.then(|| {
+            let sel = links::select(local.links, &ad.interfaces, local.excludes);
+            for p in sel.problems {
+                out.link_problems.insert((key.clone(), p));
+            }
+            sel.names
+        });
+        if let Some(names) = &chosen {
+            out.interfaces.extend(names.iter().cloned());
+        }
+        ad_links.insert(key, chosen);
+    }
+    let nodes: Vec<NodeInfo> = world
+        .nodes
+        .values()
+        .map(|n| NodeInfo {
+            name: n.name.clone(),
+            labels: n.labels.clone(),
+            live: local.live.contains(&n.name),
+            network_unavailable: n.network_unavailable,
+        })
+        .collect();
+    let mut slices: BTreeMap<&ObjectKey, Vec<&SliceInfo>> = BTreeMap::new();
+    for s in world.slices.values() {
+        if let Some(svc) = &s.service {
+            slices.entry(svc).or_default().push(s);
+        }
+    }
+    for (key, svc) in &world.services {
+        let verdict = decide_service(world, local, svc, &nodes, &slices, &ad_links);
+        if let Verdict::Owner { node, interfaces } = &verdict {
+            if node == local.me {
+                for ip in &svc.ips {
+                    for i in interfaces {
+                        out.announce.insert((*ip, i.clone()));
+                    }
+                }
+            }
+        }
+        out.services.insert(
+            key.clone(),
+            Decision {
+                ips: svc.ips.clone(),
+                verdict,
+            },
+        );
+    }
+    out
+}
+
+fn decide_service(
+    world: &World,
+    local: &Local<'_>,
+    svc: &ServiceInfo,
+    nodes: &[NodeInfo],
+    slices: &BTreeMap<&ObjectKey, Vec<&SliceInfo>>,
+    ad_links: &BTreeMap<&ObjectKey, Option<Vec<String>>>,
+) -> Verdict {
+    let applying: Vec<(&ObjectKey, &AdInfo)> = world
+        .ads
+        .iter()
+        .filter(|(_, ad)| match &svc.pool {
+            Some(pool) => ad.selects_pool(pool, world.pools.get(pool).map(|p| &p.labels)),
+            // Without a pool name only the "every pool" advertisements can
+            // be sure to cover the Service.
+            None => ad.pools.is_empty() && ad.pool_selectors.is_empty(),
+        })
+        .collect();
+    if applying.is_empty() {
+        return Verdict::Unannounced(Unannounced::NoAdvertisement {
+            pool: svc.pool.clone(),
+        });
+    }
+    let selected: BTreeSet<String> = world
+        .nodes
+        .values()
+        .filter(|n| applying.iter().any(|(_, ad)| ad.selects_node(&n.labels)))
+        .map(|n| n.name.clone())
+        .collect();
+    let policy = super::model::traffic_policy(
+        svc.local,
+        slices.get(&svc.key).into_iter().flatten().copied(),
+    );
+    let Some(key) = election::service_key(&svc.ips) else {
+        return Verdict::Unannounced(Unannounced::NoAdvertisement {
+            pool: svc.pool.clone(),
+        });
+    };
+    let owner = match election::candidates(nodes, &selected, &policy) {
+        Err(why) => return Verdict::Unannounced(Unannounced::NoCandidate(why)),
+        Ok(names) => election::elect(key, names).map(str::to_owned),
+    };
+    let Some(node) = owner else {
+        return Verdict::Unannounced(Unannounced::NoCandidate(NoCandidate::NoLiveSpeaker));
+    };
+    let interfaces = if node == local.me {
+        let set: BTreeSet<&String> = applying
+            .iter()
+            .filter_map(|(k, _)| ad_links.get(k).and_then(Option::as_ref))
+            .flatten()
+            .collect();
+        set.into_iter().cloned().collect()
+    } else {
+        Vec::new()
+    };
+    Verdict::Owner { node, interfaces }
+}
+
+#[cfg(test)]
+#[path = "desired_tests.rs"]
+mod tests;

@@ -1,0 +1,411 @@
+use super::*;
+use crate::daemon::model::Selector;
+use crate::election::EXCLUDE_FROM_LB_LABEL;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement};
+
+const V4: &str = "192.0.2.10";
+const V6: &str = "2001:db8::10";
+const NODES: [&str; 3] = ["node-a", "node-b", "node-c"];
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn selector(pairs: &[(&str, &str)]) -> Selector {
+    Selector::from(&LabelSelector {
+        match_labels: Some(labels(pairs)),
+        match_expressions: None,
+    })
+}
+
+fn svc_key() -> ObjectKey {
+    ObjectKey::new("default", "web")
+}
+
+/// Three ready nodes, one pool `public`, one advertisement for every pool,
+/// and Service default/web at 192.0.2.10 with a ready endpoint on node-c.
+fn world() -> World {
+    let mut w = World::default();
+    for n in NODES {
+        w.nodes.insert(
+            n.into(),
+            NodeFacts {
+                name: n.into(),
+                labels: labels(&[("kubernetes.io/hostname", n)]),
+                ready: true,
+                network_unavailable: false,
+                internal_ip: None,
+            },
+        );
+    }
+    w.pools.insert(
+        "public".into(),
+        PoolInfo {
+            name: "public".into(),
+            labels: labels(&[("tier", "gold")]),
+        },
+    );
+    add_ad(&mut w, "all", AdInfo::default());
+    w.services.insert(
+        svc_key(),
+        ServiceInfo {
+            key: svc_key(),
+            ips: vec![ip(V4)],
+            pool: Some("public".into()),
+            local: false,
+        },
+    );
+    w.slices.insert(
+        ObjectKey::new("default", "web-abcde"),
+        SliceInfo {
+            service: Some(svc_key()),
+            ready: 1,
+            ready_nodes: ["node-c".to_string()].into(),
+        },
+    );
+    w
+}
+
+fn add_ad(w: &mut World, name: &str, mut ad: AdInfo) {
+    ad.key = ObjectKey::new("ferrolb-system", name);
+    w.ads.insert(ad.key.clone(), ad);
+}
+
+fn links() -> Vec<LinkInfo> {
+    let mut down = LinkInfo::ethernet("eth1", 3, [2, 0, 0, 0, 0, 3]);
+    down.up = false;
+    vec![
+        LinkInfo::ethernet("eth0", 2, [2, 0, 0, 0, 0, 2]),
+        down,
+        LinkInfo::ethernet("eth2", 4, [2, 0, 0, 0, 0, 4]),
+        LinkInfo::ethernet("veth01", 5, [2, 0, 0, 0, 0, 5]),
+    ]
+}
+
+fn all_live() -> BTreeSet<String> {
+    NODES.iter().map(|s| s.to_string()).collect()
+}
+
+fn run_as(w: &World, me: &str, live: &BTreeSet<String>) -> Desired {
+    let links = links();
+    let excludes = Excludes::default();
+    compute(
+        w,
+        &Local {
+            me,
+            live,
+            links: &links,
+            excludes: &excludes,
+        },
+    )
+}
+
+/// Runs every node's computation; returns the nodes that announce
+/// anything, with what they announce.
+fn announcers(w: &World, live: &BTreeSet<String>) -> BTreeMap<String, BTreeSet<(IpAddr, String)>> {
+    NODES
+        .iter()
+        .map(|n| (n.to_string(), run_as(w, n, live).announce))
+        .filter(|(_, a)| !a.is_empty())
+        .collect()
+}
+
+fn verdict(w: &World, me: &str) -> Verdict {
+    run_as(w, me, &all_live()).services[&svc_key()]
+        .verdict
+        .clone()
+}
+
+fn expected_owner(ip_text: &str, nodes: &[&str]) -> String {
+    election::elect(ip(ip_text), nodes.iter().copied())
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn exactly_one_node_announces_on_every_usable_interface() {
+    let w = world();
+    let got = announcers(&w, &all_live());
+    let owner = expected_owner(V4, &NODES);
+    let want: BTreeSet<_> = [(ip(V4), "eth0".to_string()), (ip(V4), "eth2".to_string())].into();
+    assert_eq!(got, [(owner.clone(), want)].into());
+    for n in NODES {
+        let d = run_as(&w, n, &all_live());
+        assert_eq!(
+            d.services[&svc_key()].owner(),
+            Some(owner.as_str()),
+            "{n} agrees"
+        );
+        assert_eq!(
+            d.interfaces,
+            ["eth0".to_string(), "eth2".to_string()].into()
+        );
+    }
+}
+
+#[test]
+fn no_advertisement_announces_nothing_and_says_why() {
+    let mut w = world();
+    w.ads.clear();
+    assert!(announcers(&w, &all_live()).is_empty());
+    let v = verdict(&w, "node-a");
+    let Verdict::Unannounced(why) = v else {
+        panic!("{v:?}")
+    };
+    assert_eq!(why.reason(), "NoL2Advertisement");
+    assert!(why.to_string().contains("public"));
+}
+
+#[test]
+fn pools_are_selected_by_name() {
+    let mut w = world();
+    w.ads.clear();
+    let by_name = |pools: &[&str]| AdInfo {
+        pools: pools.iter().map(|s| s.to_string()).collect(),
+        ..AdInfo::default()
+    };
+    add_ad(&mut w, "other", by_name(&["private"]));
+    assert!(announcers(&w, &all_live()).is_empty());
+    add_ad(&mut w, "public", by_name(&["private", "public"]));
+    assert_eq!(announcers(&w, &all_live()).len(), 1);
+}
+
+#[test]
+fn pools_are_selected_by_label_selectors() {
+    let mut w = world();
+    w.ads.clear();
+    let by_selector = |s: Selector| AdInfo {
+        pool_selectors: vec![s],
+        ..AdInfo::default()
+    };
+    add_ad(
+        &mut w,
+        "silver",
+        by_selector(selector(&[("tier", "silver")])),
+    );
+    assert!(announcers(&w, &all_live()).is_empty());
+    let expr = Selector::from(&LabelSelector {
+        match_labels: None,
+        match_expressions: Some(vec![LabelSelectorRequirement {
+            key: "tier".into(),
+            operator: "In".into(),
+            values: Some(vec!["gold".into(), "platinum".into()]),
+        }]),
+    });
+    add_ad(&mut w, "gold", by_selector(expr));
+    assert_eq!(announcers(&w, &all_live()).len(), 1);
+}
+
+#[test]
+fn a_service_without_pool_is_covered_only_by_every_pool_advertisements() {
+    let mut w = world();
+    w.services.get_mut(&svc_key()).unwrap().pool = None;
+    assert_eq!(
+        announcers(&w, &all_live()).len(),
+        1,
+        "the every-pool ad applies"
+    );
+    w.ads.clear();
+    add_ad(
+        &mut w,
+        "named",
+        AdInfo {
+            pools: vec!["public".into()],
+            ..AdInfo::default()
+        },
+    );
+    assert!(announcers(&w, &all_live()).is_empty());
+}
+
+#[test]
+fn only_nodes_an_advertisement_selects_may_own() {
+    let mut w = world();
+    w.ads.clear();
+    // Pick the node that would lose among all three, so the selector matters.
+    let winner = expected_owner(V4, &NODES);
+    let loser = NODES.iter().find(|n| **n != winner).unwrap();
+    add_ad(
+        &mut w,
+        "one-node",
+        AdInfo {
+            node_selectors: vec![selector(&[("kubernetes.io/hostname", loser)])],
+            ..AdInfo::default()
+        },
+    );
+    let got = announcers(&w, &all_live());
+    assert_eq!(got.keys().collect::<Vec<_>>(), vec![loser]);
+    // A selector nobody matches.
+    w.ads.clear();
+    add_ad(
+        &mut w,
+        "nobody",
+        AdInfo {
+            node_selectors: vec![selector(&[("zone", "mars")])],
+            ..AdInfo::default()
+        },
+    );
+    assert_eq!(
+        verdict(&w, "node-a"),
+        Verdict::Unannounced(Unannounced::NoCandidate(NoCandidate::NotSelected))
+    );
+    assert!(
+        run_as(&w, "node-a", &all_live()).interfaces.is_empty(),
+        "no sockets needed"
+    );
+}
+
+#[test]
+fn named_interfaces_are_used_and_missing_or_down_ones_reported() {
+    let mut w = world();
+    w.ads.clear();
+    add_ad(
+        &mut w,
+        "named",
+        AdInfo {
+            interfaces: vec!["eth2".into(), "eth1".into(), "bond7".into()],
+            ..AdInfo::default()
+        },
+    );
+    let owner = expected_owner(V4, &NODES);
+    let d = run_as(&w, &owner, &all_live());
+    assert_eq!(d.announce, [(ip(V4), "eth2".to_string())].into());
+    let reasons: Vec<_> = d.link_problems.iter().map(|(_, p)| p.reason()).collect();
+    assert_eq!(reasons, ["InterfaceMissing", "InterfaceDown"]);
+    // Only unusable interfaces: the node still owns the IP (it cannot
+    // know), and the empty interface list is what the daemon reports.
+    w.ads.clear();
+    add_ad(
+        &mut w,
+        "broken",
+        AdInfo {
+            interfaces: vec!["eth1".into()],
+            ..AdInfo::default()
+        },
+    );
+    let d = run_as(&w, &owner, &all_live());
+    assert!(d.announce.is_empty());
+    assert_eq!(
+        d.services[&svc_key()].verdict,
+        Verdict::Owner {
+            node: owner.clone(),
+            interfaces: vec![]
+        }
+    );
+}
+
+#[test]
+fn two_advertisements_announce_on_the_union_of_their_interfaces() {
+    let mut w = world();
+    w.ads.clear();
+    for (name, i) in [("one", "eth0"), ("two", "eth2")] {
+        add_ad(
+            &mut w,
+            name,
+            AdInfo {
+                interfaces: vec![i.into()],
+                ..AdInfo::default()
+            },
+        );
+    }
+    let owner = expected_owner(V4, &NODES);
+    let d = run_as(&w, &owner, &all_live());
+    assert_eq!(d.announce.len(), 2);
+}
+
+#[test]
+fn excluded_nodes_never_own_and_all_excluded_is_a_reason() {
+    let mut w = world();
+    let winner = expected_owner(V4, &NODES);
+    w.nodes
+        .get_mut(&winner)
+        .unwrap()
+        .labels
+        .insert(EXCLUDE_FROM_LB_LABEL.into(), String::new());
+    let got = announcers(&w, &all_live());
+    assert_eq!(got.len(), 1);
+    assert!(!got.contains_key(&winner));
+    for n in w.nodes.values_mut() {
+        n.labels.insert(EXCLUDE_FROM_LB_LABEL.into(), "true".into());
+    }
+    assert_eq!(
+        verdict(&w, "node-a"),
+        Verdict::Unannounced(Unannounced::NoCandidate(NoCandidate::AllExcluded))
+    );
+}
+
+#[test]
+fn local_policy_keeps_the_ip_on_nodes_with_ready_endpoints() {
+    let mut w = world();
+    w.services.get_mut(&svc_key()).unwrap().local = true;
+    let got = announcers(&w, &all_live());
+    assert_eq!(got.keys().collect::<Vec<_>>(), vec!["node-c"]);
+    // The endpoint node's speaker is dead: nobody, rather than a node that
+    // would drop the traffic.
+    let live: BTreeSet<String> = ["node-a".to_string(), "node-b".to_string()].into();
+    assert!(announcers(&w, &live).is_empty());
+    assert_eq!(
+        run_as(&w, "node-a", &live).services[&svc_key()].verdict,
+        Verdict::Unannounced(Unannounced::NoCandidate(NoCandidate::NoLocalEndpoint))
+    );
+}
+
+#[test]
+fn an_ip_without_any_ready_endpoint_is_not_announced() {
+    let mut w = world();
+    for s in w.slices.values_mut() {
+        s.ready = 0;
+        s.ready_nodes.clear();
+    }
+    assert!(announcers(&w, &all_live()).is_empty());
+    assert_eq!(
+        verdict(&w, "node-a"),
+        Verdict::Unannounced(Unannounced::NoCandidate(NoCandidate::NoReadyEndpoint))
+    );
+    w.slices.clear();
+    assert!(announcers(&w, &all_live()).is_empty(), "no slice at all");
+}
+
+#[test]
+fn a_dead_speaker_loses_its_ips_to_a_live_one() {
+    let w = world();
+    let winner = expected_owner(V4, &NODES);
+    let live: BTreeSet<String> = all_live().into_iter().filter(|n| *n != winner).collect();
+    let got = announcers(&w, &live);
+    let rest: Vec<&str> = live.iter().map(String::as_str).collect();
+    assert_eq!(
+        got.keys().cloned().collect::<Vec<_>>(),
+        vec![expected_owner(V4, &rest)]
+    );
+    assert!(announcers(&w, &BTreeSet::new()).is_empty());
+}
+
+#[test]
+fn both_ips_of_a_dual_stack_service_land_on_one_node() {
+    let mut w = world();
+    w.services.get_mut(&svc_key()).unwrap().ips = vec![ip(V4), ip(V6)];
+    let got = announcers(&w, &all_live());
+    assert_eq!(got.len(), 1);
+    let (owner, set) = got.into_iter().next().unwrap();
+    assert_eq!(
+        owner,
+        expected_owner(V4, &NODES),
+        "elected under the first IP"
+    );
+    let ips: BTreeSet<IpAddr> = set.iter().map(|(i, _)| *i).collect();
+    assert_eq!(ips, [ip(V4), ip(V6)].into());
+}
+
+#[test]
+fn a_node_missing_from_the_cluster_announces_nothing() {
+    let w = world();
+    let d = run_as(&w, "node-z", &all_live());
+    assert!(d.announce.is_empty());
+    assert!(d.interfaces.is_empty());
+}

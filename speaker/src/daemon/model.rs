@@ -1,0 +1,390 @@
+//! The daemon's own small types, converted from Kubernetes objects at the
+//! edge so the desired-state computation never sees `k8s_openapi`.
+
+use crate::election::TrafficPolicy;
+use ferrolb_crds::{annotations, IPAddressPool, L2Advertisement};
+use k8s_openapi::api::core::v1::{Node, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement};
+use kube::ResourceExt;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::net::IpAddr;
+
+/// The label an EndpointSlice carries naming its Service.
+pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
+
+/// `namespace/name` of a namespaced object.
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ObjectKey {
+    /// Namespace.
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+}
+
+impl ObjectKey {
+    /// A key from its parts.
+    pub fn new(namespace: impl Into<String>, name: impl Into<String>) -> Self {
+        Self {
+            namespace: namespace.into(),
+            name: name.into(),
+        }
+    }
+
+    /// The key of a Kubernetes object (cluster-scoped: empty namespace).
+    pub fn of<K: kube::Resource>(obj: &K) -> Self {
+        Self::new(obj.namespace().unwrap_or_default(), obj.name_any())
+    }
+}
+
+impl fmt::Display for ObjectKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.namespace.is_empty() {
+            f.write_str(&self.name)
+        } else {
+            write!(f, "{}/{}", self.namespace, self.name)
+        }
+    }
+}
+
+/// A LoadBalancer Service with at least one ingress IP.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceInfo {
+    /// Its key.
+    pub key: ObjectKey,
+    /// `status.loadBalancer.ingress[].ip`, in order.
+    pub ips: Vec<IpAddr>,
+    /// The pool named by `ferrolb.io/ip-allocated-from-pool`.
+    pub pool: Option<String>,
+    /// `externalTrafficPolicy: Local`.
+    pub local: bool,
+}
+
+impl ServiceInfo {
+    /// `None` for Services the speaker ignores: not of type LoadBalancer,
+    /// or without ingress IPs yet.
+    pub fn from_service(svc: &Service) -> Option<Self> {
+        let spec = svc.spec.as_ref()?;
+        if spec.type_.as_deref() != Some("LoadBalancer") {
+            return None;
+        }
+        let ips: Vec<IpAddr> = svc
+            .status
+            .as_ref()
+            .and_then(|s| s.load_balancer.as_ref())
+            .and_then(|lb| lb.ingress.as_ref())
+            .into_iter()
+            .flatten()
+            .filter_map(|i| i.ip.as_deref()?.parse().ok())
+            .collect();
+        if ips.is_empty() {
+            return None;
+        }
+        Some(Self {
+            key: ObjectKey::of(svc),
+            ips,
+            pool: svc
+                .annotations()
+                .get(annotations::IP_ALLOCATED_FROM_POOL)
+                .cloned(),
+            local: spec.external_traffic_policy.as_deref() == Some("Local"),
+        })
+    }
+}
+
+/// The ready endpoints of one EndpointSlice.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SliceInfo {
+    /// The Service it belongs to.
+    pub service: Option<ObjectKey>,
+    /// Ready endpoints on any node, including those without `nodeName`.
+    pub ready: usize,
+    /// Nodes holding at least one ready endpoint.
+    pub ready_nodes: BTreeSet<String>,
+}
+
+impl SliceInfo {
+    /// Reads an EndpointSlice. An endpoint whose `ready` is unset counts as
+    /// ready, as the API documents.
+    pub fn from_slice(slice: &EndpointSlice) -> Self {
+        let service = slice
+            .labels()
+            .get(SERVICE_NAME_LABEL)
+            .map(|name| ObjectKey::new(slice.namespace().unwrap_or_default(), name.clone()));
+        let mut out = Self {
+            service,
+            ..Self::default()
+        };
+        for ep in &slice.endpoints {
+            let ready = ep.conditions.as_ref().and_then(|c| c.ready).unwrap_or(true);
+            if ready {
+                out.ready += 1;
+                if let Some(node) = &ep.node_name {
+                    out.ready_nodes.insert(node.clone());
+                }
+            }
+        }
+        out
+    }
+}
+
+/// A Node's name, labels and the conditions the speaker reads.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NodeFacts {
+    /// Name.
+    pub name: String,
+    /// Labels.
+    pub labels: BTreeMap<String, String>,
+    /// `Ready` is `True`.
+    pub ready: bool,
+    /// `NetworkUnavailable` is `True`.
+    pub network_unavailable: bool,
+    /// The first `InternalIP` address: where its speaker gossips.
+    pub internal_ip: Option<IpAddr>,
+}
+
+impl NodeFacts {
+    /// Reads a Node.
+    pub fn from_node(node: &Node) -> Self {
+        let status = |type_: &str| {
+            node.status
+                .as_ref()
+                .and_then(|s| s.conditions.as_ref())
+                .into_iter()
+                .flatten()
+                .any(|c| c.type_ == type_ && c.status == "True")
+        };
+        Self {
+            name: node.name_any(),
+            labels: node.labels().clone(),
+            ready: status("Ready"),
+            network_unavailable: status("NetworkUnavailable"),
+            internal_ip: node
+                .status
+                .as_ref()
+                .and_then(|s| s.addresses.as_ref())
+                .into_iter()
+                .flatten()
+                .filter(|a| a.type_ == "InternalIP")
+                .find_map(|a| a.address.parse().ok()),
+        }
+    }
+}
+
+/// An IPAddressPool's identity and labels (for `ipAddressPoolSelectors`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PoolInfo {
+    /// Name.
+    pub name: String,
+    /// Labels.
+    pub labels: BTreeMap<String, String>,
+}
+
+impl PoolInfo {
+    /// Reads a pool.
+    pub fn from_pool(pool: &IPAddressPool) -> Self {
+        Self {
+            name: pool.name_any(),
+            labels: pool.labels().clone(),
+        }
+    }
+}
+
+/// An L2Advertisement's selection rules.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AdInfo {
+    /// Its key, for logs and Events.
+    pub key: ObjectKey,
+    /// `ipAddressPools`.
+    pub pools: Vec<String>,
+    /// `ipAddressPoolSelectors`.
+    pub pool_selectors: Vec<Selector>,
+    /// `nodeSelectors`.
+    pub node_selectors: Vec<Selector>,
+    /// `interfaces`.
+    pub interfaces: Vec<String>,
+}
+
+impl AdInfo {
+    /// Reads an advertisement.
+    pub fn from_ad(ad: &L2Advertisement) -> Self {
+        Self {
+            key: ObjectKey::of(ad),
+            pools: ad.spec.ip_address_pools.clone(),
+            pool_selectors: ad
+                .spec
+                .ip_address_pool_selectors
+                .iter()
+                .map(Selector::from)
+                .collect(),
+            node_selectors: ad.spec.node_selectors.iter().map(Selector::from).collect(),
+            interfaces: ad.spec.interfaces.clone(),
+        }
+    }
+
+    /// Whether it announces `pool`: named, or matched by a selector, or
+    /// every pool when it has neither.
+    pub fn selects_pool(&self, pool: &str, labels: Option<&BTreeMap<String, String>>) -> bool {
+        if self.pools.is_empty() && self.pool_selectors.is_empty() {
+            return true;
+        }
+        self.pools.iter().any(|p| p == pool)
+            || labels.is_some_and(|l| self.pool_selectors.iter().any(|s| s.matches(l)))
+    }
+
+    /// Whether it lets `node` announce: every node without selectors,
+    /// otherwise a node matching any selector.
+    pub fn selects_node(&self, labels: &BTreeMap<String, String>) -> bool {
+        self.node_selectors.is_empty() || self.node_selectors.iter().any(|s| s.matches(labels))
+    }
+}
+
+/// A Kubernetes label selector, evaluated locally.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Selector {
+    labels: BTreeMap<String, String>,
+    expressions: Vec<(String, String, Vec<String>)>,
+}
+
+impl From<&LabelSelector> for Selector {
+    fn from(s: &LabelSelector) -> Self {
+        Self {
+            labels: s.match_labels.clone().unwrap_or_default(),
+            expressions: s
+                .match_expressions
+                .iter()
+                .flatten()
+                .map(
+                    |LabelSelectorRequirement {
+                         key,
+                         operator,
+                         values,
+                     }| {
+                        (
+                            key.clone(),
+                            operator.clone(),
+                            values.clone().unwrap_or_default(),
+                        )
+                    },
+                )
+                .collect(),
+        }
+    }
+}
+
+impl Selector {
+    /// Kubernetes semantics: every `matchLabels` pair and every expression
+    /// must hold; the empty selector matches everything. An unknown operator
+    /// matches nothing, so a typo never widens a selection.
+    pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
+        self.labels.iter().all(|(k, v)| labels.get(k) == Some(v))
+            && self.expressions.iter().all(|(key, op, values)| {
+                let value = labels.get(key);
+                match op.as_str() {
+                    "In" => value.is_some_and(|v| values.contains(v)),
+                    "NotIn" => value.is_none_or(|v| !values.contains(v)),
+                    "Exists" => value.is_some(),
+                    "DoesNotExist" => value.is_none(),
+                    _ => false,
+                }
+            })
+    }
+}
+
+/// The endpoint facts of a Service, summed over its slices, as the
+/// election wants them.
+pub fn traffic_policy<'a>(
+    local: bool,
+    slices: impl IntoIterator<Item = &'a SliceInfo>,
+) -> TrafficPolicy {
+    let mut ready = 0;
+    let mut ready_nodes = BTreeSet::new();
+    for s in slices {
+        ready += s.ready;
+        ready_nodes.extend(s.ready_nodes.iter().cloned());
+    }
+    if local {
+        TrafficPolicy::Local { ready_nodes }
+    } else {
+        TrafficPolicy::Cluster {
+            has_ready_endpoint: ready > 0,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn expr(op: &str, values: &[&str]) -> Selector {
+        Selector::from(&LabelSelector {
+            match_labels: None,
+            match_expressions: Some(vec![LabelSelectorRequirement {
+                key: "zone".into(),
+                operator: op.into(),
+                values: Some(values.iter().map(|s| s.to_string()).collect()),
+            }]),
+        })
+    }
+
+    #[test]
+    fn selectors_follow_kubernetes_semantics() {
+        let a = labels(&[("zone", "a")]);
+        let none = labels(&[]);
+        assert!(Selector::default().matches(&none), "empty matches all");
+        assert!(expr("In", &["a", "b"]).matches(&a));
+        assert!(!expr("In", &["b"]).matches(&a));
+        assert!(!expr("NotIn", &["a"]).matches(&a));
+        assert!(expr("NotIn", &["a"]).matches(&none));
+        assert!(expr("Exists", &[]).matches(&a));
+        assert!(!expr("Exists", &[]).matches(&none));
+        assert!(expr("DoesNotExist", &[]).matches(&none));
+        assert!(
+            !expr("Typo", &[]).matches(&a),
+            "unknown operators match nothing"
+        );
+    }
+
+    #[test]
+    fn endpoints_without_ready_count_as_ready_and_not_ready_ones_do_not() {
+        let slice: EndpointSlice = serde_json::from_value(json!({
+            "metadata": {"name": "web-x", "namespace": "default",
+                         "labels": {"kubernetes.io/service-name": "web"}},
+            "addressType": "IPv4",
+            "endpoints": [
+                {"addresses": ["10.0.0.1"], "nodeName": "a"},
+                {"addresses": ["10.0.0.2"], "nodeName": "b", "conditions": {"ready": false}},
+                {"addresses": ["10.0.0.3"], "conditions": {"ready": true}},
+            ],
+        }))
+        .unwrap();
+        let info = SliceInfo::from_slice(&slice);
+        assert_eq!(info.service, Some(ObjectKey::new("default", "web")));
+        assert_eq!(info.ready, 2);
+        assert_eq!(info.ready_nodes, ["a".to_string()].into());
+    }
+
+    #[test]
+    fn a_service_reads_ips_pool_and_policy() {
+        let svc: Service = serde_json::from_value(json!({
+            "metadata": {"name": "web", "namespace": "default",
+                         "annotations": {"ferrolb.io/ip-allocated-from-pool": "public"}},
+            "spec": {"type": "LoadBalancer", "externalTrafficPolicy": "Local"},
+            "status": {"loadBalancer": {"ingress": [{"ip": "192.0.2.1"}, {"ip": "2001:db8::1"}, {"hostname": "x"}]}},
+        }))
+        .unwrap();
+        let info = ServiceInfo::from_service(&svc).unwrap();
+        assert_eq!(info.ips.len(), 2);
+        assert_eq!(info.pool.as_deref(), Some("public"));
+        assert!(info.local);
+    }
+}

@@ -1,0 +1,106 @@
+//! The kube-runtime watches that feed the [`World`].
+
+use super::desired::World;
+use super::index::Indexed;
+use ferrolb_crds::{IPAddressPool, L2Advertisement};
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{Node, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::runtime::watcher::{self, Event};
+use kube::runtime::WatchStreamExt;
+use kube::{Api, Client};
+use std::collections::BTreeSet;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tracing::{info, warn, Instrument};
+
+/// The five kinds the speaker watches.
+pub const KINDS: [&str; 5] = [
+    Service::KIND,
+    EndpointSlice::KIND,
+    Node::KIND,
+    IPAddressPool::KIND,
+    L2Advertisement::KIND,
+];
+
+/// What the watches publish.
+#[derive(Debug, Clone)]
+pub struct Watched {
+    /// The cluster as last seen.
+    pub world: watch::Receiver<World>,
+    /// The kinds whose first list has completed.
+    pub synced: watch::Receiver<BTreeSet<&'static str>>,
+}
+
+impl Watched {
+    /// Whether every kind has been listed once.
+    pub fn is_synced(&self) -> bool {
+        self.synced.borrow().len() == KINDS.len()
+    }
+}
+
+/// Starts one watch task per kind: Services, EndpointSlices and Nodes
+/// cluster-wide, pools and advertisements in `namespace`.
+pub fn spawn(client: &Client, namespace: &str, tasks: &mut JoinSet<()>) -> Watched {
+    let (world_tx, world) = watch::channel(World::default());
+    let (synced_tx, synced) = watch::channel(BTreeSet::new());
+    let out = Watched { world, synced };
+    let feed = Feed {
+        world: world_tx,
+        synced: synced_tx,
+    };
+    spawn_kind(tasks, Api::<Service>::all(client.clone()), feed.clone());
+    spawn_kind(
+        tasks,
+        Api::<EndpointSlice>::all(client.clone()),
+        feed.clone(),
+    );
+    spawn_kind(tasks, Api::<Node>::all(client.clone()), feed.clone());
+    spawn_kind(
+        tasks,
+        Api::<IPAddressPool>::namespaced(client.clone(), namespace),
+        feed.clone(),
+    );
+    spawn_kind(
+        tasks,
+        Api::<L2Advertisement>::namespaced(client.clone(), namespace),
+        feed,
+    );
+    out
+}
+
+#[derive(Debug, Clone)]
+struct Feed {
+    world: watch::Sender<World>,
+    synced: watch::Sender<BTreeSet<&'static str>>,
+}
+
+fn spawn_kind<K: Indexed>(tasks: &mut JoinSet<()>, api: Api<K>, feed: Feed) {
+    let span = tracing::info_span!("watch", kind = K::KIND);
+    tasks.spawn(run_kind(api, feed).instrument(span));
+}
+
+async fn run_kind<K: Indexed>(api: Api<K>, feed: Feed) {
+    let stream = watcher::watcher(api, watcher::Config::default()).default_backoff();
+    futures::pin_mut!(stream);
+    // A relist arrives as Init, InitApply..., InitDone; it becomes one
+    // reset, so the desired state never sees a half-listed kind.
+    let mut relist: Vec<K> = Vec::new();
+    while let Some(event) = stream.next().await {
+        match event {
+            Ok(Event::Init) => relist.clear(),
+            Ok(Event::InitApply(obj)) => relist.push(obj),
+            Ok(Event::InitDone) => {
+                let objs = std::mem::take(&mut relist);
+                info!(objects = objs.len(), "listed");
+                feed.world.send_modify(|w| K::reset(w, &objs));
+                feed.synced.send_if_modified(|s| s.insert(K::KIND));
+            }
+            Ok(Event::Apply(obj)) => feed.world.send_modify(|w| K::apply(w, &obj)),
+            Ok(Event::Delete(obj)) => feed.world.send_modify(|w| K::delete(w, &obj)),
+            // The backoff retries; what we knew stays in place so the node
+            // keeps announcing through an API server outage.
+            Err(e) => warn!(error = %e, "watch failed; keeping the last known state"),
+        }
+    }
+}

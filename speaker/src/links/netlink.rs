@@ -1,0 +1,81 @@
+//! [`Links`] over rtnetlink: a dump for the list, the `RTNLGRP_LINK`
+//! multicast group for changes.
+
+use super::{Error, LinkInfo, Links, Result};
+use crate::wire::MacAddr;
+use futures::future::BoxFuture;
+use futures::stream::{BoxStream, StreamExt, TryStreamExt};
+use netlink_packet_route::link::{LinkAttribute, LinkFlags, LinkInfo as Info, LinkMessage};
+use rtnetlink::{Handle, MulticastGroup};
+
+/// The kernel's interfaces in the network namespace of the thread that
+/// called [`RtNetlink::connect`].
+#[derive(Debug, Clone)]
+pub struct RtNetlink {
+    handle: Handle,
+}
+
+impl RtNetlink {
+    /// Opens a netlink socket and spawns its connection on the current
+    /// tokio runtime.
+    pub fn connect() -> Result<Self> {
+        let (conn, handle, _) = rtnetlink::new_connection().map_err(Error::Socket)?;
+        tokio::spawn(conn);
+        Ok(Self { handle })
+    }
+}
+
+impl Links for RtNetlink {
+    fn list(&self) -> BoxFuture<'_, Result<Vec<LinkInfo>>> {
+        Box::pin(async move {
+            self.handle
+                .link()
+                .get()
+                .execute()
+                .map_ok(|msg| link_info(&msg))
+                .try_collect()
+                .await
+                .map_err(Error::Netlink)
+        })
+    }
+
+    fn changes(&self) -> Result<BoxStream<'static, ()>> {
+        let (conn, _handle, messages) =
+            rtnetlink::new_multicast_connection(&[MulticastGroup::Link]).map_err(Error::Socket)?;
+        tokio::spawn(conn);
+        Ok(messages.map(|_| ()).boxed())
+    }
+}
+
+/// Reads the facts [`super::select`] needs from a link message.
+pub fn link_info(msg: &LinkMessage) -> LinkInfo {
+    let flags = msg.header.flags;
+    let mut info = LinkInfo {
+        name: String::new(),
+        index: msg.header.index,
+        mac: None,
+        up: flags.contains(LinkFlags::Up) && flags.contains(LinkFlags::LowerUp),
+        loopback: flags.contains(LinkFlags::Loopback),
+        noarp: flags.contains(LinkFlags::Noarp),
+        has_master: false,
+        kind: None,
+    };
+    for attr in &msg.attributes {
+        match attr {
+            LinkAttribute::IfName(name) => info.name.clone_from(name),
+            LinkAttribute::Address(bytes) => {
+                info.mac = <[u8; 6]>::try_from(bytes.as_slice()).ok().map(MacAddr)
+            }
+            LinkAttribute::Controller(_) => info.has_master = true,
+            LinkAttribute::LinkInfo(infos) => {
+                for i in infos {
+                    if let Info::Kind(kind) = i {
+                        info.kind = Some(kind.to_string());
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    info
+}
