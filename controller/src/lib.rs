@@ -1,8 +1,22 @@
 //! ferrolb controller: assigns external IPs to LoadBalancer Services.
 //!
 //! [`allocator`] is the pure decision core (std + ipnet only): which IPs a
-//! Service gets from which pool, or exactly why not.
+//! Service gets from which pool, or exactly why not. [`config`] turns custom
+//! resources into allocator pools; [`index`] turns watch events into
+//! allocator calls and desired status; [`status`] is the one task that
+//! writes to the API server, and only while [`lease`] says this replica
+//! leads. [`cli`], [`telemetry`], [`metrics`] and [`http`] are the shell.
 
 #![forbid(unsafe_code)]
 
 pub mod allocator;
+pub mod cli;
+pub mod config;
+pub mod events;
+pub mod http;
+pub mod index;
+pub mod lease;
+pub mod metrics;
+pub mod run;
+pub mod status;
+pub mod telemetry;

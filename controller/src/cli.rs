@@ -1,0 +1,332 @@
+//! Command-line flags, each also settable from the environment.
+//!
+//! Flags are grouped per concern and flattened into [`Args`], so each shell
+//! module takes only its own group (`lease::Leadership::start(client,
+//! &args.lease)`). Every flag has an `env =` twin because the controller runs
+//! in a Pod, where env (and the downward API for `POD_NAME` and
+//! `POD_NAMESPACE`) is the natural way to configure it.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::builder::RangedU64ValueParser;
+
+/// All flags of `ferrolb-controller`.
+#[derive(clap::Parser, Debug)]
+#[command(name = "ferrolb-controller", version, about)]
+pub struct Args {
+    /// Which Services this controller handles and how it queues their status.
+    #[command(flatten)]
+    pub controller: ControllerArgs,
+    /// Leader election.
+    #[command(flatten)]
+    pub lease: LeaseArgs,
+    /// Metrics and health endpoints.
+    #[command(flatten)]
+    pub http: HttpArgs,
+    /// Logging.
+    #[command(flatten)]
+    pub log: LogArgs,
+}
+
+/// Which Services are ours, and the status writer's queue.
+#[derive(clap::Args, Debug, Clone, PartialEq, Eq)]
+#[command(next_help_heading = "Controller")]
+pub struct ControllerArgs {
+    /// Handle only Services whose `spec.loadBalancerClass` is this value.
+    /// Without it, only Services with no class at all are handled, so
+    /// ferrolb can run next to another load-balancer implementation.
+    #[arg(long = "lb-class", env = "FERROLB_LB_CLASS", value_name = "CLASS")]
+    pub lb_class: Option<String>,
+
+    /// Capacity of the bounded queue feeding the single status writer.
+    #[arg(
+        long = "status-queue-capacity",
+        env = "FERROLB_STATUS_QUEUE_CAPACITY",
+        default_value_t = 1024,
+        value_name = "N",
+        value_parser = RangedU64ValueParser::<usize>::new().range(1..)
+    )]
+    pub status_queue: usize,
+}
+
+/// Leader election on a `coordination.k8s.io/v1` Lease.
+#[derive(clap::Args, Debug, Clone, PartialEq, Eq)]
+#[command(next_help_heading = "Leader election")]
+pub struct LeaseArgs {
+    /// Name of the Lease that replicas contend for.
+    #[arg(
+        long = "lease-name",
+        env = "FERROLB_LEASE_NAME",
+        default_value = "ferrolb-controller",
+        value_name = "NAME"
+    )]
+    pub lease_name: String,
+
+    /// Namespace of the Lease; set from the Pod's own namespace via the
+    /// downward API.
+    #[arg(
+        long = "lease-namespace",
+        env = "POD_NAMESPACE",
+        default_value = "ferrolb-system",
+        value_name = "NAMESPACE"
+    )]
+    pub lease_namespace: String,
+
+    /// This replica's identity in the Lease; set from the Pod name via the
+    /// downward API. Defaults to the host name.
+    #[arg(long = "identity", env = "POD_NAME", default_value_t = default_identity(), value_name = "ID")]
+    pub identity: String,
+
+    /// How long a Lease stays valid without renewal, e.g. `15s` or `1m`.
+    /// The holder renews every third of it; a standby takes over after it.
+    /// Whole seconds, at least 2 s, because the Lease stores seconds.
+    #[arg(
+        long = "lease-duration",
+        env = "FERROLB_LEASE_DURATION",
+        default_value = "15s",
+        value_name = "DURATION",
+        value_parser = parse_lease_duration
+    )]
+    pub lease_duration: Duration,
+}
+
+/// The metrics and health HTTP server.
+#[derive(clap::Args, Debug, Clone, PartialEq, Eq)]
+#[command(next_help_heading = "HTTP")]
+pub struct HttpArgs {
+    /// Address serving `/metrics`, `/healthz` and `/readyz`. 7472 is
+    /// MetalLB's metrics port, so existing scrape configs keep working.
+    #[arg(
+        long = "http-addr",
+        env = "FERROLB_HTTP_ADDR",
+        default_value = "0.0.0.0:7472",
+        value_name = "ADDR"
+    )]
+    pub http_addr: SocketAddr,
+}
+
+/// Log output format.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+/// Logging.
+#[derive(clap::Args, Debug, Clone, PartialEq, Eq)]
+#[command(next_help_heading = "Logging")]
+pub struct LogArgs {
+    /// Log line format.
+    #[arg(
+        long = "log-format",
+        env = "FERROLB_LOG_FORMAT",
+        value_enum,
+        default_value_t = LogFormat::Text,
+        value_name = "FORMAT"
+    )]
+    pub log_format: LogFormat,
+
+    /// Log filter in `RUST_LOG` syntax, e.g. `info` or
+    /// `info,ferrolb_controller::lease=debug`.
+    #[arg(
+        long = "log-level",
+        env = "FERROLB_LOG_LEVEL",
+        default_value = "info",
+        value_name = "FILTER",
+        value_parser = parse_log_filter
+    )]
+    pub log_level: String,
+}
+
+/// Parses a positive duration such as `15s`, `500ms`, `1m30s` or `PT15S`.
+///
+/// ```
+/// # use std::time::Duration;
+/// use ferrolb_controller::cli::parse_duration;
+/// assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
+/// assert!(parse_duration("15").is_err());
+/// ```
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    // jiff's "friendly" format is already a dependency and accepts both the
+    // humantime-style units operators type and ISO 8601.
+    let signed: jiff::SignedDuration = s
+        .trim()
+        .parse()
+        .map_err(|e| format!("`{s}` is not a duration like `15s`, `500ms` or `1m`: {e}"))?;
+    if signed.is_negative() || signed.is_zero() {
+        return Err(format!("`{s}`: the duration must be greater than zero"));
+    }
+    Duration::try_from(signed).map_err(|e| format!("`{s}`: {e}"))
+}
+
+/// Parses `--lease-duration`: a [`parse_duration`] of whole seconds, at
+/// least 2 s (the holder renews every third, in whole seconds).
+pub fn parse_lease_duration(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d.subsec_nanos() != 0 {
+        return Err(format!(
+            "`{s}`: the lease duration must be a whole number of seconds (a Lease stores seconds)"
+        ));
+    }
+    if d < Duration::from_secs(2) {
+        return Err(format!("`{s}`: the lease duration must be at least 2s"));
+    }
+    Ok(d)
+}
+
+/// Checks a `RUST_LOG`-style filter, so a typo fails at startup with the
+/// flag's name rather than silently logging nothing.
+fn parse_log_filter(s: &str) -> Result<String, String> {
+    tracing_subscriber::EnvFilter::builder()
+        .parse(s)
+        .map(|_| s.to_owned())
+        .map_err(|e| format!("`{s}` is not a log filter like `info` or `info,kube=warn`: {e}"))
+}
+
+/// The host name, used as the Lease identity when `POD_NAME` is not set.
+///
+/// Read from procfs (or `/etc/hostname`) rather than a libc call, because the
+/// crate forbids `unsafe` and pulls no extra dependency for this.
+pub fn default_identity() -> String {
+    ["/proc/sys/kernel/hostname", "/etc/hostname"]
+        .iter()
+        .filter_map(|path| std::fs::read_to_string(path).ok())
+        .map(|name| name.trim().to_owned())
+        .find(|name| !name.is_empty())
+        .unwrap_or_else(|| format!("ferrolb-controller-{}", std::process::id()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+    use std::sync::Mutex;
+
+    /// Env vars are process-wide: tests that read or set them take turns.
+    static ENV: Mutex<()> = Mutex::new(());
+
+    const VARS: &[&str] = &[
+        "FERROLB_LB_CLASS",
+        "FERROLB_STATUS_QUEUE_CAPACITY",
+        "FERROLB_LEASE_NAME",
+        "POD_NAMESPACE",
+        "POD_NAME",
+        "FERROLB_LEASE_DURATION",
+        "FERROLB_HTTP_ADDR",
+        "FERROLB_LOG_FORMAT",
+        "FERROLB_LOG_LEVEL",
+    ];
+
+    /// Runs `f` with only `vars` set among the flags' env vars.
+    fn with_env<T>(vars: &[(&str, &str)], f: impl FnOnce() -> T) -> T {
+        let _guard = ENV.lock().unwrap_or_else(|e| e.into_inner());
+        for v in VARS {
+            std::env::remove_var(v);
+        }
+        for (k, v) in vars {
+            std::env::set_var(k, v);
+        }
+        let out = f();
+        for (k, _) in vars {
+            std::env::remove_var(k);
+        }
+        out
+    }
+
+    fn parse(argv: &[&str]) -> Result<Args, clap::Error> {
+        Args::try_parse_from(std::iter::once("ferrolb-controller").chain(argv.iter().copied()))
+    }
+
+    #[test]
+    fn defaults_match_the_documented_values() {
+        let args = with_env(&[], || parse(&[])).unwrap();
+        assert_eq!(args.controller.lb_class, None);
+        assert_eq!(args.controller.status_queue, 1024);
+        assert_eq!(args.lease.lease_name, "ferrolb-controller");
+        assert_eq!(args.lease.lease_namespace, "ferrolb-system");
+        assert_eq!(args.lease.identity, default_identity());
+        assert!(!args.lease.identity.is_empty());
+        assert_eq!(args.lease.lease_duration, Duration::from_secs(15));
+        assert_eq!(args.http.http_addr, "0.0.0.0:7472".parse().unwrap());
+        assert_eq!(args.log.log_format, LogFormat::Text);
+        assert_eq!(args.log.log_level, "info");
+    }
+
+    #[test]
+    fn every_flag_can_be_set_from_the_environment() {
+        let args = with_env(
+            &[
+                ("FERROLB_LB_CLASS", "ferrolb.io/l2"),
+                ("FERROLB_STATUS_QUEUE_CAPACITY", "8"),
+                ("FERROLB_LEASE_NAME", "lb"),
+                ("POD_NAMESPACE", "kube-system"),
+                ("POD_NAME", "ferrolb-controller-7d9f-abcde"),
+                ("FERROLB_LEASE_DURATION", "1m"),
+                ("FERROLB_HTTP_ADDR", "127.0.0.1:9000"),
+                ("FERROLB_LOG_FORMAT", "json"),
+                ("FERROLB_LOG_LEVEL", "debug,kube=warn"),
+            ],
+            || parse(&[]),
+        )
+        .unwrap();
+        assert_eq!(args.controller.lb_class.as_deref(), Some("ferrolb.io/l2"));
+        assert_eq!(args.controller.status_queue, 8);
+        assert_eq!(args.lease.lease_name, "lb");
+        assert_eq!(args.lease.lease_namespace, "kube-system");
+        assert_eq!(args.lease.identity, "ferrolb-controller-7d9f-abcde");
+        assert_eq!(args.lease.lease_duration, Duration::from_secs(60));
+        assert_eq!(args.http.http_addr, "127.0.0.1:9000".parse().unwrap());
+        assert_eq!(args.log.log_format, LogFormat::Json);
+        assert_eq!(args.log.log_level, "debug,kube=warn");
+    }
+
+    #[test]
+    fn flags_override_the_environment() {
+        let args = with_env(&[("FERROLB_LEASE_NAME", "from-env")], || {
+            parse(&["--lease-name", "from-flag", "--lease-duration", "30s"])
+        })
+        .unwrap();
+        assert_eq!(args.lease.lease_name, "from-flag");
+        assert_eq!(args.lease.lease_duration, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn bad_values_name_the_flag_and_say_what_is_expected() {
+        let cases: &[(&[&str], &str)] = &[
+            (&["--status-queue-capacity", "0"], "--status-queue-capacity"),
+            (&["--lease-duration", "15"], "like `15s`"),
+            (&["--lease-duration", "1500ms"], "whole number of seconds"),
+            (&["--lease-duration", "1s"], "at least 2s"),
+            (&["--lease-duration=-5s"], "greater than zero"),
+            (&["--http-addr", "localhost"], "--http-addr"),
+            (&["--log-format", "xml"], "possible values: text, json"),
+            (&["--log-level", "info,[bad"], "not a log filter"),
+        ];
+        for (argv, needle) in cases {
+            let err = with_env(&[], || parse(argv)).unwrap_err().to_string();
+            assert!(err.contains(needle), "{argv:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn bad_values_from_the_environment_are_refused_too() {
+        let err = with_env(&[("FERROLB_LEASE_DURATION", "soon")], || parse(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--lease-duration"), "{err}");
+        assert!(err.contains("`soon`"), "{err}");
+    }
+
+    #[test]
+    fn durations_accept_common_units() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("15s"), Ok(Duration::from_secs(15)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("PT15S"), Ok(Duration::from_secs(15)));
+        assert!(parse_duration("0s").is_err());
+    }
+}

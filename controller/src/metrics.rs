@@ -1,0 +1,355 @@
+//! Prometheus metrics of the controller, in OpenMetrics text.
+//!
+//! | series | type | labels |
+//! |---|---|---|
+//! | `ferrolb_address_pool_addresses_in_use` | gauge | `pool`, `family` (`ipv4`/`ipv6`) |
+//! | `ferrolb_address_pool_addresses_total` | gauge | `pool`, `family` |
+//! | `metallb_allocator_addresses_in_use_total` | gauge | `pool` (both families summed) |
+//! | `metallb_allocator_addresses_total` | gauge | `pool` (both families summed) |
+//! | `ferrolb_allocation_failures_total` | counter | `reason` |
+//! | `ferrolb_reconcile_duration_seconds` | histogram | `kind` |
+//!
+//! The two `metallb_*` gauges repeat MetalLB's own names and labels so that
+//! dashboards and alerts written for MetalLB keep working after a switch;
+//! they carry no information the `ferrolb_*` ones lack.
+
+use std::sync::Arc;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+/// Reconcile-duration buckets, 100 µs to 10 s in 1-2.5-5 steps: an
+/// allocation is microseconds, an API round trip tens of milliseconds, and
+/// anything near seconds is a problem worth seeing.
+const RECONCILE_BUCKETS: [f64; 16] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0,
+];
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PoolFamilyLabels {
+    pool: String,
+    family: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PoolLabels {
+    pool: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabels {
+    kind: &'static str,
+}
+
+type HistogramFamily = Family<KindLabels, Histogram, fn() -> Histogram>;
+
+/// The controller's metrics. Cheap to clone; clones share the series.
+///
+/// ```
+/// let metrics = ferrolb_controller::metrics::Metrics::new();
+/// metrics.set_pool("default", 3, 1, 254, 65536);
+/// metrics.allocation_failed("pool_exhausted");
+/// assert!(metrics.encode().contains(r#"metallb_allocator_addresses_in_use_total{pool="default"} 4"#));
+/// ```
+#[derive(Clone, Debug)]
+pub struct Metrics {
+    registry: Arc<Registry>,
+    in_use: Family<PoolFamilyLabels, Gauge>,
+    total: Family<PoolFamilyLabels, Gauge>,
+    metallb_in_use: Family<PoolLabels, Gauge>,
+    metallb_total: Family<PoolLabels, Gauge>,
+    allocation_failures: Family<ReasonLabels, Counter>,
+    reconcile_duration: HistogramFamily,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// A fresh registry with every series family registered (and empty).
+    pub fn new() -> Self {
+        let mut registry = Registry::default();
+        let in_use = Family::<PoolFamilyLabels, Gauge>::default();
+        let total = Family::<PoolFamilyLabels, Gauge>::default();
+        let metallb_in_use = Family::<PoolLabels, Gauge>::default();
+        let metallb_total = Family::<PoolLabels, Gauge>::default();
+        let allocation_failures = Family::<ReasonLabels, Counter>::default();
+        let reconcile_duration: HistogramFamily =
+            Family::new_with_constructor(|| Histogram::new(RECONCILE_BUCKETS.iter().copied()));
+
+        registry.register(
+            "ferrolb_address_pool_addresses_in_use",
+            "Addresses of a pool assigned to Services, per IP family",
+            in_use.clone(),
+        );
+        registry.register(
+            "ferrolb_address_pool_addresses_total",
+            "Usable addresses of a pool, per IP family",
+            total.clone(),
+        );
+        registry.register(
+            "metallb_allocator_addresses_in_use_total",
+            "Addresses of a pool assigned to Services (MetalLB-compatible name)",
+            metallb_in_use.clone(),
+        );
+        registry.register(
+            "metallb_allocator_addresses_total",
+            "Usable addresses of a pool (MetalLB-compatible name)",
+            metallb_total.clone(),
+        );
+        // prometheus-client appends `_total` to counters.
+        registry.register(
+            "ferrolb_allocation_failures",
+            "Allocations refused, by reason",
+            allocation_failures.clone(),
+        );
+        registry.register(
+            "ferrolb_reconcile_duration_seconds",
+            "Time to reconcile one object, by kind",
+            reconcile_duration.clone(),
+        );
+
+        Metrics {
+            registry: Arc::new(registry),
+            in_use,
+            total,
+            metallb_in_use,
+            metallb_total,
+            allocation_failures,
+            reconcile_duration,
+        }
+    }
+
+    /// Sets a pool's usage and size. A pool with no IPv4 (or IPv6) range
+    /// reports 0 for that family. Totals above `i64::MAX` (a large IPv6
+    /// range) should be clamped by the caller.
+    pub fn set_pool(
+        &self,
+        pool: &str,
+        in_use_v4: i64,
+        in_use_v6: i64,
+        total_v4: i64,
+        total_v6: i64,
+    ) {
+        for (family, in_use, total) in
+            [("ipv4", in_use_v4, total_v4), ("ipv6", in_use_v6, total_v6)]
+        {
+            let labels = PoolFamilyLabels {
+                pool: pool.to_owned(),
+                family,
+            };
+            self.in_use.get_or_create(&labels).set(in_use);
+            self.total.get_or_create(&labels).set(total);
+        }
+        let labels = PoolLabels {
+            pool: pool.to_owned(),
+        };
+        self.metallb_in_use
+            .get_or_create(&labels)
+            .set(in_use_v4.saturating_add(in_use_v6));
+        self.metallb_total
+            .get_or_create(&labels)
+            .set(total_v4.saturating_add(total_v6));
+    }
+
+    /// Drops every series of a deleted pool, so it does not linger at its
+    /// last value.
+    pub fn remove_pool(&self, pool: &str) {
+        for family in ["ipv4", "ipv6"] {
+            let labels = PoolFamilyLabels {
+                pool: pool.to_owned(),
+                family,
+            };
+            self.in_use.remove(&labels);
+            self.total.remove(&labels);
+        }
+        let labels = PoolLabels {
+            pool: pool.to_owned(),
+        };
+        self.metallb_in_use.remove(&labels);
+        self.metallb_total.remove(&labels);
+    }
+
+    /// Counts one refused allocation. `reason` is a fixed, low-cardinality
+    /// string such as the allocator error's variant name.
+    pub fn allocation_failed(&self, reason: &'static str) {
+        self.allocation_failures
+            .get_or_create(&ReasonLabels { reason })
+            .inc();
+    }
+
+    /// Records how long one reconcile of a `kind` (e.g. `"service"`,
+    /// `"pool"`) took.
+    pub fn observe_reconcile(&self, kind: &'static str, seconds: f64) {
+        self.reconcile_duration
+            .get_or_create(&KindLabels { kind })
+            .observe(seconds);
+    }
+
+    /// Every series in OpenMetrics text format, ending with `# EOF`.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        if let Err(error) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
+            // Writing to a String cannot fail; an error here is a bug in a
+            // label encoder, and a partial scrape beats a crash.
+            tracing::error!(%error, "encoding metrics failed");
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    /// Parses the samples of an OpenMetrics text into `series -> value`,
+    /// where series is the name with its label set exactly as encoded.
+    fn samples(text: &str) -> HashMap<String, f64> {
+        text.lines()
+            .filter(|l| !l.starts_with('#') && !l.is_empty())
+            .map(|l| {
+                let (series, value) = l.rsplit_once(' ').expect("sample has a value");
+                (series.to_owned(), value.parse().expect("numeric value"))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn pool_gauges_are_reported_per_family_and_summed_under_metallb_names() {
+        let m = Metrics::new();
+        m.set_pool("default", 3, 2, 254, 1000);
+        let s = samples(&m.encode());
+        let get = |k: &str| {
+            s.get(k)
+                .copied()
+                .unwrap_or_else(|| panic!("missing {k} in {s:?}"))
+        };
+        assert_eq!(
+            get(r#"ferrolb_address_pool_addresses_in_use{pool="default",family="ipv4"}"#),
+            3.0
+        );
+        assert_eq!(
+            get(r#"ferrolb_address_pool_addresses_in_use{pool="default",family="ipv6"}"#),
+            2.0
+        );
+        assert_eq!(
+            get(r#"ferrolb_address_pool_addresses_total{pool="default",family="ipv4"}"#),
+            254.0
+        );
+        assert_eq!(
+            get(r#"ferrolb_address_pool_addresses_total{pool="default",family="ipv6"}"#),
+            1000.0
+        );
+        assert_eq!(
+            get(r#"metallb_allocator_addresses_in_use_total{pool="default"}"#),
+            5.0
+        );
+        assert_eq!(
+            get(r#"metallb_allocator_addresses_total{pool="default"}"#),
+            1254.0
+        );
+    }
+
+    #[test]
+    fn setting_a_pool_again_replaces_its_values() {
+        let m = Metrics::new();
+        m.set_pool("p", 3, 0, 10, 0);
+        m.set_pool("p", 1, 0, 10, 0);
+        let s = samples(&m.encode());
+        assert_eq!(
+            s[r#"ferrolb_address_pool_addresses_in_use{pool="p",family="ipv4"}"#],
+            1.0
+        );
+        assert_eq!(
+            s[r#"metallb_allocator_addresses_in_use_total{pool="p"}"#],
+            1.0
+        );
+    }
+
+    #[test]
+    fn a_removed_pool_leaves_no_series_behind() {
+        let m = Metrics::new();
+        m.set_pool("gone", 1, 1, 2, 2);
+        m.set_pool("kept", 1, 0, 2, 0);
+        m.remove_pool("gone");
+        let text = m.encode();
+        assert!(!text.contains(r#"pool="gone""#), "{text}");
+        assert!(text.contains(r#"pool="kept""#), "{text}");
+    }
+
+    #[test]
+    fn allocation_failures_count_per_reason() {
+        let m = Metrics::new();
+        m.allocation_failed("pool_exhausted");
+        m.allocation_failed("pool_exhausted");
+        m.allocation_failed("ip_in_use");
+        let s = samples(&m.encode());
+        assert_eq!(
+            s[r#"ferrolb_allocation_failures_total{reason="pool_exhausted"}"#],
+            2.0
+        );
+        assert_eq!(
+            s[r#"ferrolb_allocation_failures_total{reason="ip_in_use"}"#],
+            1.0
+        );
+    }
+
+    #[test]
+    fn reconcile_durations_fill_buckets_from_100us_to_10s() {
+        let m = Metrics::new();
+        m.observe_reconcile("service", 0.00005);
+        m.observe_reconcile("service", 0.003);
+        m.observe_reconcile("service", 20.0);
+        let s = samples(&m.encode());
+        let bucket = |le: &str| {
+            s[&format!(r#"ferrolb_reconcile_duration_seconds_bucket{{le="{le}",kind="service"}}"#)]
+        };
+        assert_eq!(bucket("0.0001"), 1.0);
+        assert_eq!(bucket("0.0025"), 1.0);
+        assert_eq!(bucket("0.005"), 2.0);
+        assert_eq!(bucket("10.0"), 2.0);
+        assert_eq!(bucket("+Inf"), 3.0);
+        assert_eq!(
+            s[r#"ferrolb_reconcile_duration_seconds_count{kind="service"}"#],
+            3.0
+        );
+        let sum = s[r#"ferrolb_reconcile_duration_seconds_sum{kind="service"}"#];
+        assert!((sum - 20.00305).abs() < 1e-9, "{sum}");
+    }
+
+    #[test]
+    fn the_output_is_openmetrics_with_types_and_an_eof_marker() {
+        let m = Metrics::new();
+        m.allocation_failed("x");
+        m.set_pool("p", 0, 0, 1, 0);
+        m.observe_reconcile("pool", 0.01);
+        let text = m.encode();
+        assert!(
+            text.contains("# TYPE ferrolb_allocation_failures counter"),
+            "{text}"
+        );
+        assert!(
+            text.contains("# TYPE ferrolb_reconcile_duration_seconds histogram"),
+            "{text}"
+        );
+        assert!(
+            text.contains("# TYPE metallb_allocator_addresses_total gauge"),
+            "{text}"
+        );
+        assert!(text.ends_with("# EOF\n"), "{text}");
+    }
+}

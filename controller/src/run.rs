@@ -1,0 +1,339 @@
+//! Wiring: watches -> index -> status writer, under the Lease, until a
+//! signal.
+//!
+//! One task (this loop) owns the [`Index`]. It takes watch events from four
+//! watchers (Services and Namespaces cluster-wide, IPAddressPools and
+//! L2Advertisements in the controller's namespace), a batch at a time,
+//! then flushes the index into the bounded status channel and the metrics.
+//! Leadership changes seed or unseed the index; the status writer is the
+//! only task that writes.
+
+use std::time::Instant;
+
+use anyhow::Context as _;
+use ferrolb_crds::{IPAddressPool, L2Advertisement};
+use futures::stream::{BoxStream, SelectAll};
+use futures::{FutureExt as _, StreamExt as _};
+use k8s_openapi::api::core::v1::{Namespace, Service};
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, ListParams};
+use kube::runtime::watcher::{self, watcher, Event as WatchEvent};
+use kube::runtime::WatchStreamExt as _;
+use kube::{Client, Resource};
+use tokio::sync::{mpsc, watch};
+use tracing::{info, info_span, warn, Instrument as _};
+
+use crate::cli::Args;
+use crate::events::Publisher;
+use crate::index::{Index, Settings, Update};
+use crate::lease::Leadership;
+use crate::metrics::Metrics;
+use crate::status::Writer;
+use crate::{http, telemetry};
+
+/// Most watch events handled before the index is flushed.
+const BATCH: usize = 1024;
+
+enum Input {
+    Service(Box<watcher::Result<WatchEvent<Service>>>),
+    Namespace(Box<watcher::Result<WatchEvent<Namespace>>>),
+    Pool(Box<watcher::Result<WatchEvent<IPAddressPool>>>),
+    Advertisement(Box<watcher::Result<WatchEvent<L2Advertisement>>>),
+}
+
+fn watch<K>(
+    api: Api<K>,
+    wrap: fn(Box<watcher::Result<WatchEvent<K>>>) -> Input,
+) -> BoxStream<'static, Input>
+where
+    K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
+    K::DynamicType: Default + Clone + Eq + std::hash::Hash,
+{
+    watcher(api, watcher::Config::default())
+        .default_backoff()
+        .modify(|o: &mut K| o.meta_mut().managed_fields = None)
+        .map(move |event| wrap(Box::new(event)))
+        .boxed()
+}
+
+/// Objects of one kind listed since the last `Init`, applied as one reset.
+#[derive(Default)]
+struct Relists {
+    services: Option<Vec<Service>>,
+    namespaces: Option<Vec<Namespace>>,
+    pools: Option<Vec<IPAddressPool>>,
+    ads: Option<Vec<L2Advertisement>>,
+}
+
+/// Routes one watch event into the index. Errors are logged: the watcher
+/// retries with backoff by itself.
+fn handle(index: &mut Index, relists: &mut Relists, input: Input) {
+    macro_rules! route {
+        ($event:expr, $buf:expr, $kind:literal, $apply:ident, $delete:ident, $reset:expr) => {
+            match *$event {
+                Ok(WatchEvent::Apply(o)) => index.$apply(o),
+                Ok(WatchEvent::Delete(o)) => index.$delete(&o),
+                Ok(WatchEvent::Init) => $buf = Some(Vec::new()),
+                Ok(WatchEvent::InitApply(o)) => $buf.get_or_insert_with(Vec::new).push(o),
+                Ok(WatchEvent::InitDone) => {
+                    let list = $buf.take().unwrap_or_default();
+                    info!(kind = $kind, count = list.len(), "listed");
+                    $reset(index, list);
+                    index.mark_synced($kind);
+                }
+                Err(err) => warn!(kind = $kind, error = %err, "watch failed; retrying with backoff"),
+            }
+        };
+    }
+    match input {
+        Input::Service(e) => route!(
+            e,
+            relists.services,
+            "Service",
+            apply_service,
+            delete_service,
+            |i: &mut Index, l| i.reset_services(l)
+        ),
+        Input::Namespace(e) => route!(
+            e,
+            relists.namespaces,
+            "Namespace",
+            apply_namespace_owned,
+            delete_namespace,
+            |i: &mut Index, l: Vec<Namespace>| i.reset_namespaces(&l)
+        ),
+        Input::Pool(e) => route!(
+            e,
+            relists.pools,
+            "IPAddressPool",
+            apply_pool,
+            delete_pool,
+            |i: &mut Index, l| i.reset_pools(l)
+        ),
+        Input::Advertisement(e) => route!(
+            e,
+            relists.ads,
+            "L2Advertisement",
+            apply_advertisement,
+            delete_advertisement,
+            |i: &mut Index, l| i.reset_advertisements(l)
+        ),
+    }
+}
+
+impl Index {
+    fn apply_namespace_owned(&mut self, ns: Namespace) {
+        self.apply_namespace(&ns);
+    }
+}
+
+/// Sends what the index produced to the writer and the metrics.
+async fn flush(
+    index: &mut Index,
+    tx: &mpsc::Sender<Update>,
+    metrics: &Metrics,
+) -> anyhow::Result<()> {
+    let output = index.flush(Timestamp::now());
+    for (pool, counts) in &output.pools {
+        let c = counts.saturating_i64();
+        metrics.set_pool(
+            pool,
+            c.assigned_v4,
+            c.assigned_v6,
+            c.assigned_v4.saturating_add(c.available_v4),
+            c.assigned_v6.saturating_add(c.available_v6),
+        );
+    }
+    for pool in &output.removed_pools {
+        metrics.remove_pool(pool);
+    }
+    for reason in output.failures {
+        metrics.allocation_failed(reason);
+    }
+    for update in output.updates {
+        tx.send(update).await.context("the status writer stopped")?;
+    }
+    Ok(())
+}
+
+/// A consistent list of every Service, so a new leader sees what the old
+/// one wrote even if the watch lags behind.
+async fn list_services(client: &Client) -> anyhow::Result<Vec<Service>> {
+    let api: Api<Service> = Api::all(client.clone());
+    let mut out = Vec::new();
+    let mut params = ListParams::default().limit(500);
+    loop {
+        let page = api.list(&params).await.context("listing Services")?;
+        out.extend(page.items.into_iter().map(|mut s| {
+            s.metadata.managed_fields = None;
+            s
+        }));
+        match page.metadata.continue_ {
+            Some(token) if !token.is_empty() => params = params.continue_token(&token),
+            _ => return Ok(out),
+        }
+    }
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+async fn signalled() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Runs the controller until SIGTERM or Ctrl-C.
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    telemetry::init(&args.log)?;
+    let client = Client::try_default()
+        .await
+        .context("building a Kubernetes client (KUBECONFIG or in-cluster)")?;
+    let metrics = Metrics::new();
+    let (ready_tx, ready_rx) = watch::channel(false);
+    let (stop_tx, stop_rx) = watch::channel(false);
+
+    let (listener, addr) = http::bind(args.http.http_addr).await?;
+    info!(%addr, "http listening");
+    let http_stop = {
+        let mut stop = stop_rx.clone();
+        async move {
+            let _ = stop.wait_for(|s| *s).await;
+        }
+    };
+    let http_task = tokio::spawn(http::serve_on(
+        listener,
+        metrics.clone(),
+        ready_rx,
+        http_stop,
+    ));
+
+    let leadership = Leadership::start(client.clone(), &args.lease).await?;
+    let mut leader = leadership.is_leader();
+
+    let (tx, rx) = mpsc::channel(args.controller.status_queue);
+    let (failed_tx, mut failed_rx) = mpsc::unbounded_channel();
+    let writer = Writer::new(
+        client.clone(),
+        Publisher::new(client.clone(), args.lease.identity.clone()),
+        leader.clone(),
+        stop_rx.clone(),
+        failed_tx,
+    );
+    let writer_task = tokio::spawn(writer.run(rx).instrument(info_span!("status")));
+
+    // Pools and advertisements live in the controller's own namespace,
+    // as MetalLB reads them from metallb-system.
+    let config_ns = args.lease.lease_namespace.clone();
+    let mut inputs: SelectAll<BoxStream<'static, Input>> = futures::stream::select_all([
+        watch(Api::<Service>::all(client.clone()), Input::Service),
+        watch(Api::<Namespace>::all(client.clone()), Input::Namespace),
+        watch(
+            Api::<IPAddressPool>::namespaced(client.clone(), &config_ns),
+            Input::Pool,
+        ),
+        watch(
+            Api::<L2Advertisement>::namespaced(client.clone(), &config_ns),
+            Input::Advertisement,
+        ),
+    ]);
+    info!(pool_namespace = %config_ns, lb_class = ?args.controller.lb_class, "watching");
+
+    let mut index = Index::new(Settings {
+        lb_class: args.controller.lb_class.clone(),
+    });
+    let mut relists = Relists::default();
+    let mut was_synced = false;
+    let shutdown = signalled();
+    tokio::pin!(shutdown);
+    let started = Instant::now();
+
+    let result: anyhow::Result<()> = async {
+        loop {
+            tokio::select! {
+                biased;
+                _ = &mut shutdown => {
+                    info!("signal received; shutting down");
+                    return Ok(());
+                }
+                changed = leader.changed() => {
+                    if changed.is_err() {
+                        anyhow::bail!("the lease task ended");
+                    }
+                    let leading = *leader.borrow_and_update();
+                    if !leading && index.is_seeded() {
+                        info!("lost leadership: standing by");
+                        index.unseed();
+                    }
+                    if leading && index.is_synced() && !index.is_seeded() {
+                        // Another leader may have written since our watch
+                        // last caught up: seed from a fresh list.
+                        let seed_start = Instant::now();
+                        let services = list_services(&client).await?;
+                        index.reset_services(services);
+                        index.seed();
+                        metrics.observe_reconcile("seed", seed_start.elapsed().as_secs_f64());
+                        info!(services = index.service_count(), "leading: seeded from a fresh list");
+                    }
+                }
+                Some(update) = failed_rx.recv() => index.write_failed(&update),
+                input = inputs.next() => {
+                    let Some(input) = input else { anyhow::bail!("watch streams ended") };
+                    let batch_start = Instant::now();
+                    handle(&mut index, &mut relists, input);
+                    for _ in 1..BATCH {
+                        match inputs.next().now_or_never() {
+                            Some(Some(input)) => handle(&mut index, &mut relists, input),
+                            _ => break,
+                        }
+                    }
+                    if index.is_synced() && !was_synced {
+                        was_synced = true;
+                        info!(after_ms = started.elapsed().as_millis() as u64,
+                            services = index.service_count(), "caches synced");
+                    }
+                    if was_synced && *leader.borrow() && !index.is_seeded() {
+                        index.seed();
+                        info!(after_ms = started.elapsed().as_millis() as u64,
+                            services = index.service_count(), "leading: seeded");
+                    }
+                    metrics.observe_reconcile("batch", batch_start.elapsed().as_secs_f64());
+                }
+            }
+            flush(&mut index, &tx, &metrics).await?;
+            let ready = was_synced && (index.is_seeded() || !*leader.borrow());
+            ready_tx.send_if_modified(|r| std::mem::replace(r, ready) != ready);
+        }
+    }
+    .await;
+
+    // Stop writing first, then hand the Lease over so the standby takes
+    // over at once.
+    let _ = stop_tx.send(true);
+    drop(tx);
+    if tokio::time::timeout(std::time::Duration::from_secs(5), writer_task)
+        .await
+        .is_err()
+    {
+        warn!("status writer did not stop in time");
+    }
+    leadership.step_down().await;
+    let _ = http_task.await;
+    info!("stopped");
+    result
+}
