@@ -27,6 +27,7 @@ pub mod generate;
 mod ip_address_pool;
 mod l2_advertisement;
 mod schema;
+pub mod service;
 
 pub use ip_address_pool::{
     IPAddressPool, IPAddressPoolSpec, IPAddressPoolStatus, ServiceAllocation,

@@ -4,7 +4,6 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-use ferrolb_crds::annotations::IP_ALLOCATED_FROM_POOL;
 use k8s_openapi::api::core::v1::Service;
 use kube::ResourceExt;
 
@@ -50,16 +49,8 @@ pub struct Observed {
 impl Observed {
     /// Reads them from a Service.
     pub fn of(svc: &Service) -> Observed {
-        let ips = svc
-            .status
-            .as_ref()
-            .and_then(|s| s.load_balancer.as_ref())
-            .and_then(|lb| lb.ingress.as_ref())
-            .into_iter()
-            .flatten()
-            .filter_map(|ing| ing.ip.as_deref()?.parse().ok())
-            .collect();
-        let pool = svc.annotations().get(IP_ALLOCATED_FROM_POOL).cloned();
+        let ips = ferrolb_crds::service::ingress_ips(svc);
+        let pool = ferrolb_crds::service::allocated_pool(svc);
         Observed { ips, pool }
     }
 

@@ -2,7 +2,7 @@
 //! edge so the desired-state computation never sees `k8s_openapi`.
 
 use crate::election::TrafficPolicy;
-use ferrolb_crds::{annotations, IPAddressPool, L2Advertisement};
+use ferrolb_crds::{IPAddressPool, L2Advertisement};
 use k8s_openapi::api::core::v1::{Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement};
@@ -69,25 +69,14 @@ impl ServiceInfo {
         if spec.type_.as_deref() != Some("LoadBalancer") {
             return None;
         }
-        let ips: Vec<IpAddr> = svc
-            .status
-            .as_ref()
-            .and_then(|s| s.load_balancer.as_ref())
-            .and_then(|lb| lb.ingress.as_ref())
-            .into_iter()
-            .flatten()
-            .filter_map(|i| i.ip.as_deref()?.parse().ok())
-            .collect();
+        let ips = ferrolb_crds::service::ingress_ips(svc);
         if ips.is_empty() {
             return None;
         }
         Some(Self {
             key: ObjectKey::of(svc),
             ips,
-            pool: svc
-                .annotations()
-                .get(annotations::IP_ALLOCATED_FROM_POOL)
-                .cloned(),
+            pool: ferrolb_crds::service::allocated_pool(svc),
             local: spec.external_traffic_policy.as_deref() == Some("Local"),
         })
     }
