@@ -410,11 +410,19 @@ impl Index {
             return;
         };
         let mut cleared = None;
-        // While a write is on its way the object's IPs are stale: what we
-        // decided stands.
-        if may_restore
-            && alloc.assignment(key).is_none()
+        if let Some(held) = alloc.assignment(key).cloned() {
+            // What it holds must still be legal for the Service as it is now
+            // (a namespace or Service relabel can take a pool away), exactly
+            // as a restore would judge it; if not, the IP is cleared with an
+            // Event before a new choice is made, as MetalLB does.
+            if let Err(err) = alloc.restore(key, &request, &held.ips) {
+                cleared = Some(err);
+                self.retry_pending = true;
+            }
+        } else if may_restore
             && !observed.ips.is_empty()
+            // While a write is on its way the object's IPs are stale: what we
+            // decided stands.
             && !self.in_flight.contains_key(key)
         {
             if let Err(err) = alloc.restore(key, &request, &observed.ips) {
