@@ -1,0 +1,802 @@
+//! A whole ferrolb cluster in network namespaces: the API test server
+//! (in-process, on loopback), a relay into the lab, a controller, one
+//! speaker per node, the kube-proxy stand-in and a client.
+
+use std::fs::File;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context};
+use k8s_openapi::api::core::v1::{Namespace, Node, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::api::events::v1::Event;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{
+    ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams,
+    PostParams,
+};
+use kube::{Api, Client};
+use netlab::{ChildGuard, Host, Lab, MacAddr};
+use serde_json::Value;
+
+use crate::client::{ProbeError, Prober};
+use crate::objects::{self, ServiceSpec};
+use crate::topology::{self, API_PORT, API_V4, SPEAKER_HTTP_PORT, SYSTEM_NS};
+use crate::{proxy, relay, AbortOnDrop};
+
+/// Where the binaries are.
+#[derive(Debug, Clone)]
+pub struct Bins {
+    /// `ferrolb-speaker`.
+    pub speaker: PathBuf,
+    /// `ferrolb-controller`.
+    pub controller: PathBuf,
+}
+
+impl Bins {
+    /// `$FERROLB_BIN_DIR`, else the directory of the running executable (or
+    /// its parent, for test binaries in `deps/`). When run by cargo
+    /// (`cargo run`, `cargo test`: `$CARGO` is set) the two binaries are
+    /// built first with the same profile, so one command is enough.
+    pub fn locate() -> anyhow::Result<Self> {
+        let exe = std::env::current_exe().context("locating the running executable")?;
+        let mut dir = exe.parent().map(Path::to_path_buf).unwrap_or_default();
+        if dir.file_name().is_some_and(|n| n == "deps") {
+            dir.pop();
+        }
+        if let Some(d) = std::env::var_os("FERROLB_BIN_DIR") {
+            dir = PathBuf::from(d);
+        } else if let Some(cargo) = std::env::var_os("CARGO") {
+            build_with_cargo(Path::new(&cargo), &dir)?;
+        }
+        let bins = Self {
+            speaker: dir.join("ferrolb-speaker"),
+            controller: dir.join("ferrolb-controller"),
+        };
+        for b in [&bins.speaker, &bins.controller] {
+            if !b.is_file() {
+                bail!(
+                    "{} not found: build the workspace binaries first \
+                     (`cargo build --release --bins`) or set FERROLB_BIN_DIR",
+                    b.display()
+                );
+            }
+        }
+        Ok(bins)
+    }
+}
+
+/// Builds the speaker and the controller into `dir`'s target directory and
+/// profile.
+fn build_with_cargo(cargo: &Path, dir: &Path) -> anyhow::Result<()> {
+    let profile = dir
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("debug")
+        .to_owned();
+    let profile = if profile == "debug" {
+        "dev".to_owned()
+    } else {
+        profile
+    };
+    let target = dir.parent().context("target directory")?;
+    let status = std::process::Command::new(cargo)
+        .args([
+            "build",
+            "--profile",
+            &profile,
+            "-p",
+            "ferrolb-speaker",
+            "-p",
+            "ferrolb-controller",
+            "--bins",
+        ])
+        .env("CARGO_TARGET_DIR", target)
+        .stdout(Stdio::null())
+        .status()
+        .context("running cargo build for the speaker and controller")?;
+    if !status.success() {
+        bail!("cargo build of ferrolb-speaker and ferrolb-controller failed ({status})");
+    }
+    Ok(())
+}
+
+/// How to build the lab.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Number of nodes (1-9).
+    pub nodes: usize,
+    /// Namespace prefix (`down` sweeps [`topology::PREFIX`]).
+    pub prefix: String,
+    /// Print progress lines.
+    pub progress: bool,
+    /// Extra speaker flags.
+    pub speaker_args: Vec<String>,
+    /// Run the controller.
+    pub controller: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            nodes: 3,
+            prefix: topology::PREFIX.to_owned(),
+            progress: false,
+            speaker_args: Vec::new(),
+            controller: true,
+        }
+    }
+}
+
+/// A node of the lab.
+#[derive(Debug)]
+pub struct LabNode {
+    /// `node-N`.
+    pub name: String,
+    /// 1-based index.
+    pub index: usize,
+    /// Its namespace.
+    pub host: Host,
+    /// Its `eth0` MAC.
+    pub mac: MacAddr,
+    /// The running speaker, if any.
+    pub speaker: Option<ChildGuard>,
+}
+
+/// The running lab. Dropping it stops everything and deletes the
+/// namespaces.
+pub struct Cluster {
+    // Dropped first to last: tasks, threads and children before the lab.
+    proxy: Option<AbortOnDrop>,
+    relay: Option<AbortOnDrop>,
+    prober: Option<Prober>,
+    /// The controller, if running.
+    pub controller: Option<ChildGuard>,
+    /// Nodes, `node-1` first.
+    pub nodes: Vec<LabNode>,
+    /// The client namespace.
+    pub client: Host,
+    /// The namespace holding the API relay and the controller.
+    pub api: Host,
+    server: kube_test_server::TestServer,
+    kube: Client,
+    bins: Bins,
+    opts: Options,
+    dir: tempfile::TempDir,
+    lab: Option<Lab>,
+}
+
+impl std::fmt::Debug for Cluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cluster")
+            .field("nodes", &self.nodes)
+            .field("dir", &self.dir.path())
+            .field("api", &self.server.url())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        self.proxy.take();
+        self.relay.take();
+        self.prober.take();
+        self.controller.take();
+        for n in &mut self.nodes {
+            n.speaker.take();
+        }
+        if let Some(lab) = self.lab.take() {
+            if let Err(e) = lab.teardown() {
+                eprintln!("ferrolb-lab: teardown: {e}");
+            }
+        }
+    }
+}
+
+fn step(progress: bool, what: &str) -> Instant {
+    if progress {
+        use std::io::Write;
+        print!("{what}... ");
+        let _ = std::io::stdout().flush();
+    }
+    Instant::now()
+}
+
+fn done(progress: bool, t: Instant) {
+    if progress {
+        println!("ok ({} ms)", t.elapsed().as_millis());
+    }
+}
+
+impl Cluster {
+    /// Builds and starts everything. Fails with a clear message when not
+    /// root or when namespaces cannot be created.
+    pub async fn start(opts: Options, bins: Bins) -> anyhow::Result<Self> {
+        if !nix::unistd::geteuid().is_root() {
+            bail!(
+                "ferrolb-lab needs root (network namespaces, raw sockets); \
+                 run it with sudo. Current uid {}",
+                nix::unistd::geteuid()
+            );
+        }
+        if !(1..=9).contains(&opts.nodes) {
+            bail!("--nodes must be 1-9");
+        }
+        let p = opts.progress;
+        let dir = tempfile::Builder::new()
+            .prefix("ferrolb-lab-")
+            .tempdir()
+            .context("creating the lab's temporary directory")?;
+
+        let t = step(p, "creating namespaces");
+        let mut lab = Lab::with_prefix(&opts.prefix)
+            .map_err(|e| anyhow!("cannot create network namespaces: {e}"))?;
+        let api = lab.add_host("api")?;
+        api.add_addr(&format!("{API_V4}/24"))?;
+        api.add_addr("2001:db8::1/64")?;
+        let client = lab.add_host("client")?;
+        client.add_addr(topology::CLIENT_V4)?;
+        client.add_addr(topology::CLIENT_V6)?;
+        for route in topology::CLIENT_ROUTES {
+            client.exec("ip", &["route", "add", route, "dev", "eth0"])?;
+        }
+        let mut nodes = Vec::new();
+        for i in 1..=opts.nodes {
+            let name = topology::node_name(i);
+            let host = lab.add_host(&name)?;
+            host.add_addr(&format!("{}/24", topology::node_v4(i)))?;
+            host.add_addr(&format!("{}/64", topology::node_v6(i)))?;
+            // kube-proxy IPVS strictARP: never answer ARP for the LB IPs
+            // held on lo; the speaker does.
+            for scope in ["all", "eth0"] {
+                host.sysctl(&format!("net.ipv4.conf.{scope}.arp_ignore"), "1")?;
+                host.sysctl(&format!("net.ipv4.conf.{scope}.arp_announce"), "2")?;
+            }
+            let mac = host.mac()?;
+            nodes.push(LabNode {
+                name,
+                index: i,
+                host,
+                mac,
+                speaker: None,
+            });
+        }
+        done(p, t);
+
+        let t = step(p, "starting API server");
+        let server =
+            kube_test_server::TestServer::start(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
+        server.write_kubeconfig(&dir.path().join("kubeconfig"))?;
+        let ns_url = format!("http://{API_V4}:{API_PORT}");
+        std::fs::write(
+            dir.path().join("kubeconfig-lab"),
+            server.kubeconfig().replace(&server.url(), &ns_url),
+        )?;
+        let relay = relay::start(&api, SocketAddr::from((API_V4, API_PORT)), server.addr())?;
+        let kube = server.client().await?;
+        done(p, t);
+
+        let mut cluster = Self {
+            proxy: None,
+            relay: Some(relay),
+            prober: None,
+            controller: None,
+            nodes,
+            client: client.clone(),
+            api,
+            server,
+            kube,
+            bins,
+            opts,
+            dir,
+            lab: Some(lab),
+        };
+
+        let t = step(p, "applying CRDs, namespace, Nodes, pool, L2Advertisement");
+        cluster.seed().await?;
+        done(p, t);
+
+        let t = step(p, "starting kube-proxy stand-in and client");
+        cluster.proxy = Some(proxy::start(
+            cluster.kube.clone(),
+            cluster
+                .nodes
+                .iter()
+                .map(|n| (n.name.clone(), n.host.clone()))
+                .collect(),
+        ));
+        cluster.prober = Some(Prober::start(&client)?);
+        done(p, t);
+
+        std::fs::write(
+            cluster.dir.path().join("secret"),
+            rand::random::<[u8; 32]>(),
+        )?;
+        if cluster.opts.controller {
+            let t = step(p, "starting controller");
+            cluster.start_controller()?;
+            done(p, t);
+        }
+        for i in 0..cluster.nodes.len() {
+            let name = cluster.nodes[i].name.clone();
+            cluster.start_speaker(&name)?;
+            if p {
+                println!(
+                    "{name}: speaker running (pid {})",
+                    cluster.speaker_pid(&name).unwrap_or(0)
+                );
+            }
+        }
+        let t = step(p, "waiting for gossip to converge");
+        cluster.wait_converged(Duration::from_secs(15)).await?;
+        done(p, t);
+        Ok(cluster)
+    }
+
+    async fn seed(&self) -> anyhow::Result<()> {
+        let pp = PostParams::default();
+        let crds: Api<CustomResourceDefinition> = Api::all(self.kube.clone());
+        for crd in ferrolb_crds::generate::crds() {
+            crds.create(&pp, &crd).await.context("creating a CRD")?;
+        }
+        let nss: Api<Namespace> = Api::all(self.kube.clone());
+        nss.create(
+            &pp,
+            &serde_json::from_value(serde_json::json!({"metadata": {"name": SYSTEM_NS}}))?,
+        )
+        .await?;
+        let now = jiff::Timestamp::now()
+            .round(jiff::Unit::Second)
+            .map_err(|e| anyhow!("{e}"))?
+            .to_string();
+        let nodes: Api<Node> = Api::all(self.kube.clone());
+        for n in &self.nodes {
+            let v4 = IpAddr::V4(topology::node_v4(n.index));
+            let v6 = IpAddr::V6(topology::node_v6(n.index));
+            let obj: Node = serde_json::from_value(objects::node(&n.name, v4, v6, &now))?;
+            nodes.create(&pp, &obj).await?;
+            let status = serde_json::json!({"status": objects::node_status(&n.name, v4, v6, &now)});
+            nodes
+                .patch_status(&n.name, &PatchParams::default(), &Patch::Merge(status))
+                .await?;
+        }
+        self.create_custom(objects::pool(), "IPAddressPool", "ipaddresspools")
+            .await?;
+        self.create_custom(
+            objects::l2_advertisement(),
+            "L2Advertisement",
+            "l2advertisements",
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn create_custom(&self, obj: Value, kind: &str, plural: &str) -> anyhow::Result<()> {
+        let gvk = GroupVersionKind::gvk("ferrolb.io", "v1beta1", kind);
+        let ar = ApiResource::from_gvk_with_plural(&gvk, plural);
+        let api: Api<DynamicObject> = Api::namespaced_with(self.kube.clone(), SYSTEM_NS, &ar);
+        let obj: DynamicObject = serde_json::from_value(obj)?;
+        api.create(&PostParams::default(), &obj)
+            .await
+            .with_context(|| format!("creating {kind}"))?;
+        Ok(())
+    }
+
+    /// The directory holding kubeconfigs, the secret and the logs.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The kubeconfig for the user (`http://127.0.0.1:PORT`).
+    pub fn kubeconfig(&self) -> PathBuf {
+        self.dir.path().join("kubeconfig")
+    }
+
+    /// A client for the lab's API server.
+    pub fn kube(&self) -> Client {
+        self.kube.clone()
+    }
+
+    /// The in-process API server (fault injection, restart).
+    pub fn server(&self) -> &kube_test_server::TestServer {
+        &self.server
+    }
+
+    /// The network lab (namespace names).
+    pub fn lab(&self) -> &Lab {
+        self.lab.as_ref().expect("lab lives until drop")
+    }
+
+    fn log_file(&self, name: &str) -> anyhow::Result<(File, File)> {
+        let path = self.dir.path().join(format!("{name}.log"));
+        let f = File::options().create(true).append(true).open(&path)?;
+        Ok((f.try_clone()?, f))
+    }
+
+    /// The last `lines` lines of a component's log (`node-1`, `controller`).
+    pub fn log_tail(&self, name: &str, lines: usize) -> String {
+        let text = std::fs::read_to_string(self.dir.path().join(format!("{name}.log")))
+            .unwrap_or_default();
+        let all: Vec<&str> = text.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+
+    /// Starts (or restarts) the controller in the `api` namespace.
+    pub fn start_controller(&mut self) -> anyhow::Result<()> {
+        self.controller.take();
+        let (out, err) = self.log_file("controller")?;
+        let mut cmd = self.api.command(&self.bins.controller.to_string_lossy());
+        cmd.env("KUBECONFIG", self.dir.path().join("kubeconfig-lab"))
+            .args([
+                "--lease-namespace",
+                SYSTEM_NS,
+                "--identity",
+                "ferrolb-lab-controller",
+                "--lease-duration",
+                "4s",
+                "--http-addr",
+                "127.0.0.1:7472",
+            ])
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err);
+        self.controller = Some(ChildGuard::spawn(&mut cmd)?);
+        Ok(())
+    }
+
+    fn node_mut(&mut self, name: &str) -> anyhow::Result<&mut LabNode> {
+        self.nodes
+            .iter_mut()
+            .find(|n| n.name == name)
+            .ok_or_else(|| anyhow!("no node {name}"))
+    }
+
+    /// The node called `name`.
+    pub fn node(&self, name: &str) -> anyhow::Result<&LabNode> {
+        self.nodes
+            .iter()
+            .find(|n| n.name == name)
+            .ok_or_else(|| anyhow!("no node {name}"))
+    }
+
+    /// Starts the speaker of node `name` (replacing a previous one).
+    pub fn start_speaker(&mut self, name: &str) -> anyhow::Result<()> {
+        let (out, err) = self.log_file(name)?;
+        let dir = self.dir.path().to_path_buf();
+        let bin = self.bins.speaker.to_string_lossy().into_owned();
+        let extra = self.opts.speaker_args.clone();
+        let node = self.node_mut(name)?;
+        node.speaker.take();
+        let v4 = topology::node_v4(node.index);
+        let mut cmd = node.host.command(&bin);
+        cmd.env("NODE_NAME", &node.name)
+            .env("KUBECONFIG", dir.join("kubeconfig-lab"))
+            .args(["--namespace", SYSTEM_NS, "--log-format", "text"])
+            .arg("--http-addr")
+            .arg(format!("{v4}:{SPEAKER_HTTP_PORT}"))
+            .arg("--memberlist-advertise-addr")
+            .arg(v4.to_string())
+            .arg("--memberlist-secret-file")
+            .arg(dir.join("secret"))
+            .args(&extra)
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err);
+        node.speaker = Some(ChildGuard::spawn(&mut cmd)?);
+        Ok(())
+    }
+
+    /// The pid of node `name`'s speaker (`ip netns exec` execs it, so the
+    /// child's pid is the speaker's).
+    pub fn speaker_pid(&self, name: &str) -> Option<u32> {
+        self.node(name).ok()?.speaker.as_ref().map(|c| c.id())
+    }
+
+    /// Components that have exited although they should run, with their
+    /// status and log tail.
+    pub fn dead_children(&mut self) -> Vec<String> {
+        let mut dead = Vec::new();
+        let mut check = |name: &str, child: &mut Option<ChildGuard>| {
+            if let Some(c) = child {
+                if let Ok(Some(status)) = c.try_wait() {
+                    dead.push((name.to_owned(), status.to_string()));
+                    child.take();
+                }
+            }
+        };
+        check("controller", &mut self.controller);
+        for n in &mut self.nodes {
+            check(&n.name, &mut n.speaker);
+        }
+        dead.into_iter()
+            .map(|(name, status)| {
+                format!(
+                    "{name} exited ({status}); last log lines:\n{}",
+                    self.log_tail(&name, 10)
+                )
+            })
+            .collect()
+    }
+
+    /// Reads a gauge from node `name`'s speaker `/metrics` (over HTTP/1.0
+    /// from inside its namespace).
+    pub fn speaker_metric(&self, name: &str, metric: &str) -> Option<f64> {
+        let node = self.node(name).ok()?;
+        let addr = SocketAddr::from((topology::node_v4(node.index), SPEAKER_HTTP_PORT));
+        let body = node
+            .host
+            .run_in(move || -> std::io::Result<String> {
+                use std::io::{Read, Write};
+                let mut s =
+                    std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200))?;
+                s.set_read_timeout(Some(Duration::from_millis(500)))?;
+                s.write_all(b"GET /metrics HTTP/1.0\r\nHost: speaker\r\n\r\n")?;
+                let mut out = String::new();
+                s.take(1 << 20).read_to_string(&mut out)?;
+                Ok(out)
+            })
+            .ok()?
+            .ok()?;
+        body.lines()
+            .find(|l| l.starts_with(metric) && l[metric.len()..].starts_with([' ', '{']))
+            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+    }
+
+    /// Waits until every running speaker sees every running speaker.
+    pub async fn wait_converged(&self, limit: Duration) -> anyhow::Result<()> {
+        let deadline = Instant::now() + limit;
+        loop {
+            let running: Vec<&str> = self
+                .nodes
+                .iter()
+                .filter(|n| n.speaker.is_some())
+                .map(|n| n.name.as_str())
+                .collect();
+            let want = running.len() as f64;
+            let ok = running
+                .iter()
+                .all(|n| self.speaker_metric(n, "ferrolb_speaker_members_alive") == Some(want));
+            if ok {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!("speakers did not converge within {limit:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Creates a LoadBalancer Service and its EndpointSlices (a ready
+    /// endpoint on every node, or on `endpoint_nodes` when given).
+    pub async fn create_service(
+        &self,
+        spec: &ServiceSpec,
+        endpoint_nodes: Option<&[&str]>,
+    ) -> anyhow::Result<()> {
+        let pp = PostParams::default();
+        let svcs: Api<Service> = Api::namespaced(self.kube.clone(), "default");
+        svcs.create(&pp, &serde_json::from_value(objects::service(spec))?)
+            .await
+            .with_context(|| format!("creating Service {}", spec.name))?;
+        let nodes: Vec<(usize, String)> = self
+            .nodes
+            .iter()
+            .filter(|n| endpoint_nodes.is_none_or(|list| list.contains(&n.name.as_str())))
+            .map(|n| (n.index, n.name.clone()))
+            .collect();
+        let slices: Api<EndpointSlice> = Api::namespaced(self.kube.clone(), "default");
+        let families: &[bool] = if spec.dual_stack {
+            &[false, true]
+        } else {
+            &[false]
+        };
+        for &v6 in families {
+            let slice = objects::endpoint_slice(&spec.name, spec.port, v6, &nodes);
+            slices.create(&pp, &serde_json::from_value(slice)?).await?;
+        }
+        Ok(())
+    }
+
+    /// Deletes a Service and its EndpointSlices.
+    pub async fn delete_service(&self, name: &str) -> anyhow::Result<()> {
+        let svcs: Api<Service> = Api::namespaced(self.kube.clone(), "default");
+        svcs.delete(name, &DeleteParams::default()).await?;
+        let slices: Api<EndpointSlice> = Api::namespaced(self.kube.clone(), "default");
+        for fam in ["v4", "v6"] {
+            let _ = slices
+                .delete(&format!("{name}-{fam}"), &DeleteParams::default())
+                .await;
+        }
+        Ok(())
+    }
+
+    /// The Service as JSON.
+    pub async fn service(&self, name: &str) -> anyhow::Result<Value> {
+        let svcs: Api<Service> = Api::namespaced(self.kube.clone(), "default");
+        Ok(serde_json::to_value(svcs.get(name).await?)?)
+    }
+
+    /// Every Service in `default`, as JSON.
+    pub async fn services(&self) -> anyhow::Result<Vec<Value>> {
+        let svcs: Api<Service> = Api::namespaced(self.kube.clone(), "default");
+        let list = svcs.list(&ListParams::default()).await?;
+        list.items
+            .into_iter()
+            .map(|s| Ok(serde_json::to_value(s)?))
+            .collect()
+    }
+
+    /// Waits until Service `name` has at least `count` ingress IPs.
+    pub async fn wait_ips(
+        &self,
+        name: &str,
+        count: usize,
+        limit: Duration,
+    ) -> anyhow::Result<Vec<IpAddr>> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Ok(svc) = self.service(name).await {
+                let ips = objects::ingress_ips(&svc);
+                if ips.len() >= count {
+                    return Ok(ips);
+                }
+            }
+            if Instant::now() > deadline {
+                bail!("Service {name} got no IP within {limit:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    /// One request from the client to `ip:port`.
+    pub async fn probe(
+        &self,
+        ip: IpAddr,
+        port: u16,
+        timeout: Duration,
+    ) -> Result<String, ProbeError> {
+        match &self.prober {
+            Some(p) => p.probe(SocketAddr::new(ip, port), timeout).await,
+            None => Err(ProbeError::Gone),
+        }
+    }
+
+    /// Requests every 10 ms until one answers; returns the answer.
+    pub async fn wait_answer(
+        &self,
+        ip: IpAddr,
+        port: u16,
+        limit: Duration,
+    ) -> anyhow::Result<String> {
+        let deadline = Instant::now() + limit;
+        let mut last = ProbeError::Timeout;
+        while Instant::now() < deadline {
+            let start = Instant::now();
+            match self.probe(ip, port, Duration::from_millis(50)).await {
+                Ok(a) => return Ok(a),
+                Err(e) => last = e,
+            }
+            tokio::time::sleep_until((start + Duration::from_millis(10)).into()).await;
+        }
+        bail!("no answer from {ip}:{port} within {limit:?} (last: {last})")
+    }
+
+    /// The node whose MAC the client's neighbour entry for `ip` holds.
+    pub fn announced_by(&self, ip: IpAddr) -> Option<String> {
+        let entry = self.client.neighbour(ip).ok()??;
+        let mac = entry.lladdr?;
+        self.nodes
+            .iter()
+            .find(|n| n.mac == mac)
+            .map(|n| n.name.clone())
+    }
+
+    /// The node's death: its switch port goes down (the cable is cut) and
+    /// its speaker is SIGKILLed.
+    pub fn kill_node(&mut self, name: &str) -> anyhow::Result<()> {
+        let node = self.node_mut(name)?;
+        node.host.port_down()?;
+        if let Some(mut s) = node.speaker.take() {
+            let _ = s.kill();
+            let _ = s.wait();
+        }
+        Ok(())
+    }
+
+    /// Sends SIGTERM to node `name`'s speaker (it leaves gossip and stops
+    /// announcing); returns at once. [`Cluster::reap_speaker`] waits.
+    pub fn term_speaker(&mut self, name: &str) -> anyhow::Result<()> {
+        let node = self.node_mut(name)?;
+        let pid = node
+            .speaker
+            .as_ref()
+            .map(|c| c.id())
+            .ok_or_else(|| anyhow!("{name} has no speaker"))?;
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        )?;
+        Ok(())
+    }
+
+    /// Waits (at most 5 s) for a SIGTERMed speaker to exit; returns its
+    /// exit status as text.
+    pub fn reap_speaker(&mut self, name: &str) -> anyhow::Result<String> {
+        let node = self.node_mut(name)?;
+        let Some(mut child) = node.speaker.take() else {
+            return Ok("not running".into());
+        };
+        match child.wait_timeout(Duration::from_secs(5))? {
+            Some(status) => Ok(status.to_string()),
+            None => bail!("{name}'s speaker did not exit within 5 s of SIGTERM"),
+        }
+    }
+
+    /// Brings node `name` back: port up, addresses present, speaker running.
+    pub fn restore_node(&mut self, name: &str) -> anyhow::Result<()> {
+        let node = self.node(name)?;
+        node.host.port_up()?;
+        // Carrier loss may have dropped the IPv6 address; re-adding an
+        // address that is still there fails harmlessly.
+        let _ = node
+            .host
+            .add_addr(&format!("{}/64", topology::node_v6(node.index)));
+        if node.speaker.is_none() {
+            self.start_speaker(name)?;
+        }
+        Ok(())
+    }
+
+    /// Peak resident set size (VmHWM) of `pid`, in KiB.
+    pub fn peak_rss_kib(pid: u32) -> Option<u64> {
+        proc_status_field(pid, "VmHWM:")
+    }
+
+    /// User + system CPU time of `pid`, in clock ticks (1/100 s).
+    pub fn cpu_ticks(pid: u32) -> Option<u64> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        let rest = stat.rsplit_once(')')?.1;
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+    }
+
+    /// The `nodeAssigned` Events of Service `name`, oldest first, as
+    /// (node, message).
+    pub async fn node_assigned_events(&self, name: &str) -> anyhow::Result<Vec<(String, String)>> {
+        let api: Api<Event> = Api::namespaced(self.kube.clone(), "default");
+        let mut list = api.list(&ListParams::default()).await?.items;
+        list.sort_by_key(|e| {
+            e.metadata
+                .resource_version
+                .clone()
+                .unwrap_or_default()
+                .parse::<u64>()
+                .unwrap_or(0)
+        });
+        Ok(list
+            .into_iter()
+            .filter(|e| {
+                e.reason.as_deref() == Some("nodeAssigned")
+                    && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name)
+            })
+            .map(|e| {
+                let msg = e.note.unwrap_or_default();
+                let node = msg.split('"').nth(1).map(str::to_owned).unwrap_or_default();
+                (node, msg)
+            })
+            .collect())
+    }
+}
+
+fn proc_status_field(pid: u32, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find(|l| l.starts_with(field))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}

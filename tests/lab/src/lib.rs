@@ -1,0 +1,30 @@
+//! ferrolb-lab: a whole ferrolb cluster in network namespaces on one
+//! machine (test support, not product). See `docs/lab.md`.
+//!
+//! - [`topology`]: names and documentation-range addresses.
+//! - [`objects`]: the Nodes, pool, Services and EndpointSlices (pure JSON).
+//! - [`cluster`]: builds and runs the lab; dropping it tears it down.
+//! - [`proxy`]: kube-proxy's part (IPVS with strictARP) for the nodes.
+//! - [`client`]: TCP requests from the client namespace.
+//! - [`failover`]: takes the owner down and measures the gap.
+//! - [`stats`]: min / p50 / p99 / max.
+#![forbid(unsafe_code)]
+
+pub mod client;
+pub mod cluster;
+pub mod failover;
+pub mod objects;
+pub mod proxy;
+pub mod relay;
+pub mod stats;
+pub mod topology;
+
+/// A tokio task aborted when this guard drops.
+#[derive(Debug)]
+pub struct AbortOnDrop(pub tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}

@@ -1,0 +1,232 @@
+//! The Kubernetes objects the lab creates, as JSON (pure).
+//!
+//! The API test server runs no controllers, so the lab plays the kubelet
+//! (Nodes with addresses and a Ready condition) and the EndpointSlice
+//! controller (one ready endpoint per node for every Service).
+
+use serde_json::{json, Value};
+use std::net::IpAddr;
+
+use crate::topology::{self, POOL_NAME, POOL_V4, POOL_V6, SYSTEM_NS};
+
+/// A Node as a kubelet registers it: InternalIPs in both families and
+/// `Ready=True`.
+pub fn node(name: &str, v4: IpAddr, v6: IpAddr, now: &str) -> Value {
+    json!({
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {
+            "name": name,
+            "labels": {
+                "kubernetes.io/hostname": name,
+                "kubernetes.io/os": "linux",
+            },
+        },
+        "status": node_status(name, v4, v6, now),
+    })
+}
+
+/// The `status` of [`node`], also patched through `/status` in case the
+/// server drops status on create.
+pub fn node_status(name: &str, v4: IpAddr, v6: IpAddr, now: &str) -> Value {
+    json!({
+        "addresses": [
+            {"type": "InternalIP", "address": v4.to_string()},
+            {"type": "InternalIP", "address": v6.to_string()},
+            {"type": "Hostname", "address": name},
+        ],
+        "conditions": [{
+            "type": "Ready",
+            "status": "True",
+            "reason": "KubeletReady",
+            "message": "ferrolb-lab node",
+            "lastHeartbeatTime": now,
+            "lastTransitionTime": now,
+        }],
+    })
+}
+
+/// The lab's pool: an IPv4 and an IPv6 range.
+pub fn pool() -> Value {
+    json!({
+        "apiVersion": "ferrolb.io/v1beta1",
+        "kind": "IPAddressPool",
+        "metadata": {"name": POOL_NAME, "namespace": SYSTEM_NS},
+        "spec": {"addresses": [POOL_V4, POOL_V6]},
+    })
+}
+
+/// An advertisement of the lab's pool from every node, on every usable
+/// interface (`eth0` in each node namespace).
+pub fn l2_advertisement() -> Value {
+    json!({
+        "apiVersion": "ferrolb.io/v1beta1",
+        "kind": "L2Advertisement",
+        "metadata": {"name": POOL_NAME, "namespace": SYSTEM_NS},
+        "spec": {"ipAddressPools": [POOL_NAME]},
+    })
+}
+
+/// How a lab Service is asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceSpec {
+    /// Name in namespace `default`.
+    pub name: String,
+    /// The Service port (also the port the nodes' stand-in servers listen on).
+    pub port: u16,
+    /// IPv4 and IPv6 (`RequireDualStack`) rather than IPv4 only.
+    pub dual_stack: bool,
+    /// `externalTrafficPolicy: Local` instead of `Cluster`.
+    pub local: bool,
+    /// `ferrolb.io/loadBalancerIPs`.
+    pub requested_ips: Vec<IpAddr>,
+    /// `ferrolb.io/allow-shared-ip`.
+    pub sharing_key: Option<String>,
+}
+
+impl ServiceSpec {
+    /// A dual-stack Cluster-policy Service.
+    pub fn new(name: &str, port: u16) -> Self {
+        Self {
+            name: name.to_owned(),
+            port,
+            dual_stack: true,
+            local: false,
+            requested_ips: Vec::new(),
+            sharing_key: None,
+        }
+    }
+}
+
+/// A LoadBalancer Service selecting `app: <name>`.
+pub fn service(spec: &ServiceSpec) -> Value {
+    let mut annotations = serde_json::Map::new();
+    if !spec.requested_ips.is_empty() {
+        let ips: Vec<String> = spec.requested_ips.iter().map(|i| i.to_string()).collect();
+        annotations.insert("ferrolb.io/loadBalancerIPs".into(), ips.join(",").into());
+    }
+    if let Some(key) = &spec.sharing_key {
+        annotations.insert("ferrolb.io/allow-shared-ip".into(), key.clone().into());
+    }
+    let mut svc = json!({
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": spec.name, "namespace": "default", "annotations": annotations},
+        "spec": {
+            "type": "LoadBalancer",
+            "selector": {"app": spec.name},
+            "externalTrafficPolicy": if spec.local { "Local" } else { "Cluster" },
+            "ports": [{"name": "tcp", "protocol": "TCP", "port": spec.port, "targetPort": spec.port}],
+        },
+    });
+    if spec.dual_stack {
+        svc["spec"]["ipFamilyPolicy"] = json!("RequireDualStack");
+        svc["spec"]["ipFamilies"] = json!(["IPv4", "IPv6"]);
+    }
+    svc
+}
+
+/// The EndpointSlice of one family for Service `service`: one ready
+/// endpoint on each of `nodes` (`(index, name)`).
+pub fn endpoint_slice(service: &str, port: u16, v6: bool, nodes: &[(usize, String)]) -> Value {
+    let endpoints: Vec<Value> = nodes
+        .iter()
+        .map(|(i, name)| {
+            json!({
+                "addresses": [topology::pod_ip(*i, 1, v6).to_string()],
+                "nodeName": name,
+                "conditions": {"ready": true, "serving": true, "terminating": false},
+            })
+        })
+        .collect();
+    let family = if v6 { "v6" } else { "v4" };
+    json!({
+        "apiVersion": "discovery.k8s.io/v1",
+        "kind": "EndpointSlice",
+        "metadata": {
+            "name": format!("{service}-{family}"),
+            "namespace": "default",
+            "labels": {
+                "kubernetes.io/service-name": service,
+                "endpointslice.kubernetes.io/managed-by": "ferrolb-lab",
+            },
+        },
+        "addressType": if v6 { "IPv6" } else { "IPv4" },
+        "endpoints": endpoints,
+        "ports": [{"name": "tcp", "protocol": "TCP", "port": port}],
+    })
+}
+
+/// The ingress IPs of a Service object (`status.loadBalancer.ingress[].ip`).
+pub fn ingress_ips(svc: &Value) -> Vec<IpAddr> {
+    svc["status"]["loadBalancer"]["ingress"]
+        .as_array()
+        .map(|list| {
+            list.iter()
+                .filter_map(|i| i["ip"].as_str()?.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// `port/TCP` list as `kubectl get svc` prints it (`80:30080/TCP`).
+pub fn ports_column(svc: &Value) -> String {
+    let Some(ports) = svc["spec"]["ports"].as_array() else {
+        return "<none>".into();
+    };
+    ports
+        .iter()
+        .map(|p| {
+            let proto = p["protocol"].as_str().unwrap_or("TCP");
+            match p["nodePort"].as_u64() {
+                Some(np) => format!("{}:{np}/{proto}", p["port"]),
+                None => format!("{}/{proto}", p["port"]),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dual_stack_service_requires_both_families() {
+        let svc = service(&ServiceSpec::new("web", 8080));
+        assert_eq!(svc["spec"]["ipFamilyPolicy"], "RequireDualStack");
+        assert_eq!(svc["spec"]["type"], "LoadBalancer");
+        assert_eq!(svc["spec"]["ports"][0]["port"], 8080);
+    }
+
+    #[test]
+    fn requested_ips_and_sharing_key_become_annotations() {
+        let mut spec = ServiceSpec::new("dns", 53);
+        spec.requested_ips = vec!["198.51.100.20".parse().unwrap()];
+        spec.sharing_key = Some("k".into());
+        let svc = service(&spec);
+        let a = &svc["metadata"]["annotations"];
+        assert_eq!(a["ferrolb.io/loadBalancerIPs"], "198.51.100.20");
+        assert_eq!(a["ferrolb.io/allow-shared-ip"], "k");
+    }
+
+    #[test]
+    fn endpoint_slices_name_the_service_and_every_node() {
+        let nodes = vec![(1, "node-1".to_owned()), (2, "node-2".to_owned())];
+        let s = endpoint_slice("web", 80, true, &nodes);
+        assert_eq!(s["metadata"]["labels"]["kubernetes.io/service-name"], "web");
+        assert_eq!(s["addressType"], "IPv6");
+        assert_eq!(s["endpoints"][1]["nodeName"], "node-2");
+    }
+
+    #[test]
+    fn ingress_and_ports_read_like_kubectl() {
+        let svc = json!({
+            "spec": {"ports": [{"port": 80, "nodePort": 30080, "protocol": "TCP"}]},
+            "status": {"loadBalancer": {"ingress": [{"ip": "198.51.100.10"}, {"ip": "2001:db8:0:1::10"}]}},
+        });
+        assert_eq!(ingress_ips(&svc).len(), 2);
+        assert_eq!(ports_column(&svc), "80:30080/TCP");
+        assert!(ingress_ips(&json!({})).is_empty());
+    }
+}

@@ -1,0 +1,204 @@
+//! kube-proxy's part, as kube-proxy in IPVS mode with `strictARP` does it.
+//!
+//! IPVS puts every LoadBalancer IP on a dummy interface of every node, so
+//! every node accepts traffic for it; `strictARP` (`arp_ignore=1`,
+//! `arp_announce=2`) keeps the kernel from answering ARP for those
+//! addresses on other interfaces, leaving the answer to the speaker. The lab
+//! does the same with `lo` (the lab may not create `dummy` links): it
+//! follows Services and keeps each assigned IP on `lo` of every node (/32,
+//! /128), and for each Service port runs a TCP server per node that answers
+//! every connection with the node's name and closes, standing in for
+//! NodePort -> Pod.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Service;
+use kube::runtime::{reflector, watcher, WatchStreamExt};
+use kube::{Api, Client};
+use netlab::Host;
+use tokio::io::AsyncWriteExt;
+
+use crate::AbortOnDrop;
+
+/// What every node should hold: LoadBalancer IPs and Service ports.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Desired {
+    /// Every assigned ingress IP.
+    pub vips: BTreeSet<IpAddr>,
+    /// Every TCP port of a LoadBalancer Service with an IP.
+    pub ports: BTreeSet<u16>,
+}
+
+/// The desired state from Services (pure).
+pub fn desired<'a>(services: impl IntoIterator<Item = &'a Service>) -> Desired {
+    let mut out = Desired::default();
+    for svc in services {
+        let spec = svc.spec.as_ref();
+        if spec.and_then(|s| s.type_.as_deref()) != Some("LoadBalancer") {
+            continue;
+        }
+        let ips: Vec<IpAddr> = svc
+            .status
+            .as_ref()
+            .and_then(|s| s.load_balancer.as_ref())
+            .and_then(|lb| lb.ingress.as_ref())
+            .into_iter()
+            .flatten()
+            .filter_map(|i| i.ip.as_deref()?.parse().ok())
+            .collect();
+        if ips.is_empty() {
+            continue;
+        }
+        out.vips.extend(ips);
+        for p in spec.and_then(|s| s.ports.as_ref()).into_iter().flatten() {
+            if p.protocol.as_deref().unwrap_or("TCP") == "TCP" {
+                if let Ok(port) = u16::try_from(p.port) {
+                    out.ports.insert(port);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// One node's applied state.
+#[derive(Debug)]
+struct NodeProxy {
+    host: Host,
+    name: String,
+    vips: BTreeSet<IpAddr>,
+    servers: BTreeMap<u16, AbortOnDrop>,
+}
+
+impl NodeProxy {
+    fn reconcile(&mut self, want: &Desired) {
+        for vip in self
+            .vips
+            .difference(&want.vips)
+            .copied()
+            .collect::<Vec<_>>()
+        {
+            let _ = self.host.del_vip(vip);
+            self.vips.remove(&vip);
+        }
+        for vip in want
+            .vips
+            .difference(&self.vips)
+            .copied()
+            .collect::<Vec<_>>()
+        {
+            match self.host.add_vip(vip) {
+                Ok(()) => {
+                    self.vips.insert(vip);
+                }
+                Err(e) => eprintln!(
+                    "kube-proxy stand-in on {}: adding {vip} to lo: {e}",
+                    self.name
+                ),
+            }
+        }
+        self.servers.retain(|port, _| want.ports.contains(port));
+        for &port in &want.ports {
+            if self.servers.contains_key(&port) {
+                continue;
+            }
+            match serve(&self.host, &self.name, port) {
+                Ok(guard) => {
+                    self.servers.insert(port, guard);
+                }
+                Err(e) => eprintln!("kube-proxy stand-in on {}: port {port}: {e}", self.name),
+            }
+        }
+    }
+}
+
+/// A TCP server on `[::]:port` (both families) inside `host` answering the
+/// node's name.
+fn serve(host: &Host, name: &str, port: u16) -> anyhow::Result<AbortOnDrop> {
+    let addr = SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), port);
+    let std_listener = host.run_in(move || -> std::io::Result<std::net::TcpListener> {
+        let s = socket2::Socket::new(socket2::Domain::IPV6, socket2::Type::STREAM, None)?;
+        s.set_only_v6(false)?;
+        s.set_reuse_address(true)?;
+        s.bind(&addr.into())?;
+        s.listen(128)?;
+        s.set_nonblocking(true)?;
+        Ok(s.into())
+    })??;
+    let listener = tokio::net::TcpListener::from_std(std_listener)?;
+    let answer = format!("{name}\n");
+    Ok(AbortOnDrop(tokio::spawn(async move {
+        loop {
+            if let Ok((mut conn, _)) = listener.accept().await {
+                let _ = conn.write_all(answer.as_bytes()).await;
+                let _ = conn.shutdown().await;
+            }
+        }
+    })))
+}
+
+/// Follows Services and applies [`desired`] to every node until dropped.
+pub fn start(client: Client, nodes: Vec<(String, Host)>) -> AbortOnDrop {
+    AbortOnDrop(tokio::spawn(async move {
+        let mut proxies: Vec<NodeProxy> = nodes
+            .into_iter()
+            .map(|(name, host)| NodeProxy {
+                host,
+                name,
+                vips: BTreeSet::new(),
+                servers: BTreeMap::new(),
+            })
+            .collect();
+        let api: Api<Service> = Api::all(client);
+        let (reader, writer) = reflector::store();
+        let stream = reflector(writer, watcher(api, watcher::Config::default()))
+            .default_backoff()
+            .touched_objects();
+        futures::pin_mut!(stream);
+        let mut applied = Desired::default();
+        while let Some(ev) = stream.next().await {
+            if ev.is_err() {
+                continue;
+            }
+            let state = reader.state();
+            let want = desired(state.iter().map(|s| s.as_ref()));
+            if want != applied {
+                for p in &mut proxies {
+                    p.reconcile(&want);
+                }
+                applied = want;
+            }
+        }
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn svc(json: serde_json::Value) -> Service {
+        serde_json::from_value(json).unwrap()
+    }
+
+    #[test]
+    fn only_load_balancers_with_an_ip_are_proxied() {
+        let a = svc(serde_json::json!({
+            "metadata": {"name": "a"},
+            "spec": {"type": "LoadBalancer", "ports": [{"port": 80}]},
+            "status": {"loadBalancer": {"ingress": [{"ip": "198.51.100.10"}, {"ip": "2001:db8:0:1::10"}]}},
+        }));
+        let pending = svc(serde_json::json!({
+            "metadata": {"name": "b"},
+            "spec": {"type": "LoadBalancer", "ports": [{"port": 81}]},
+        }));
+        let cluster_ip = svc(serde_json::json!({
+            "metadata": {"name": "c"},
+            "spec": {"type": "ClusterIP", "ports": [{"port": 82}]},
+        }));
+        let d = desired([&a, &pending, &cluster_ip]);
+        assert_eq!(d.vips.len(), 2);
+        assert_eq!(d.ports, BTreeSet::from([80]));
+    }
+}

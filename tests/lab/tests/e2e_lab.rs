@@ -1,0 +1,247 @@
+//! End-to-end: the real controller and speakers in network namespaces, a
+//! client on the LAN. Root only: skipped with a printed reason otherwise,
+//! failed under `CI=true`. Tests take turns (one lab at a time: timings on
+//! two cores stay meaningful).
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::time::{Duration, Instant};
+
+use ferrolb_lab::cluster::{Bins, Cluster, Options};
+use ferrolb_lab::failover::{self, Fault};
+use ferrolb_lab::objects::ServiceSpec;
+use ferrolb_speaker::transport::packet::PacketLink;
+use ferrolb_speaker::transport::Datalink;
+use ferrolb_speaker::wire::arp::{ArpFrame, ArpOperation, ArpRepr};
+use ferrolb_speaker::wire::ndp::{NdpFrame, NdpRepr};
+use ferrolb_speaker::wire::MacAddr;
+
+static LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+const PORT: u16 = 8080;
+
+async fn lab(test: &str) -> Option<(tokio::sync::MutexGuard<'static, ()>, Cluster)> {
+    if netlab::require_root(test).is_some() {
+        return None;
+    }
+    let guard = LOCK.lock().await;
+    let bins = Bins::locate().expect("speaker and controller binaries");
+    let opts = Options {
+        prefix: "flbe2e".into(),
+        ..Options::default()
+    };
+    let cluster = Cluster::start(opts, bins).await.expect("lab starts");
+    Some((guard, cluster))
+}
+
+/// Creates `web` (dual stack) and returns its IPv4 and IPv6 addresses.
+async fn web(c: &Cluster, name: &str) -> (IpAddr, IpAddr) {
+    c.create_service(&ServiceSpec::new(name, PORT), None)
+        .await
+        .unwrap();
+    let ips = c.wait_ips(name, 2, Duration::from_secs(20)).await.unwrap();
+    let v4 = *ips.iter().find(|i| i.is_ipv4()).unwrap();
+    let v6 = *ips.iter().find(|i| i.is_ipv6()).unwrap();
+    (v4, v6)
+}
+
+fn mac_of(c: &Cluster, node: &str) -> netlab::MacAddr {
+    c.node(node).unwrap().mac
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_ip_answers_over_both_families_from_the_owner() {
+    let Some((_g, c)) = lab("a_service_ip_answers_over_both_families_from_the_owner").await else {
+        return;
+    };
+    let (v4, v6) = web(&c, "web").await;
+    let a4 = c
+        .wait_answer(v4, PORT, Duration::from_secs(10))
+        .await
+        .unwrap();
+    let a6 = c
+        .wait_answer(v6, PORT, Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert_eq!(a4, a6, "dual-stack IPs stay on one node");
+    // The client resolved both addresses to the owner's MAC.
+    for ip in [v4, v6] {
+        let entry = c.client.neighbour(ip).unwrap().expect("neighbour entry");
+        assert_eq!(entry.lladdr, Some(mac_of(&c, &a4)), "{ip}: {entry:?}");
+    }
+    assert_eq!(c.announced_by(v4).as_deref(), Some(a4.as_str()));
+}
+
+/// Sends one who-has from the client's eth0 and collects the answering
+/// MACs for 300 ms.
+fn who_has(c: &Cluster, ip: IpAddr) -> Vec<MacAddr> {
+    let mac = MacAddr(c.client.mac().unwrap().0);
+    let link = c
+        .client
+        .run_in(|| PacketLink::open("eth0"))
+        .unwrap()
+        .unwrap();
+    let frame = match ip {
+        IpAddr::V4(t) => ArpFrame::new(
+            MacAddr([0xff; 6]),
+            mac,
+            ArpRepr {
+                operation: ArpOperation::Request,
+                sender_mac: mac,
+                sender_ip: Ipv4Addr::new(192, 0, 2, 100),
+                target_mac: MacAddr([0; 6]),
+                target_ip: t,
+            },
+        )
+        .to_bytes(),
+        IpAddr::V6(t) => {
+            let src: Ipv6Addr = "2001:db8::100".parse().unwrap();
+            NdpFrame::solicitation(mac, src, t).to_bytes()
+        }
+    };
+    link.send(&frame).unwrap();
+    let deadline = Instant::now() + Duration::from_millis(300);
+    let mut answers = Vec::new();
+    while Instant::now() < deadline {
+        let Ok(Some(rx)) = link.recv() else { continue };
+        match ip {
+            IpAddr::V4(t) => {
+                if let Ok(f) = ArpFrame::parse(&rx) {
+                    if f.arp.operation == ArpOperation::Reply
+                        && f.arp.sender_ip == t
+                        && f.ethernet.dst == mac
+                    {
+                        answers.push(f.arp.sender_mac);
+                    }
+                }
+            }
+            IpAddr::V6(t) => {
+                if let Ok(f) = NdpFrame::parse(&rx) {
+                    if let NdpRepr::NeighborAdvert { target, flags, .. } = f.ndp {
+                        if target == t && flags.solicited {
+                            answers.push(f.ethernet.src);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    answers
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exactly_one_node_answers_who_has_for_a_service_ip() {
+    let Some((_g, c)) = lab("exactly_one_node_answers_who_has_for_a_service_ip").await else {
+        return;
+    };
+    let (v4, v6) = web(&c, "web").await;
+    let owner = c
+        .wait_answer(v4, PORT, Duration::from_secs(10))
+        .await
+        .unwrap();
+    c.wait_answer(v6, PORT, Duration::from_secs(10))
+        .await
+        .unwrap();
+    let owner_mac = MacAddr(mac_of(&c, &owner).0);
+    // Every node holds both IPs on lo; only the speaker may answer, neither
+    // the kernel's ARP (arp_ignore=1) nor its NDP (addresses on lo are not
+    // answered for on eth0).
+    for ip in [v4, v6] {
+        let answers = who_has(&c, ip);
+        assert_eq!(answers, vec![owner_mac], "{ip}: answers {answers:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_death_moves_the_ip_and_gratuitous_arp_updates_the_client() {
+    let Some((_g, mut c)) =
+        lab("node_death_moves_the_ip_and_gratuitous_arp_updates_the_client").await
+    else {
+        return;
+    };
+    let (v4, v6) = web(&c, "web").await;
+    c.wait_answer(v6, PORT, Duration::from_secs(10))
+        .await
+        .unwrap();
+    let f = failover::measure(&mut c, v4, PORT, Fault::NodeDeath, Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert_ne!(f.from, f.to);
+    assert!(f.gap < Duration::from_secs(3), "{f:?}");
+    // The client never asked again: the new owner's gratuitous ARP
+    // replaced the dead MAC in its cache.
+    let entry = c.client.neighbour(v4).unwrap().expect("neighbour entry");
+    assert_eq!(entry.lladdr, Some(mac_of(&c, &f.to)), "{entry:?}");
+    // IPv6 moved along (unsolicited NA).
+    let a6 = c
+        .wait_answer(v6, PORT, Duration::from_secs(3))
+        .await
+        .unwrap();
+    assert_eq!(a6, f.to);
+    // The dead node comes back and the lab settles on one owner again.
+    c.restore_node(&f.from).unwrap();
+    failover::settle(&c, v4, PORT).await.unwrap();
+    assert!(c.dead_children().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_graceful_speaker_stop_moves_the_ip_quickly() {
+    let Some((_g, mut c)) = lab("a_graceful_speaker_stop_moves_the_ip_quickly").await else {
+        return;
+    };
+    let (v4, _) = web(&c, "web").await;
+    let f = failover::measure(
+        &mut c,
+        v4,
+        PORT,
+        Fault::GracefulStop,
+        Duration::from_secs(10),
+    )
+    .await
+    .unwrap();
+    assert_ne!(f.from, f.to);
+    assert!(f.gap < Duration::from_secs(1), "{f:?}");
+    let entry = c.client.neighbour(v4).unwrap().expect("neighbour entry");
+    assert_eq!(entry.lladdr, Some(mac_of(&c, &f.to)), "{entry:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restarting_the_controller_or_the_api_server_keeps_ips_and_answers() {
+    let Some((_g, mut c)) =
+        lab("restarting_the_controller_or_the_api_server_keeps_ips_and_answers").await
+    else {
+        return;
+    };
+    let (v4, v6) = web(&c, "web").await;
+    let owner = c
+        .wait_answer(v4, PORT, Duration::from_secs(10))
+        .await
+        .unwrap();
+
+    c.start_controller().unwrap();
+    // kube-test-server's restart can hit EADDRINUSE while the aborted
+    // connections wind down; retry for a bounded time (see docs/lab.md).
+    let mut tries = 0;
+    while let Err(e) = c.server().restart().await {
+        tries += 1;
+        assert!(tries < 40, "API server restart: {e}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    // A Service created after both restarts gets a different address...
+    let (w4, w6) = web(&c, "web2").await;
+    assert!(
+        w4 != v4 && w6 != v6,
+        "web2 got {w4}/{w6}, web has {v4}/{v6}"
+    );
+    c.wait_answer(w4, PORT, Duration::from_secs(10))
+        .await
+        .unwrap();
+    // ...and the first one kept its addresses and its owner.
+    let svc = c.service("web").await.unwrap();
+    let ips = ferrolb_lab::objects::ingress_ips(&svc);
+    assert!(ips.contains(&v4) && ips.contains(&v6), "{ips:?}");
+    let again = c
+        .wait_answer(v4, PORT, Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(again, owner);
+    assert!(c.dead_children().is_empty());
+}
