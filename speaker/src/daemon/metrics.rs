@@ -1,5 +1,7 @@
 //! Prometheus metrics and the `/metrics`, `/healthz`, `/readyz` endpoints.
 
+use crate::announcer::Protocol;
+use crate::membership::{self, LivenessSource};
 use crate::transport::run::Stats;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
@@ -17,6 +19,12 @@ use tokio::sync::watch;
 
 type Labels = Vec<(String, String)>;
 
+const PROTOCOLS: [Protocol; 2] = [Protocol::Arp, Protocol::Ndp];
+const SOURCES: [LivenessSource; 2] = [LivenessSource::Gossip, LivenessSource::NodeConditions];
+const TRANSPORT_OPS: [&str; 3] = ["send", "recv", "multicast"];
+const FRAME_DROPS: [&str; 2] = ["queue_full", "malformed"];
+const GOSSIP_DROPS: [&str; 2] = ["unauthenticated", "malformed"];
+
 /// The speaker's metrics, all prefixed `ferrolb_speaker_`.
 #[derive(Debug, Default)]
 pub struct Metrics {
@@ -26,8 +34,22 @@ pub struct Metrics {
     pub requests_answered: Family<Labels, Counter>,
     /// Gratuitous ARP / unsolicited NA frames sent, by `protocol`.
     pub gratuitous_sent: Family<Labels, Counter>,
+    /// Failed raw-socket operations, by `op` (`send`, `recv`, `multicast`).
+    pub transport_errors: Family<Labels, Counter>,
+    /// Received frames dropped, by `reason` (`queue_full`, `malformed`).
+    pub frames_dropped: Family<Labels, Counter>,
     /// Live speakers as membership sees them.
     pub members_alive: Gauge,
+    /// 1 for the liveness source in use, 0 for the other, by `source`.
+    pub liveness_source: Family<Labels, Gauge>,
+    /// Gossip datagrams sent.
+    pub gossip_sent: Counter,
+    /// Gossip datagrams received, dropped ones included.
+    pub gossip_received: Counter,
+    /// Gossip datagrams dropped, by `reason` (`unauthenticated`, `malformed`).
+    pub gossip_dropped: Family<Labels, Counter>,
+    /// Failed gossip sends and receives.
+    pub gossip_io_errors: Counter,
     /// Services whose owner changed.
     pub leader_changes: Counter,
     /// Services nobody announces, by `reason` (as this node computes it).
@@ -36,12 +58,20 @@ pub struct Metrics {
     pub interface_problems: Gauge,
     /// Events dropped because the writer was behind.
     pub events_dropped: Counter,
-    last: Mutex<Stats>,
+    last_transport: Mutex<Stats>,
+    last_membership: Mutex<membership::Stats>,
 }
 
 impl Metrics {
-    /// Registers every metric in `registry`.
+    /// Registers every metric in `registry`, with every fixed label value
+    /// at 0 so rates work from the first scrape.
     pub fn register(self: &Arc<Self>, registry: &mut Registry) {
+        let protocols = PROTOCOLS.map(Protocol::as_str);
+        zero(&self.requests_answered, "protocol", &protocols);
+        zero(&self.gratuitous_sent, "protocol", &protocols);
+        zero(&self.transport_errors, "op", &TRANSPORT_OPS);
+        zero(&self.frames_dropped, "reason", &FRAME_DROPS);
+        zero(&self.gossip_dropped, "reason", &GOSSIP_DROPS);
         let r = registry.sub_registry_with_prefix("ferrolb_speaker");
         r.register(
             "announced_ips",
@@ -59,9 +89,44 @@ impl Metrics {
             self.gratuitous_sent.clone(),
         );
         r.register(
+            "transport_errors",
+            "Raw-socket sends, receives and multicast joins or leaves that failed",
+            self.transport_errors.clone(),
+        );
+        r.register(
+            "frames_dropped",
+            "Received frames dropped: announcer queue full, or malformed ARP/NDP",
+            self.frames_dropped.clone(),
+        );
+        r.register(
             "members_alive",
             "Speakers membership sees alive",
             self.members_alive.clone(),
+        );
+        r.register(
+            "liveness_source",
+            "1 for the liveness source in use (gossip or node_conditions), 0 otherwise",
+            self.liveness_source.clone(),
+        );
+        r.register(
+            "gossip_datagrams_sent",
+            "Gossip datagrams sent",
+            self.gossip_sent.clone(),
+        );
+        r.register(
+            "gossip_datagrams_received",
+            "Gossip datagrams received, dropped ones included",
+            self.gossip_received.clone(),
+        );
+        r.register(
+            "gossip_datagrams_dropped",
+            "Gossip datagrams dropped: failed authentication, or malformed",
+            self.gossip_dropped.clone(),
+        );
+        r.register(
+            "gossip_io_errors",
+            "Gossip socket sends and receives that failed",
+            self.gossip_io_errors.clone(),
         );
         r.register(
             "leader_changes",
@@ -87,44 +152,98 @@ impl Metrics {
 
     /// Adds what the transport did since the last call. Its counters
     /// restart from zero when the transport is rebuilt (interfaces
-    /// changed); a value below the last one is taken as such a restart.
+    /// changed); see [`inc_by_delta`].
     pub fn observe_transport(&self, now: &Stats) {
-        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
-        let delta = |new: u64, old: u64| if new >= old { new - old } else { new };
-        for (proto, new, old) in [
-            (
-                "arp",
-                now.announcer.requests_answered.arp,
-                last.announcer.requests_answered.arp,
-            ),
-            (
-                "ndp",
-                now.announcer.requests_answered.ndp,
-                last.announcer.requests_answered.ndp,
-            ),
-        ] {
-            self.requests_answered
-                .get_or_create(&vec![("protocol".into(), proto.into())])
-                .inc_by(delta(new, old));
+        let mut last = lock(&self.last_transport);
+        let (cur, prev) = (&now.announcer, &last.announcer);
+        for p in PROTOCOLS {
+            let protocol = label("protocol", p.as_str());
+            inc_by_delta(
+                &self.requests_answered.get_or_create(&protocol),
+                cur.requests_answered.get(p),
+                prev.requests_answered.get(p),
+            );
+            inc_by_delta(
+                &self.gratuitous_sent.get_or_create(&protocol),
+                cur.gratuitous_sent.get(p),
+                prev.gratuitous_sent.get(p),
+            );
         }
-        for (proto, new, old) in [
-            (
-                "arp",
-                now.announcer.gratuitous_sent.arp,
-                last.announcer.gratuitous_sent.arp,
-            ),
-            (
-                "ndp",
-                now.announcer.gratuitous_sent.ndp,
-                last.announcer.gratuitous_sent.ndp,
-            ),
+        for (op, new, old) in [
+            ("send", now.send_errors, last.send_errors),
+            ("recv", now.recv_errors, last.recv_errors),
+            ("multicast", now.multicast_errors, last.multicast_errors),
         ] {
-            self.gratuitous_sent
-                .get_or_create(&vec![("protocol".into(), proto.into())])
-                .inc_by(delta(new, old));
+            inc_by_delta(
+                &self.transport_errors.get_or_create(&label("op", op)),
+                new,
+                old,
+            );
+        }
+        for (reason, new, old) in [
+            ("queue_full", now.frames_dropped, last.frames_dropped),
+            ("malformed", cur.frames_malformed, prev.frames_malformed),
+        ] {
+            inc_by_delta(
+                &self.frames_dropped.get_or_create(&label("reason", reason)),
+                new,
+                old,
+            );
         }
         *last = *now;
     }
+
+    /// Adds what gossip did since the last call ([`membership::Membership::stats`]).
+    pub fn observe_membership(&self, now: &membership::Stats) {
+        let mut last = lock(&self.last_membership);
+        inc_by_delta(&self.gossip_sent, now.sent, last.sent);
+        inc_by_delta(&self.gossip_received, now.received, last.received);
+        for (reason, new, old) in [
+            ("unauthenticated", now.rejected, last.rejected),
+            ("malformed", now.malformed, last.malformed),
+        ] {
+            inc_by_delta(
+                &self.gossip_dropped.get_or_create(&label("reason", reason)),
+                new,
+                old,
+            );
+        }
+        inc_by_delta(&self.gossip_io_errors, now.io_errors, last.io_errors);
+        *last = *now;
+    }
+
+    /// Marks `source` as the liveness source in use (1) and the other as
+    /// not (0), so both series always exist.
+    pub fn set_liveness_source(&self, source: LivenessSource) {
+        for s in SOURCES {
+            self.liveness_source
+                .get_or_create(&label("source", s.as_str()))
+                .set(i64::from(s == source));
+        }
+    }
+}
+
+/// Adds to `counter` what a source that only grows counted between `old`
+/// and `new`. A value below `old` means the source restarted from zero
+/// (the transport is rebuilt when interfaces change), so all of `new` is
+/// new.
+fn inc_by_delta(counter: &Counter, new: u64, old: u64) {
+    counter.inc_by(new.checked_sub(old).unwrap_or(new));
+}
+
+/// Creates the series of `family` for every value of label `name`, at 0.
+fn zero(family: &Family<Labels, Counter>, name: &str, values: &[&str]) {
+    for value in values {
+        drop(family.get_or_create(&label(name, value)));
+    }
+}
+
+fn label(name: &str, value: &str) -> Labels {
+    vec![(name.into(), value.into())]
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 #[derive(Debug)]
@@ -177,4 +296,121 @@ async fn readyz(State(state): State<Arc<HttpState>>) -> impl IntoResponse {
 pub async fn serve(addr: SocketAddr, router: Router) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     axum::serve(listener, router).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::announcer::{Counters, PerProtocol};
+    use std::collections::BTreeMap;
+
+    /// Every sample in the OpenMetrics text: `name{labels}` -> value.
+    fn samples(registry: &Registry) -> BTreeMap<String, String> {
+        let mut body = String::new();
+        encode(&mut body, registry).unwrap();
+        body.lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|l| l.rsplit_once(' '))
+            .map(|(series, value)| (series.to_owned(), value.to_owned()))
+            .collect()
+    }
+
+    fn transport(arp: u64, send: u64, dropped: u64, malformed: u64) -> Stats {
+        Stats {
+            announcer: Counters {
+                requests_answered: PerProtocol { arp, ndp: 1 },
+                gratuitous_sent: PerProtocol { arp: 3, ndp: 2 },
+                frames_ignored: 0,
+                frames_malformed: malformed,
+            },
+            send_errors: send,
+            recv_errors: 1,
+            frames_dropped: dropped,
+            multicast_errors: 0,
+        }
+    }
+
+    #[test]
+    fn gossip_transport_and_liveness_series_are_exported_from_their_stats() {
+        let metrics = Arc::new(Metrics::default());
+        let mut registry = Registry::default();
+        metrics.register(&mut registry);
+
+        metrics.observe_transport(&transport(10, 2, 4, 1));
+        // Interfaces changed: the transport restarted from zero.
+        metrics.observe_transport(&transport(3, 1, 4, 1));
+        let gossip = membership::Stats {
+            received: 20,
+            rejected: 3,
+            malformed: 1,
+            sent: 30,
+            io_errors: 0,
+        };
+        metrics.observe_membership(&gossip);
+        metrics.observe_membership(&membership::Stats {
+            received: 25,
+            sent: 41,
+            io_errors: 2,
+            ..gossip
+        });
+        metrics.set_liveness_source(LivenessSource::NodeConditions);
+        metrics.set_liveness_source(LivenessSource::Gossip);
+        metrics.members_alive.set(3);
+
+        let got = samples(&registry);
+        let p = "ferrolb_speaker_";
+        for (series, value) in [
+            ("requests_answered_total{protocol=\"arp\"}", "13"),
+            ("requests_answered_total{protocol=\"ndp\"}", "1"),
+            ("gratuitous_sent_total{protocol=\"arp\"}", "3"),
+            ("gratuitous_sent_total{protocol=\"ndp\"}", "2"),
+            ("transport_errors_total{op=\"send\"}", "3"),
+            ("transport_errors_total{op=\"recv\"}", "1"),
+            ("transport_errors_total{op=\"multicast\"}", "0"),
+            ("frames_dropped_total{reason=\"queue_full\"}", "4"),
+            ("frames_dropped_total{reason=\"malformed\"}", "1"),
+            ("gossip_datagrams_sent_total", "41"),
+            ("gossip_datagrams_received_total", "25"),
+            (
+                "gossip_datagrams_dropped_total{reason=\"unauthenticated\"}",
+                "3",
+            ),
+            ("gossip_datagrams_dropped_total{reason=\"malformed\"}", "1"),
+            ("gossip_io_errors_total", "2"),
+            ("liveness_source{source=\"gossip\"}", "1"),
+            ("liveness_source{source=\"node_conditions\"}", "0"),
+            ("members_alive", "3"),
+            ("announced_ips", "0"),
+            ("leader_changes_total", "0"),
+            ("interface_problems", "0"),
+            ("events_dropped_total", "0"),
+        ] {
+            let series = format!("{p}{series}");
+            assert_eq!(
+                got.get(&series).map(String::as_str),
+                Some(value),
+                "{series}"
+            );
+        }
+    }
+
+    #[test]
+    fn every_exported_series_is_in_the_docs_metrics_table() {
+        let docs = include_str!("../../../docs/speaker.md");
+        let metrics = Arc::new(Metrics::default());
+        let mut registry = Registry::default();
+        metrics.register(&mut registry);
+        metrics.set_liveness_source(LivenessSource::Gossip);
+        metrics
+            .unannounced
+            .get_or_create(&label("reason", "NoL2Advertisement"))
+            .set(1);
+        for series in samples(&registry).keys() {
+            let name = series.split('{').next().unwrap_or(series);
+            assert!(
+                docs.contains(&format!("| `{name}`")),
+                "{name} is missing from the metrics table in docs/speaker.md"
+            );
+        }
+    }
 }

@@ -84,7 +84,7 @@ pub async fn start(cli: Cli) -> anyhow::Result<()> {
         .context("the watches stopped before listing")?;
     ready_tx.send_replace(true);
 
-    let (live, membership) = start_liveness(&cli, &node, &watched, &mut tasks).await;
+    let (live, membership) = start_liveness(&cli, &node, &watched, &metrics, &mut tasks).await;
 
     let links = RtNetlink::connect().context("opening netlink")?;
     let announce = announce::PacketAnnouncer::new(
@@ -98,6 +98,7 @@ pub async fn start(cli: Cli) -> anyhow::Result<()> {
             ..PacketConfig::default()
         },
     );
+    let gossip_metrics = Arc::clone(&metrics);
     let daemon = run::Daemon {
         node: node.clone(),
         excludes,
@@ -127,9 +128,19 @@ pub async fn start(cli: Cli) -> anyhow::Result<()> {
                 }
             }
         };
+        // Copy the gossip counters into the metrics, as the loop does for
+        // the transport's.
+        let observe = async {
+            let mut tick = tokio::time::interval(run::STATS_EVERY);
+            loop {
+                tick.tick().await;
+                gossip_metrics.observe_membership(&m.stats());
+            }
+        };
         tokio::select! {
             () = terminated() => {}
-            () = follow_seeds => terminated().await,
+            // `observe` never ends, so neither does the join.
+            _ = async { tokio::join!(follow_seeds, observe) } => {}
         }
         // Leave first, so peers take over at once instead of after a
         // failed probe, then stop answering.
@@ -154,6 +165,7 @@ async fn start_liveness(
     cli: &Cli,
     node: &str,
     watched: &watch::Watched,
+    metrics: &metrics::Metrics,
     tasks: &mut JoinSet<()>,
 ) -> (
     channel::Receiver<BTreeSet<String>>,
@@ -166,7 +178,9 @@ async fn start_liveness(
         args.advertise_addr = world.nodes.get(node).and_then(|n| n.internal_ip);
     }
     let seeds = seeds(&world, args.port);
-    match membership::start_liveness(&args, node, seeds).await {
+    let liveness = membership::start_liveness(&args, node, seeds).await;
+    metrics.set_liveness_source(liveness.source());
+    match liveness {
         Liveness::Gossip(m) => {
             info!(source = "gossip", "liveness from memberlist gossip");
             (m.live(), Some(m))

@@ -18,8 +18,8 @@ use tracing::{info, warn};
 /// How long the loop waits after a change for more before recomputing, so
 /// a relist of a thousand objects costs one computation, not a thousand.
 pub const DEBOUNCE: Duration = Duration::from_millis(20);
-/// How often transport counters are copied into the metrics.
-const STATS_EVERY: Duration = Duration::from_secs(5);
+/// How often transport and gossip counters are copied into the metrics.
+pub const STATS_EVERY: Duration = Duration::from_secs(5);
 
 /// Everything the loop reads and writes.
 #[derive(Debug)]
@@ -59,6 +59,8 @@ impl<L: Links, A: Announce> Daemon<L, A> {
         let mut notices = Notices::default();
         let mut last = Desired::default();
         let mut stats = tokio::time::interval(STATS_EVERY);
+        let alive = self.live.borrow().len();
+        self.metrics.members_alive.set(gauge(alive));
         tokio::pin!(shutdown);
         loop {
             let mut relist = false;
@@ -77,10 +79,12 @@ impl<L: Links, A: Announce> Daemon<L, A> {
             if relist {
                 links = self.list_links().await;
             }
+            // The live set is reported as it changes, synced or not.
+            let live = self.live.borrow_and_update().clone();
+            self.metrics.members_alive.set(gauge(live.len()));
             if !self.watched.is_synced() {
                 continue;
             }
-            let live = self.live.borrow_and_update().clone();
             let next = {
                 let world = self.watched.world.borrow_and_update();
                 desired::compute(
@@ -152,15 +156,10 @@ impl<L: Links, A: Announce> Daemon<L, A> {
                 self.metrics.events_dropped.inc();
             }
         }
-        self.metrics
-            .announced
-            .set(i64::try_from(next.announce.len()).unwrap_or(i64::MAX));
-        self.metrics
-            .members_alive
-            .set(i64::try_from(live.len()).unwrap_or(i64::MAX));
+        self.metrics.announced.set(gauge(next.announce.len()));
         self.metrics
             .interface_problems
-            .set(i64::try_from(next.link_problems.len()).unwrap_or(i64::MAX));
+            .set(gauge(next.link_problems.len()));
         let mut by_reason: BTreeMap<&str, i64> = BTreeMap::new();
         for d in next.services.values() {
             if let Verdict::Unannounced(why) = &d.verdict {
@@ -175,4 +174,8 @@ impl<L: Links, A: Announce> Daemon<L, A> {
                 .set(n);
         }
     }
+}
+
+fn gauge(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
 }
