@@ -71,14 +71,10 @@ async fn restart(
         tokio::time::sleep(Duration::from_millis(50)).await;
         app2.stop().await;
         tokio::time::sleep(down).await;
-        for _ in 0..50 {
-            match app2.listen().await {
-                Ok(_) => return,
-                Err(e) => {
-                    tracing::warn!(error = %e, "rebind failed, retrying");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            }
+        // stop() returns once the old listener and connections are closed,
+        // so one bind suffices; a failure is counted and logged loudly.
+        if let Err(e) = app2.listen().await {
+            tracing::error!(error = %e, "rebind after /_test/restart failed");
         }
     });
     json_response(

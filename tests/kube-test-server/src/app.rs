@@ -3,13 +3,15 @@
 
 use std::net::SocketAddr;
 use std::ops::RangeInclusive;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
 use ipnet::{Ipv4Net, Ipv6Net};
-use tokio::net::TcpListener;
+use tokio::net::TcpSocket;
+use tokio::sync::oneshot;
 use tokio::task::{JoinHandle, JoinSet};
 
 use crate::faults::Faults;
@@ -61,12 +63,59 @@ pub struct App {
     /// Options.
     pub options: ServerOptions,
     listener: Mutex<Listener>,
+    /// Serialises start/stop/restart so two of them never interleave.
+    lifecycle: tokio::sync::Mutex<()>,
+    /// Open client connections (their serving tasks still alive).
+    connections: Arc<AtomicUsize>,
+    /// Binds that failed (a restart that could not get its port back).
+    bind_failures: AtomicUsize,
 }
 
 #[derive(Debug)]
 struct Listener {
     addr: SocketAddr,
-    task: Option<JoinHandle<()>>,
+    running: Option<Running>,
+    /// While stopped: a socket bound to the port but not listening, so
+    /// connections are refused yet no other socket (an outgoing connection's
+    /// source port, another bind) can take the port before the restart.
+    reserved: Option<TcpSocket>,
+}
+
+/// The accept task of a started server and the signal that ends it.
+#[derive(Debug)]
+struct Running {
+    task: JoinHandle<()>,
+    shutdown: oneshot::Sender<()>,
+}
+
+/// A TCP socket bound to `addr` with SO_REUSEADDR (so the closed
+/// connections' TIME_WAIT entries do not block it), not yet listening.
+fn bind_socket(addr: SocketAddr) -> std::io::Result<TcpSocket> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    Ok(socket)
+}
+
+/// Counts a connection for as long as its serving task (and so its socket)
+/// lives: dropped when the connection ends or its task is aborted.
+struct ConnGuard(Arc<AtomicUsize>);
+
+impl ConnGuard {
+    fn new(count: &Arc<AtomicUsize>) -> Self {
+        count.fetch_add(1, Ordering::SeqCst);
+        ConnGuard(count.clone())
+    }
+}
+
+impl Drop for ConnGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl App {
@@ -91,7 +140,14 @@ impl App {
             faults: Faults::default(),
             watch_drops,
             options,
-            listener: Mutex::new(Listener { addr, task: None }),
+            listener: Mutex::new(Listener {
+                addr,
+                running: None,
+                reserved: None,
+            }),
+            lifecycle: tokio::sync::Mutex::new(()),
+            connections: Arc::new(AtomicUsize::new(0)),
+            bind_failures: AtomicUsize::new(0),
         })
     }
 
@@ -104,23 +160,59 @@ impl App {
         self.listener().addr
     }
 
-    /// Binds the address and serves until [`App::stop`]. Binding the same
-    /// port again after a stop works because tokio listeners set SO_REUSEADDR.
+    /// Client connections currently open.
+    pub fn open_connections(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
+    }
+
+    /// Binds that failed since the server was created.
+    pub fn bind_failures(&self) -> usize {
+        self.bind_failures.load(Ordering::SeqCst)
+    }
+
+    /// Binds the address and serves until [`App::stop`] (restarting if it
+    /// is already serving). One attempt, no retry: a stop returns only once
+    /// the old listener and every socket it accepted are closed, and keeps
+    /// the port bound (not listening) until this call listens on it again.
     pub async fn listen(self: &Arc<Self>) -> std::io::Result<SocketAddr> {
+        let _lifecycle = self.lifecycle.lock().await;
+        self.stop_locked().await;
+        self.bind_and_serve()
+    }
+
+    /// Stops, then serves again on the same address.
+    pub async fn restart(self: &Arc<Self>) -> std::io::Result<SocketAddr> {
+        self.listen().await
+    }
+
+    fn bind_and_serve(self: &Arc<Self>) -> std::io::Result<SocketAddr> {
         let addr = self.addr();
-        let listener = TcpListener::bind(addr).await?;
+        let reserved = self.listener().reserved.take();
+        let listener = match reserved {
+            Some(socket) => socket.listen(1024),
+            None => bind_socket(addr).and_then(|s| s.listen(1024)),
+        }
+        .inspect_err(|e| {
+            self.bind_failures.fetch_add(1, Ordering::SeqCst);
+            tracing::warn!(%addr, error = %e, "bind failed");
+        })?;
         let bound = listener.local_addr()?;
         let router = crate::http::router(self.clone());
+        let connections = self.connections.clone();
+        let (shutdown, mut stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
-            // Dropping this set (when the task is aborted) aborts every
-            // connection, watches included: what a crashed server looks like.
             let mut conns = JoinSet::new();
             loop {
                 tokio::select! {
+                    biased;
+                    // A send or a dropped sender: either way, stop.
+                    _ = &mut stopped => break,
                     accepted = listener.accept() => match accepted {
                         Ok((stream, _)) => {
                             let svc = TowerToHyperService::new(router.clone());
+                            let guard = ConnGuard::new(&connections);
                             conns.spawn(async move {
+                                let _guard = guard;
                                 let conn = hyper::server::conn::http1::Builder::new()
                                     .serve_connection(TokioIo::new(stream), svc);
                                 if let Err(e) = conn.await {
@@ -136,28 +228,44 @@ impl App {
                     Some(_) = conns.join_next(), if !conns.is_empty() => {}
                 }
             }
+            // Close the listening socket, then cut every connection (watches
+            // included: what a crashed server looks like) and wait until
+            // each serving task, and so its socket, is gone.
+            drop(listener);
+            conns.shutdown().await;
         });
         let mut l = self.listener();
-        if let Some(old) = l.task.replace(task) {
-            old.abort();
-        }
+        l.running = Some(Running { task, shutdown });
         l.addr = bound;
         Ok(bound)
     }
 
     /// Stops listening and cuts every open connection; the state is kept.
+    /// Returns once the listening socket and every accepted one are closed.
     pub async fn stop(&self) {
-        let task = self.listener().task.take();
-        if let Some(task) = task {
-            task.abort();
-            let _ = task.await;
+        let _lifecycle = self.lifecycle.lock().await;
+        self.stop_locked().await;
+    }
+
+    async fn stop_locked(&self) {
+        let running = self.listener().running.take();
+        if let Some(Running { task, shutdown }) = running {
+            let _ = shutdown.send(());
+            if let Err(e) = task.await {
+                tracing::warn!(error = %e, "server task ended abnormally");
+            }
+            let mut l = self.listener();
+            match bind_socket(l.addr) {
+                Ok(socket) => l.reserved = Some(socket),
+                Err(e) => tracing::warn!(error = %e, "could not hold the port while stopped"),
+            }
         }
     }
 
     /// Aborts the listener without waiting (for `Drop`).
     pub fn abort(&self) {
-        if let Some(task) = self.listener().task.take() {
-            task.abort();
+        if let Some(running) = self.listener().running.take() {
+            running.task.abort();
         }
     }
 

@@ -150,6 +150,8 @@ async fn dispatch(State(app): State<Arc<App>>, req: Request) -> Response {
     let query: HashMap<String, String> = Query::try_from_uri(&parts.uri)
         .map(|q| q.0)
         .unwrap_or_default();
+    // The request log (RUST_LOG=kube_test_server=debug).
+    tracing::debug!(method = %parts.method, uri = %parts.uri, "request");
     let is_watch = matches!(query.get("watch").map(String::as_str), Some("true" | "1"))
         || parts.uri.path().contains("/watch/");
     let decision = app.faults.decide(is_watch);
@@ -260,10 +262,11 @@ fn ns(r: &ResReq) -> &str {
 }
 
 fn present<'a>(r: &ResReq, obj: &'a Value) -> Cow<'a, Value> {
+    let obj = crate::events::present(&r.def, obj);
     if r.version == r.def.storage_version() {
-        Cow::Borrowed(obj)
+        obj
     } else {
-        let mut o = obj.clone();
+        let mut o = obj.into_owned();
         o["apiVersion"] = json!(r.def.api_version(&r.version));
         Cow::Owned(o)
     }
@@ -305,7 +308,7 @@ fn filter_from(r: &ResReq, query: &HashMap<String, String>) -> Result<Filter> {
         }
         fsel.push_str(&format!("metadata.name={name}"));
     }
-    let fields = FieldSelector::parse(&fsel, &r.def.plural)?;
+    let fields = FieldSelector::parse(&fsel, &r.def.gr().qualified())?;
     Ok(Filter {
         namespace: r.namespace.clone(),
         labels,
@@ -318,7 +321,7 @@ fn get(app: &App, r: &ResReq, headers: &HeaderMap) -> Result<Response> {
     let obj = app
         .store
         .lock()
-        .get(&r.def.gr(), ns(r), name)
+        .get(&r.def.store_gr(), ns(r), name)
         .ok_or_else(|| ApiError::NotFound {
             resource: r.def.gr().qualified(),
             name: name.into(),
@@ -384,7 +387,7 @@ fn list(
             }
         }
         store.list(
-            &r.def.gr(),
+            &r.def.store_gr(),
             r.namespace.as_deref(),
             &|o| filter.matches(o),
             limit,
@@ -439,7 +442,7 @@ fn start_watch(app: &App, r: &ResReq, query: &HashMap<String, String>) -> Result
     let start = app
         .store
         .lock()
-        .watch(&r.def.gr(), r.namespace.as_deref(), from);
+        .watch(&r.def.store_gr(), r.namespace.as_deref(), from);
     let body = match start {
         Ok(start) => watch::body(
             start,
@@ -471,7 +474,7 @@ fn update(app: &App, r: &ResReq, headers: &HeaderMap, body: &[u8]) -> Result<Res
     let part = if r.status { Part::Status } else { Part::Main };
     let name = r.name.as_deref().unwrap_or("");
     let mut store = app.store.lock();
-    let existed = store.get(&r.def.gr(), ns(r), name).is_some();
+    let existed = store.get(&r.def.store_gr(), ns(r), name).is_some();
     let updated = ops::update(&mut store, &r.def, &r.version, ns(r), name, obj, part)?;
     Ok(json_response(
         if existed { 200 } else { 201 },
@@ -499,7 +502,7 @@ fn patch(
     let part = if r.status { Part::Status } else { Part::Main };
     let name = r.name.as_deref().unwrap_or("");
     let mut store = app.store.lock();
-    let Some(current) = store.get(&r.def.gr(), ns(r), name) else {
+    let Some(current) = store.get(&r.def.store_gr(), ns(r), name) else {
         if kind == PatchKind::Apply && part == Part::Main {
             let mut obj = patch::parse_yaml(body)?;
             let body_name = crate::meta::meta_str(&obj, "name");
@@ -556,7 +559,7 @@ fn delete(app: &App, r: &ResReq, query: &HashMap<String, String>, body: &[u8]) -
     let name = r.name.as_deref().unwrap_or("");
     let mut store = app.store.lock();
     let obj = ops::delete(&mut store, &r.def, ns(r), name, &opts)?;
-    let still_there = store.get(&r.def.gr(), ns(r), name).is_some();
+    let still_there = store.get(&r.def.store_gr(), ns(r), name).is_some();
     if still_there {
         return Ok(json_response(202, &present(r, &obj)));
     }
@@ -576,7 +579,7 @@ fn delete_collection(
     let filter = filter_from(r, query)?;
     let mut store = app.store.lock();
     let names: Vec<(String, String)> = store
-        .iter(&r.def.gr(), r.namespace.as_deref())
+        .iter(&r.def.store_gr(), r.namespace.as_deref())
         .filter(|(_, o)| filter.matches(o))
         .map(|(k, _)| k.clone())
         .collect();

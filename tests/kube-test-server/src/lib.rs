@@ -24,6 +24,7 @@ mod app;
 mod crd;
 mod discovery;
 pub mod error;
+mod events;
 mod faults;
 mod http;
 mod meta;
@@ -137,15 +138,28 @@ impl TestServer {
     }
 
     /// Serves again on the same address with the same state (after
-    /// [`TestServer::stop`]; on a running server it restarts it).
+    /// [`TestServer::stop`]; on a running server it stops it first, waiting
+    /// until its listener and connections are closed). Binds once: an error
+    /// is a real failure, not something to retry.
     pub async fn restart(&self) -> Result<()> {
-        self.app.stop().await;
         let addr = self.addr();
         self.app
-            .listen()
+            .restart()
             .await
             .map_err(|source| Error::Bind { addr, source })?;
         Ok(())
+    }
+
+    /// Client connections currently open (0 once [`TestServer::stop`]
+    /// has returned).
+    pub fn open_connections(&self) -> usize {
+        self.app.open_connections()
+    }
+
+    /// How many binds of the listening socket failed (start, restart, and
+    /// the binary's `/_test/restart`); a healthy server reports 0.
+    pub fn bind_failures(&self) -> usize {
+        self.app.bind_failures()
     }
 
     /// Ends every open watch stream (clients see a clean end of stream).

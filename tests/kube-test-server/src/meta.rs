@@ -266,10 +266,6 @@ fn extra_fields(resource: &str) -> &'static [&'static str] {
             "reportingComponent",
             "source",
             "type",
-            "regarding.kind",
-            "regarding.name",
-            "regarding.namespace",
-            "regarding.uid",
         ],
         "secrets" => &["type"],
         "services" => &["spec.clusterIP", "spec.type"],
@@ -284,7 +280,9 @@ fn lookup_path<'a>(obj: &'a Value, path: &str) -> Option<&'a Value> {
 }
 
 impl FieldSelector {
-    /// Parses a field selector, refusing fields the resource does not support.
+    /// Parses a field selector, refusing fields the resource does not
+    /// support. `resource` is the qualified name (`events`,
+    /// `events.events.k8s.io`, `leases.coordination.k8s.io`).
     pub fn parse(s: &str, resource: &str) -> Result<Self> {
         let mut reqs = Vec::new();
         for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
@@ -300,15 +298,27 @@ impl FieldSelector {
                 )));
             };
             let field = field.trim();
-            if field != "metadata.name"
-                && field != "metadata.namespace"
-                && !extra_fields(resource).contains(&field)
+            let path = if resource == "events.events.k8s.io" {
+                // Stored as core/v1 Events: select on the core field.
+                crate::events::field_label(field)
+            } else if field == "metadata.name"
+                || field == "metadata.namespace"
+                || extra_fields(resource).contains(&field)
             {
+                // core/v1 Events' `source` selects on `source.component`.
+                Some(match (resource, field) {
+                    ("events", "source") => "source.component".to_string(),
+                    _ => field.to_string(),
+                })
+            } else {
+                None
+            };
+            let Some(path) = path else {
                 return Err(ApiError::BadRequest(format!(
                     "field label not supported: {field}"
                 )));
-            }
-            reqs.push((field.to_string(), eq, value.trim().to_string()));
+            };
+            reqs.push((path, eq, value.trim().to_string()));
         }
         Ok(FieldSelector(reqs))
     }

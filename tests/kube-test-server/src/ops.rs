@@ -79,6 +79,11 @@ fn check_type(def: &ResourceDef, version: &str, body: &mut Value) -> Result<()> 
             )));
         }
     }
+    if crate::events::is_events_api(def) {
+        // Stored as a core/v1 Event.
+        *body = crate::events::to_core(body);
+        return Ok(());
+    }
     body["apiVersion"] = json!(def.api_version(def.storage_version()));
     body["kind"] = json!(def.kind);
     Ok(())
@@ -130,7 +135,7 @@ pub fn create(
     mut body: Value,
 ) -> Result<Arc<Value>> {
     check_type(def, version, &mut body)?;
-    let gr = def.gr();
+    let gr = def.store_gr();
     {
         let meta = metadata_mut(&mut body);
         if def.namespaced {
@@ -169,7 +174,7 @@ pub fn create(
     check_namespace(inner, def, ns, &name)?;
     if inner.get(&gr, ns, &name).is_some() {
         return Err(ApiError::AlreadyExists {
-            resource: gr.qualified(),
+            resource: def.gr().qualified(),
             name,
         });
     }
@@ -261,7 +266,7 @@ pub fn update(
     part: Part,
 ) -> Result<Arc<Value>> {
     check_type(def, version, &mut body)?;
-    let gr = def.gr();
+    let gr = def.store_gr();
     let body_name = meta_str(&body, "name");
     if !body_name.is_empty() && body_name != name {
         return Err(ApiError::BadRequest(format!(
@@ -281,7 +286,7 @@ pub fn update(
             return create(inner, def, version, ns, body);
         }
         return Err(ApiError::NotFound {
-            resource: gr.qualified(),
+            resource: def.gr().qualified(),
             name: name.into(),
         });
     };
@@ -291,7 +296,7 @@ pub fn update(
         parse_rv(body_rv)?;
         if body_rv != old_rv {
             return Err(ApiError::Conflict {
-                resource: gr.qualified(),
+                resource: def.gr().qualified(),
                 name: name.into(),
                 detail: "the object has been modified; please apply your changes to the latest version and try again".into(),
             });
@@ -394,15 +399,15 @@ pub fn delete(
     name: &str,
     opts: &DeleteOpts,
 ) -> Result<Arc<Value>> {
-    let gr = def.gr();
+    let gr = def.store_gr();
     let Some(old) = inner.get(&gr, ns, name) else {
         return Err(ApiError::NotFound {
-            resource: gr.qualified(),
+            resource: def.gr().qualified(),
             name: name.into(),
         });
     };
     let conflict = |detail: String| ApiError::Conflict {
-        resource: gr.qualified(),
+        resource: def.gr().qualified(),
         name: name.into(),
         detail,
     };
@@ -476,7 +481,7 @@ fn delete_namespace(
         .collect();
     for def in defs {
         let names: Vec<String> = inner
-            .iter(&def.gr(), Some(name))
+            .iter(&def.store_gr(), Some(name))
             .map(|(k, _)| k.1.clone())
             .collect();
         for n in names {
@@ -497,11 +502,11 @@ fn finish_removal(
     ns: &str,
     name: &str,
 ) -> Result<Arc<Value>> {
-    let gr = def.gr();
+    let gr = def.store_gr();
     let gone = inner
         .remove(&gr, ns, name)
         .ok_or_else(|| ApiError::NotFound {
-            resource: gr.qualified(),
+            resource: def.gr().qualified(),
             name: name.into(),
         })?;
     if def.special == Special::Service {

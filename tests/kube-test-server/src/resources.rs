@@ -114,6 +114,16 @@ impl ResourceDef {
         GroupResource::new(&self.group, &self.plural)
     }
 
+    /// Where the objects live in the store: the resource itself, except
+    /// events.k8s.io Events, which are core/v1 Events (converted per API).
+    pub fn store_gr(&self) -> GroupResource {
+        if crate::events::is_events_api(self) {
+            crate::events::storage()
+        } else {
+            self.gr()
+        }
+    }
+
     /// `apiVersion` for a version.
     pub fn api_version(&self, version: &str) -> String {
         if self.group.is_empty() {

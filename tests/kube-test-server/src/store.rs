@@ -214,7 +214,7 @@ impl Inner {
         self.registry
             .all()
             .filter(|d| d.namespaced)
-            .all(|d| self.iter(&d.gr(), Some(ns)).next().is_none())
+            .all(|d| self.iter(&d.store_gr(), Some(ns)).next().is_none())
     }
 
     fn record(

@@ -88,7 +88,7 @@ pub fn error_line(err: &ApiError) -> Bytes {
 
 impl State {
     fn present(&self, obj: &Value) -> Value {
-        let mut o = obj.clone();
+        let mut o = crate::events::present(&self.def, obj).into_owned();
         o["apiVersion"] = json!(self.api_version);
         o
     }
@@ -106,7 +106,7 @@ impl State {
 
     fn translate(&mut self, ev: &WatchEvent) {
         self.last_rv = self.last_rv.max(ev.rv);
-        if ev.gr != self.def.gr() {
+        if ev.gr != self.def.store_gr() {
             return;
         }
         let now = self.filter.matches(&ev.object);

@@ -228,3 +228,60 @@ async fn kubectl_applies_the_project_crds_and_prints_their_columns() {
     }
     drop(k.server);
 }
+
+#[tokio::test]
+async fn kubectl_describe_shows_events_written_through_events_k8s_io() {
+    if !kubectl_present() {
+        return;
+    }
+    let k = Kubectl::start().await;
+    let f = k.file("svc.yaml", SVC);
+    k.ok(&["apply", "-f", &f]).await;
+    let client = k.server.client().await.unwrap();
+    let svc: k8s_openapi::api::core::v1::Service = kube::Api::namespaced(client.clone(), "default")
+        .get("web")
+        .await
+        .unwrap();
+    let uid = svc.metadata.uid.clone().unwrap();
+    // What a kube-rs Recorder writes (events.k8s.io/v1), plus an Event for
+    // another object of the same name that describe must not show.
+    let events: kube::Api<k8s_openapi::api::events::v1::Event> =
+        kube::Api::namespaced(client, "default");
+    for (name, kind, uid, note) in [
+        ("web.1", "Service", uid.as_str(), "Assigned IP 198.51.100.7"),
+        ("web.2", "Pod", "pod-uid", "not about the service"),
+    ] {
+        let ev = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": name},
+            "eventTime": jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%S%.6fZ").to_string(),
+            "reportingController": "ferrolb.io/controller",
+            "reportingInstance": "ferrolb-controller-0",
+            "action": "Allocate", "reason": "IPAllocated", "type": "Normal",
+            "note": note,
+            "regarding": {"apiVersion": "v1", "kind": kind, "name": "web", "namespace": "default", "uid": uid},
+        }))
+        .unwrap();
+        events
+            .create(&kube::api::PostParams::default(), &ev)
+            .await
+            .unwrap();
+    }
+    let out = k.run(&["describe", "svc", "web", "-v=6"]).await;
+    let described = String::from_utf8_lossy(&out.stdout);
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{described}{log}");
+    // kubectl 1.32 lists core/v1 events selected on the involved object.
+    assert!(
+        log.contains("/api/v1/namespaces/default/events?fieldSelector=")
+            && log.contains("involvedObject.uid%3D"),
+        "{log}"
+    );
+    let events_part = described.split("Events:").nth(1).unwrap_or("");
+    assert!(
+        events_part.contains("IPAllocated")
+            && events_part.contains("Assigned IP 198.51.100.7")
+            && events_part.contains("ferrolb.io/controller")
+            && !events_part.contains("not about the service"),
+        "{described}"
+    );
+}

@@ -331,3 +331,49 @@ async fn a_reflector_relists_after_410_and_drops_what_was_deleted() {
 async fn a_streaming_list_reflector_survives_a_restart_and_compaction() {
     survive(true, true, true).await;
 }
+
+/// Twenty stop/restart cycles (and twenty plain restarts) in a row, each of
+/// which must rebind on its first attempt while a reflector keeps watching
+/// and reconnecting: `restart` does not retry, so a lingering listener or
+/// connection fails it with AddrInUse.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_rebinds_at_once_twenty_times_while_a_watcher_is_connected() {
+    let (s, client) = server().await;
+    let addr = s.addr();
+    let api: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    api.create(&PostParams::default(), &cm("a")).await.unwrap();
+    let (store, task) = start_reflector(client, false);
+    wait_names(&store, &["a"]).await;
+    for i in 0..20 {
+        // Let the reflector reconnect so every cycle cuts a live watch.
+        let watching = eventually(10, || async { s.open_connections() > 0 }).await;
+        assert!(watching, "cycle {i}: the watcher never reconnected");
+        if i % 2 == 0 {
+            s.stop().await;
+            assert_eq!(s.open_connections(), 0, "cycle {i}: connections left");
+            let refused = tokio::net::TcpStream::connect(addr).await;
+            assert!(refused.is_err(), "cycle {i}: still listening after stop");
+        }
+        s.restart()
+            .await
+            .unwrap_or_else(|e| panic!("cycle {i}: restart failed: {e}"));
+        assert_eq!(s.addr(), addr);
+        let name = format!("c{i}");
+        // The client's pooled connection may be one the stop cut: retry
+        // transport errors (as controllers do) until the write lands.
+        let created = eventually(10, || async {
+            match api.create(&PostParams::default(), &cm(&name)).await {
+                Ok(_) => true,
+                Err(kube::Error::Api(s)) if s.code == 409 => true,
+                Err(kube::Error::Api(s)) => panic!("cycle {i}: {s:?}"),
+                Err(_) => false,
+            }
+        })
+        .await;
+        assert!(created, "cycle {i}: could not create {name}");
+        let seen = eventually(10, || async { names(&store).contains(&name) }).await;
+        assert!(seen, "cycle {i}: the reflector missed {name}");
+    }
+    assert_eq!(s.bind_failures(), 0);
+    task.abort();
+}
