@@ -790,6 +790,149 @@ impl Cluster {
     }
 }
 
+/// Helpers for end-to-end tests that go beyond the lab's defaults (pool and
+/// advertisement edits, node labels, endpoint moves, Events, metrics).
+impl Cluster {
+    fn custom_api(&self, kind: &str, plural: &str) -> Api<DynamicObject> {
+        let gvk = GroupVersionKind::gvk("ferrolb.io", "v1beta1", kind);
+        let ar = ApiResource::from_gvk_with_plural(&gvk, plural);
+        Api::namespaced_with(self.kube.clone(), SYSTEM_NS, &ar)
+    }
+
+    /// Creates a ferrolb custom object (`IPAddressPool`, `L2Advertisement`)
+    /// in the system namespace.
+    pub async fn create_custom_object(
+        &self,
+        obj: Value,
+        kind: &str,
+        plural: &str,
+    ) -> anyhow::Result<()> {
+        self.create_custom(obj, kind, plural).await
+    }
+
+    /// Merge-patches the ferrolb custom object `name` (spec or metadata).
+    pub async fn patch_custom(
+        &self,
+        kind: &str,
+        plural: &str,
+        name: &str,
+        patch: Value,
+    ) -> anyhow::Result<()> {
+        self.custom_api(kind, plural)
+            .patch(name, &PatchParams::default(), &Patch::Merge(patch))
+            .await
+            .with_context(|| format!("patching {kind} {name}"))?;
+        Ok(())
+    }
+
+    /// The ferrolb custom object `name`, as JSON.
+    pub async fn custom(&self, kind: &str, plural: &str, name: &str) -> anyhow::Result<Value> {
+        Ok(serde_json::to_value(
+            self.custom_api(kind, plural).get(name).await?,
+        )?)
+    }
+
+    /// Sets (`Some`) or removes (`None`) the label `key` on Node `node`.
+    pub async fn label_node(
+        &self,
+        node: &str,
+        key: &str,
+        value: Option<&str>,
+    ) -> anyhow::Result<()> {
+        let nodes: Api<Node> = Api::all(self.kube.clone());
+        let patch = serde_json::json!({"metadata": {"labels": {key: value}}});
+        nodes
+            .patch(node, &PatchParams::default(), &Patch::Merge(patch))
+            .await
+            .with_context(|| format!("labelling Node {node}"))?;
+        Ok(())
+    }
+
+    /// Replaces the endpoints of Service `service`'s EndpointSlice of one
+    /// family with one ready endpoint on each of `endpoint_nodes`.
+    pub async fn set_endpoint_nodes(
+        &self,
+        service: &str,
+        port: u16,
+        v6: bool,
+        endpoint_nodes: &[&str],
+    ) -> anyhow::Result<()> {
+        let nodes: Vec<(usize, String)> = self
+            .nodes
+            .iter()
+            .filter(|n| endpoint_nodes.contains(&n.name.as_str()))
+            .map(|n| (n.index, n.name.clone()))
+            .collect();
+        let slice = objects::endpoint_slice(service, port, v6, &nodes);
+        let name = slice["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let patch = serde_json::json!({"endpoints": slice["endpoints"]});
+        let slices: Api<EndpointSlice> = Api::namespaced(self.kube.clone(), "default");
+        slices
+            .patch(&name, &PatchParams::default(), &Patch::Merge(patch))
+            .await
+            .with_context(|| format!("updating EndpointSlice {name}"))?;
+        Ok(())
+    }
+
+    /// Every Event about Service `name`, oldest first, as (type, reason,
+    /// note).
+    pub async fn service_events(
+        &self,
+        name: &str,
+    ) -> anyhow::Result<Vec<(String, String, String)>> {
+        let api: Api<Event> = Api::namespaced(self.kube.clone(), "default");
+        let mut list = api.list(&ListParams::default()).await?.items;
+        list.sort_by_key(|e| {
+            e.metadata
+                .resource_version
+                .clone()
+                .unwrap_or_default()
+                .parse::<u64>()
+                .unwrap_or(0)
+        });
+        Ok(list
+            .into_iter()
+            .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name))
+            .map(|e| {
+                (
+                    e.type_.unwrap_or_default(),
+                    e.reason.unwrap_or_default(),
+                    e.note.unwrap_or_default(),
+                )
+            })
+            .collect())
+    }
+
+    /// The value of the sample of `metric` whose labels contain `label`
+    /// (e.g. `reason="malformed"`) in node `name`'s speaker `/metrics`.
+    pub fn speaker_metric_with(&self, name: &str, metric: &str, label: &str) -> Option<f64> {
+        let node = self.node(name).ok()?;
+        let addr = SocketAddr::from((topology::node_v4(node.index), SPEAKER_HTTP_PORT));
+        let body = node
+            .host
+            .run_in(move || -> std::io::Result<String> {
+                use std::io::{Read, Write};
+                let mut s =
+                    std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200))?;
+                s.set_read_timeout(Some(Duration::from_millis(500)))?;
+                s.write_all(b"GET /metrics HTTP/1.0\r\nHost: speaker\r\n\r\n")?;
+                let mut out = String::new();
+                s.take(1 << 20).read_to_string(&mut out)?;
+                Ok(out)
+            })
+            .ok()?
+            .ok()?;
+        body.lines()
+            .find(|l| {
+                l.starts_with(metric) && l[metric.len()..].starts_with('{') && l.contains(label)
+            })
+            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+    }
+}
+
 fn proc_status_field(pid: u32, field: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status
