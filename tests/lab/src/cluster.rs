@@ -520,13 +520,12 @@ impl Cluster {
             .collect()
     }
 
-    /// Reads a gauge from node `name`'s speaker `/metrics` (over HTTP/1.0
-    /// from inside its namespace).
-    pub fn speaker_metric(&self, name: &str, metric: &str) -> Option<f64> {
+    /// Node `name`'s speaker `/metrics` text (HTTP/1.0 from inside its
+    /// namespace), or `None` when it does not answer.
+    fn speaker_metrics_text(&self, name: &str) -> Option<String> {
         let node = self.node(name).ok()?;
         let addr = SocketAddr::from((topology::node_v4(node.index), SPEAKER_HTTP_PORT));
-        let body = node
-            .host
+        node.host
             .run_in(move || -> std::io::Result<String> {
                 use std::io::{Read, Write};
                 let mut s =
@@ -538,7 +537,12 @@ impl Cluster {
                 Ok(out)
             })
             .ok()?
-            .ok()?;
+            .ok()
+    }
+
+    /// Reads a gauge from node `name`'s speaker `/metrics`.
+    pub fn speaker_metric(&self, name: &str, metric: &str) -> Option<f64> {
+        let body = self.speaker_metrics_text(name)?;
         body.lines()
             .find(|l| l.starts_with(metric) && l[metric.len()..].starts_with([' ', '{']))
             .and_then(|l| l.rsplit(' ').next()?.parse().ok())
@@ -909,22 +913,7 @@ impl Cluster {
     /// The value of the sample of `metric` whose labels contain `label`
     /// (e.g. `reason="malformed"`) in node `name`'s speaker `/metrics`.
     pub fn speaker_metric_with(&self, name: &str, metric: &str, label: &str) -> Option<f64> {
-        let node = self.node(name).ok()?;
-        let addr = SocketAddr::from((topology::node_v4(node.index), SPEAKER_HTTP_PORT));
-        let body = node
-            .host
-            .run_in(move || -> std::io::Result<String> {
-                use std::io::{Read, Write};
-                let mut s =
-                    std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200))?;
-                s.set_read_timeout(Some(Duration::from_millis(500)))?;
-                s.write_all(b"GET /metrics HTTP/1.0\r\nHost: speaker\r\n\r\n")?;
-                let mut out = String::new();
-                s.take(1 << 20).read_to_string(&mut out)?;
-                Ok(out)
-            })
-            .ok()?
-            .ok()?;
+        let body = self.speaker_metrics_text(name)?;
         body.lines()
             .find(|l| {
                 l.starts_with(metric) && l[metric.len()..].starts_with('{') && l.contains(label)

@@ -3,10 +3,12 @@
 //! failed under `CI=true`. Tests take turns (one lab at a time: timings on
 //! two cores stay meaningful).
 
+mod common;
+
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, Instant};
 
-use ferrolb_lab::cluster::{Bins, Cluster, Options};
+use ferrolb_lab::cluster::Cluster;
 use ferrolb_lab::failover::{self, Fault};
 use ferrolb_lab::objects::ServiceSpec;
 use ferrolb_speaker::transport::packet::PacketLink;
@@ -15,21 +17,10 @@ use ferrolb_speaker::wire::arp::{ArpFrame, ArpOperation, ArpRepr};
 use ferrolb_speaker::wire::ndp::{NdpFrame, NdpRepr};
 use ferrolb_speaker::wire::MacAddr;
 
-static LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 const PORT: u16 = 8080;
 
 async fn lab(test: &str) -> Option<(tokio::sync::MutexGuard<'static, ()>, Cluster)> {
-    if netlab::require_root(test).is_some() {
-        return None;
-    }
-    let guard = LOCK.lock().await;
-    let bins = Bins::locate().expect("speaker and controller binaries");
-    let opts = Options {
-        prefix: "flbe2e".into(),
-        ..Options::default()
-    };
-    let cluster = Cluster::start(opts, bins).await.expect("lab starts");
-    Some((guard, cluster))
+    common::lab(test, "flbe2e").await
 }
 
 /// Creates `web` (dual stack) and returns its IPv4 and IPv6 addresses.
@@ -217,14 +208,9 @@ async fn restarting_the_controller_or_the_api_server_keeps_ips_and_answers() {
         .unwrap();
 
     c.start_controller().unwrap();
-    // kube-test-server's restart can hit EADDRINUSE while the aborted
-    // connections wind down; retry for a bounded time (see docs/lab.md).
-    let mut tries = 0;
-    while let Err(e) = c.server().restart().await {
-        tries += 1;
-        assert!(tries < 40, "API server restart: {e}");
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    // The test server keeps its port bound while stopped, so a restart
+    // rebinds at once.
+    c.server().restart().await.expect("API server restarts");
     // A Service created after both restarts gets a different address...
     let (w4, w6) = web(&c, "web2").await;
     assert!(

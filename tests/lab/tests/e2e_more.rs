@@ -3,10 +3,12 @@
 //! pools, and a flood of malformed frames at a speaker. Root only, with the
 //! same skip/fail rule as `e2e_lab.rs`; nextest runs one lab at a time.
 
+mod common;
+
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
-use ferrolb_lab::cluster::{Bins, Cluster, Options};
+use ferrolb_lab::cluster::Cluster;
 use ferrolb_lab::objects::ServiceSpec;
 use ferrolb_speaker::transport::packet::PacketLink;
 use ferrolb_speaker::transport::Datalink;
@@ -14,21 +16,10 @@ use ferrolb_speaker::wire::arp::{ArpFrame, ArpOperation, ArpRepr};
 use ferrolb_speaker::wire::MacAddr;
 use serde_json::json;
 
-static LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 const PORT: u16 = 8080;
 
 async fn lab(test: &str) -> Option<(tokio::sync::MutexGuard<'static, ()>, Cluster)> {
-    if netlab::require_root(test).is_some() {
-        return None;
-    }
-    let guard = LOCK.lock().await;
-    let bins = Bins::locate().expect("speaker and controller binaries");
-    let opts = Options {
-        prefix: "flbe2m".into(),
-        ..Options::default()
-    };
-    let cluster = Cluster::start(opts, bins).await.expect("lab starts");
-    Some((guard, cluster))
+    common::lab(test, "flbe2m").await
 }
 
 /// An IPv4-only Service spec.
