@@ -106,13 +106,14 @@ pub struct HttpArgs {
     pub http_addr: SocketAddr,
 }
 
-/// Log output format.
+/// Log output format. JSON by default, like the speaker's: what the log
+/// pipeline of a Deployment wants; `text` is for people at a terminal.
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum LogFormat {
     /// Human-readable lines.
-    #[default]
     Text,
     /// One JSON object per line, for log collectors.
+    #[default]
     Json,
 }
 
@@ -125,7 +126,7 @@ pub struct LogArgs {
         long = "log-format",
         env = "FERROLB_LOG_FORMAT",
         value_enum,
-        default_value_t = LogFormat::Text,
+        default_value_t = LogFormat::Json,
         value_name = "FORMAT"
     )]
     pub log_format: LogFormat,
@@ -252,7 +253,7 @@ mod tests {
         assert!(!args.lease.identity.is_empty());
         assert_eq!(args.lease.lease_duration, Duration::from_secs(15));
         assert_eq!(args.http.http_addr, "0.0.0.0:7472".parse().unwrap());
-        assert_eq!(args.log.log_format, LogFormat::Text);
+        assert_eq!(args.log.log_format, LogFormat::Json);
         assert_eq!(args.log.log_level, "info");
     }
 
@@ -267,7 +268,7 @@ mod tests {
                 ("POD_NAME", "ferrolb-controller-7d9f-abcde"),
                 ("FERROLB_LEASE_DURATION", "1m"),
                 ("FERROLB_HTTP_ADDR", "127.0.0.1:9000"),
-                ("FERROLB_LOG_FORMAT", "json"),
+                ("FERROLB_LOG_FORMAT", "text"),
                 ("FERROLB_LOG_LEVEL", "debug,kube=warn"),
             ],
             || parse(&[]),
@@ -280,7 +281,7 @@ mod tests {
         assert_eq!(args.lease.identity, "ferrolb-controller-7d9f-abcde");
         assert_eq!(args.lease.lease_duration, Duration::from_secs(60));
         assert_eq!(args.http.http_addr, "127.0.0.1:9000".parse().unwrap());
-        assert_eq!(args.log.log_format, LogFormat::Json);
+        assert_eq!(args.log.log_format, LogFormat::Text);
         assert_eq!(args.log.log_level, "debug,kube=warn");
     }
 

@@ -16,6 +16,7 @@ use ferrolb_crds::conditions::{
     REASON_UNKNOWN_POOL, REASON_VALID, STATUS_FALSE, STATUS_TRUE, TYPE_ADVERTISED,
     TYPE_POOLS_SELECTED, TYPE_VALID,
 };
+use ferrolb_crds::selector::{self, LabelSelector};
 use ferrolb_crds::{IPAddressPool, IPAddressPoolStatus, L2Advertisement, L2AdvertisementStatus};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
     Condition, LabelSelector as K8sSelector, Time,
@@ -23,56 +24,15 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 
-use crate::allocator::{
-    self, LabelSelector, Pool, PoolCounts, SelectorOp, SelectorRequirement, ServiceAllocation,
-    Validity,
-};
+use crate::allocator::{self, Pool, PoolCounts, ServiceAllocation, Validity};
 
-/// Why a Kubernetes label selector cannot be evaluated.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum Error {
-    /// `matchExpressions[].operator` is not one of the four the API knows.
-    #[error("operator {operator:?} on key {key:?} is not In, NotIn, Exists or DoesNotExist")]
-    UnknownOperator {
-        /// The label key of the term.
-        key: String,
-        /// The operator as written.
-        operator: String,
-    },
-    /// The selector is well-formed but breaks the API's rules.
-    #[error("{0}")]
-    Invalid(String),
-}
-
-/// Result alias for this module.
-pub type Result<T, E = Error> = std::result::Result<T, E>;
-
-/// Converts a Kubernetes label selector into the allocator's.
-pub fn label_selector(selector: &K8sSelector) -> Result<LabelSelector> {
-    let mut out = LabelSelector {
-        match_labels: selector.match_labels.clone().unwrap_or_default(),
-        match_expressions: Vec::new(),
-    };
-    for term in selector.match_expressions.iter().flatten() {
-        let operator = match term.operator.as_str() {
-            "In" => SelectorOp::In,
-            "NotIn" => SelectorOp::NotIn,
-            "Exists" => SelectorOp::Exists,
-            "DoesNotExist" => SelectorOp::DoesNotExist,
-            other => {
-                return Err(Error::UnknownOperator {
-                    key: term.key.clone(),
-                    operator: other.to_string(),
-                })
-            }
-        };
-        out.match_expressions.push(SelectorRequirement {
-            key: term.key.clone(),
-            operator,
-            values: term.values.clone().unwrap_or_default(),
-        });
-    }
-    out.validate().map_err(Error::Invalid)?;
+/// Converts a Kubernetes label selector into the allocator's, refusing
+/// one it may not evaluate (an unknown operator, `In` without values, ...):
+/// the caller reports the error in a `Valid` condition and the selector
+/// selects nothing.
+pub fn label_selector(k8s: &K8sSelector) -> selector::Result<LabelSelector> {
+    let out = LabelSelector::from(k8s);
+    out.validate()?;
     Ok(out)
 }
 
@@ -553,6 +513,34 @@ mod tests {
         );
         assert_eq!(cond.observed_generation, Some(2));
         assert_eq!(sel.warning.as_ref().map(|w| w.0), Some(REASON_UNKNOWN_POOL));
+    }
+
+    #[test]
+    fn an_advertisement_selector_with_an_unknown_operator_is_invalid_and_selects_nothing() {
+        let pools = pool_labels(&[("a", &[("tier", "edge")])]);
+        let spec = L2AdvertisementSpec {
+            ip_address_pool_selectors: vec![K8sSelector {
+                match_labels: None,
+                match_expressions: Some(vec![LabelSelectorRequirement {
+                    key: "tier".into(),
+                    operator: "Near".into(),
+                    values: None,
+                }]),
+            }],
+            ..Default::default()
+        };
+        let out = advertisements([&ad("typo", spec)], &pools, at(1));
+        let sel = &out["typo"];
+        assert!(sel.pools.is_empty());
+        let valid = conditions::find(&sel.status.conditions, TYPE_VALID).expect("set");
+        assert_eq!(
+            (valid.status.as_str(), valid.reason.as_str()),
+            (STATUS_FALSE, REASON_INVALID_SELECTOR)
+        );
+        assert_eq!(
+            valid.message,
+            "ipAddressPoolSelectors[0]: operator \"Near\" on key \"tier\" is not In, NotIn, Exists or DoesNotExist"
+        );
     }
 
     #[test]

@@ -4,6 +4,9 @@
 //! - [`L2Advertisement`]: which pools the speakers announce, from which nodes
 //!   and on which interfaces.
 //!
+//! [`selector`] evaluates their label selectors; the controller and the
+//! speakers share it so they always select the same objects.
+//!
 //! Field names, defaults and meanings match MetalLB's `metallb.io/v1beta1`
 //! kinds, so a MetalLB manifest works after changing only its `apiVersion`.
 //! The CRD manifests under `deploy/crds/` are generated from these types by
@@ -27,6 +30,7 @@ pub mod generate;
 mod ip_address_pool;
 mod l2_advertisement;
 mod schema;
+pub mod selector;
 pub mod service;
 
 pub use ip_address_pool::{

@@ -123,6 +123,7 @@ mod tests {
             crate::links::DEFAULT_EXCLUDES.len()
         );
         assert_eq!(cli.memberlist.port, 7946);
+        assert_eq!(cli.log.log_format, LogFormat::Json, "as the controller's");
     }
 
     #[test]

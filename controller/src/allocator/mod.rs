@@ -1,7 +1,8 @@
 //! The IP allocator: given pools and current assignments, which IPs a
 //! Service gets, or exactly why not.
 //!
-//! Pure: std and ipnet only, no I/O, no Kubernetes types. The controller
+//! Pure: std, ipnet and the std-only label selectors of
+//! [`ferrolb_crds::selector`]; no I/O, no Kubernetes objects. The controller
 //! converts Services with [`AllocRequest::from_service`] and `IPAddressPool`s
 //! with [`AddressRange::parse`] into [`Pool`]s, then drives an [`Allocator`]:
 //!

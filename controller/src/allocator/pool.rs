@@ -373,13 +373,11 @@ fn validate(
         ),
     ] {
         for selector in selectors {
-            selector
-                .validate()
-                .map_err(|detail| Error::InvalidSelector {
-                    pool: pool.name.clone(),
-                    field,
-                    detail,
-                })?;
+            selector.validate().map_err(|err| Error::InvalidSelector {
+                pool: pool.name.clone(),
+                field,
+                detail: err.to_string(),
+            })?;
         }
     }
     let mut ranges = pool.addresses.clone();

@@ -1,7 +1,7 @@
 use super::*;
-use crate::daemon::model::Selector;
 use crate::election::EXCLUDE_FROM_LB_LABEL;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement};
+use ferrolb_crds::selector::LabelSelector;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1 as meta;
 
 const V4: &str = "192.0.2.10";
 const V6: &str = "2001:db8::10";
@@ -18,8 +18,8 @@ fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         .collect()
 }
 
-fn selector(pairs: &[(&str, &str)]) -> Selector {
-    Selector::from(&LabelSelector {
+fn selector(pairs: &[(&str, &str)]) -> LabelSelector {
+    LabelSelector::from(&meta::LabelSelector {
         match_labels: Some(labels(pairs)),
         match_expressions: None,
     })
@@ -181,7 +181,7 @@ fn pools_are_selected_by_name() {
 fn pools_are_selected_by_label_selectors() {
     let mut w = world();
     w.ads.clear();
-    let by_selector = |s: Selector| AdInfo {
+    let by_selector = |s: LabelSelector| AdInfo {
         pool_selectors: vec![s],
         ..AdInfo::default()
     };
@@ -191,9 +191,9 @@ fn pools_are_selected_by_label_selectors() {
         by_selector(selector(&[("tier", "silver")])),
     );
     assert!(announcers(&w, &all_live()).is_empty());
-    let expr = Selector::from(&LabelSelector {
+    let expr = LabelSelector::from(&meta::LabelSelector {
         match_labels: None,
-        match_expressions: Some(vec![LabelSelectorRequirement {
+        match_expressions: Some(vec![meta::LabelSelectorRequirement {
             key: "tier".into(),
             operator: "In".into(),
             values: Some(vec!["gold".into(), "platinum".into()]),

@@ -2,10 +2,10 @@
 //! edge so the desired-state computation never sees `k8s_openapi`.
 
 use crate::election::TrafficPolicy;
+use ferrolb_crds::selector::LabelSelector;
 use ferrolb_crds::{IPAddressPool, L2Advertisement};
 use k8s_openapi::api::core::v1::{Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement};
 use kube::ResourceExt;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -187,10 +187,13 @@ pub struct AdInfo {
     pub key: ObjectKey,
     /// `ipAddressPools`.
     pub pools: Vec<String>,
-    /// `ipAddressPoolSelectors`.
-    pub pool_selectors: Vec<Selector>,
-    /// `nodeSelectors`.
-    pub node_selectors: Vec<Selector>,
+    /// `ipAddressPoolSelectors`. An invalid one (unknown operator, `In`
+    /// or `NotIn` without values, ...) matches nothing, as in the
+    /// controller, which reports it on the advertisement; a typo never
+    /// widens a selection.
+    pub pool_selectors: Vec<LabelSelector>,
+    /// `nodeSelectors`, read the same way.
+    pub node_selectors: Vec<LabelSelector>,
     /// `interfaces`.
     pub interfaces: Vec<String>,
 }
@@ -205,9 +208,14 @@ impl AdInfo {
                 .spec
                 .ip_address_pool_selectors
                 .iter()
-                .map(Selector::from)
+                .map(|s| LabelSelector::from(s).valid_or_nothing())
                 .collect(),
-            node_selectors: ad.spec.node_selectors.iter().map(Selector::from).collect(),
+            node_selectors: ad
+                .spec
+                .node_selectors
+                .iter()
+                .map(|s| LabelSelector::from(s).valid_or_nothing())
+                .collect(),
             interfaces: ad.spec.interfaces.clone(),
         }
     }
@@ -226,58 +234,6 @@ impl AdInfo {
     /// otherwise a node matching any selector.
     pub fn selects_node(&self, labels: &BTreeMap<String, String>) -> bool {
         self.node_selectors.is_empty() || self.node_selectors.iter().any(|s| s.matches(labels))
-    }
-}
-
-/// A Kubernetes label selector, evaluated locally.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Selector {
-    labels: BTreeMap<String, String>,
-    expressions: Vec<(String, String, Vec<String>)>,
-}
-
-impl From<&LabelSelector> for Selector {
-    fn from(s: &LabelSelector) -> Self {
-        Self {
-            labels: s.match_labels.clone().unwrap_or_default(),
-            expressions: s
-                .match_expressions
-                .iter()
-                .flatten()
-                .map(
-                    |LabelSelectorRequirement {
-                         key,
-                         operator,
-                         values,
-                     }| {
-                        (
-                            key.clone(),
-                            operator.clone(),
-                            values.clone().unwrap_or_default(),
-                        )
-                    },
-                )
-                .collect(),
-        }
-    }
-}
-
-impl Selector {
-    /// Kubernetes semantics: every `matchLabels` pair and every expression
-    /// must hold; the empty selector matches everything. An unknown operator
-    /// matches nothing, so a typo never widens a selection.
-    pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
-        self.labels.iter().all(|(k, v)| labels.get(k) == Some(v))
-            && self.expressions.iter().all(|(key, op, values)| {
-                let value = labels.get(key);
-                match op.as_str() {
-                    "In" => value.is_some_and(|v| values.contains(v)),
-                    "NotIn" => value.is_none_or(|v| !values.contains(v)),
-                    "Exists" => value.is_some(),
-                    "DoesNotExist" => value.is_none(),
-                    _ => false,
-                }
-            })
     }
 }
 
@@ -307,40 +263,41 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
-
-    fn expr(op: &str, values: &[&str]) -> Selector {
-        Selector::from(&LabelSelector {
-            match_labels: None,
-            match_expressions: Some(vec![LabelSelectorRequirement {
-                key: "zone".into(),
-                operator: op.into(),
-                values: Some(values.iter().map(|s| s.to_string()).collect()),
-            }]),
-        })
+    #[test]
+    fn a_selector_with_an_unknown_operator_selects_no_pool_and_no_node() {
+        let ad: L2Advertisement = serde_json::from_value(json!({
+            "apiVersion": "ferrolb.io/v1beta1", "kind": "L2Advertisement",
+            "metadata": {"name": "typo", "namespace": "ferrolb-system"},
+            "spec": {
+                "ipAddressPoolSelectors": [{"matchExpressions": [{"key": "tier", "operator": "Near"}]}],
+                "nodeSelectors": [{"matchExpressions": [{"key": "zone", "operator": "in", "values": ["a"]}]}],
+            },
+        }))
+        .unwrap();
+        let info = AdInfo::from_ad(&ad);
+        let tier = BTreeMap::from([("tier".to_string(), "gold".to_string())]);
+        let zone = BTreeMap::from([("zone".to_string(), "a".to_string())]);
+        assert!(!info.selects_pool("gold", Some(&tier)));
+        assert!(!info.selects_pool("gold", Some(&BTreeMap::new())));
+        assert!(!info.selects_node(&zone), "operators are case-sensitive");
+        assert!(!info.selects_node(&BTreeMap::new()));
     }
 
     #[test]
-    fn selectors_follow_kubernetes_semantics() {
-        let a = labels(&[("zone", "a")]);
-        let none = labels(&[]);
-        assert!(Selector::default().matches(&none), "empty matches all");
-        assert!(expr("In", &["a", "b"]).matches(&a));
-        assert!(!expr("In", &["b"]).matches(&a));
-        assert!(!expr("NotIn", &["a"]).matches(&a));
-        assert!(expr("NotIn", &["a"]).matches(&none));
-        assert!(expr("Exists", &[]).matches(&a));
-        assert!(!expr("Exists", &[]).matches(&none));
-        assert!(expr("DoesNotExist", &[]).matches(&none));
-        assert!(
-            !expr("Typo", &[]).matches(&a),
-            "unknown operators match nothing"
-        );
+    fn a_selector_the_controller_rejects_selects_nothing_here_either() {
+        // `NotIn` without values would match every node if evaluated as
+        // written; the controller marks it invalid, so it selects nothing.
+        let ad: L2Advertisement = serde_json::from_value(json!({
+            "apiVersion": "ferrolb.io/v1beta1", "kind": "L2Advertisement",
+            "metadata": {"name": "empty", "namespace": "ferrolb-system"},
+            "spec": {
+                "nodeSelectors": [{"matchExpressions": [{"key": "zone", "operator": "NotIn"}]}],
+            },
+        }))
+        .unwrap();
+        let info = AdInfo::from_ad(&ad);
+        assert!(!info.selects_node(&BTreeMap::new()));
+        assert!(!info.selects_node(&BTreeMap::from([("zone".into(), "a".into())])));
     }
 
     #[test]
