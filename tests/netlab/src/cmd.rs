@@ -14,19 +14,41 @@ use crate::{Error, Result};
 ///
 /// stdin is closed so a program that unexpectedly prompts cannot hang a test.
 pub(crate) fn run<S: AsRef<OsStr>>(program: &str, args: &[S]) -> Result<String> {
+    run_with_input(program, args, None)
+}
+
+/// [`run`], feeding `input` (when given) to the program's stdin.
+pub(crate) fn run_with_input<S: AsRef<OsStr>>(
+    program: &str,
+    args: &[S],
+    input: Option<&str>,
+) -> Result<String> {
+    use std::io::Write;
     let shown: Vec<String> = args
         .iter()
         .map(|a| a.as_ref().to_string_lossy().into_owned())
         .collect();
-    let output = Command::new(program)
+    let spawn_error = |source| Error::Spawn {
+        program: program.to_owned(),
+        args: shown.clone(),
+        source,
+    };
+    let mut child = Command::new(program)
         .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|source| Error::Spawn {
-            program: program.to_owned(),
-            args: shown.clone(),
-            source,
-        })?;
+        .stdin(if input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(spawn_error)?;
+    if let (Some(text), Some(mut stdin)) = (input, child.stdin.take()) {
+        // Dropping stdin closes it: the program sees end of input.
+        stdin.write_all(text.as_bytes()).map_err(spawn_error)?;
+    }
+    let output = child.wait_with_output().map_err(spawn_error)?;
     if !output.status.success() {
         return Err(Error::Command {
             program: program.to_owned(),

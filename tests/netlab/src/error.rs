@@ -50,8 +50,9 @@ pub enum Error {
         /// The I/O error.
         source: io::Error,
     },
-    /// A host name that would not make a valid namespace or interface name.
-    #[error("invalid host name {name:?}: {reason}")]
+    /// A name (prefix, host, segment, interface) that would not make a valid
+    /// namespace or interface name, or that is already taken.
+    #[error("invalid name {name:?}: {reason}")]
     InvalidName {
         /// The rejected name.
         name: String,

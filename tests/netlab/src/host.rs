@@ -1,4 +1,5 @@
-//! One host of a lab: a namespace with `eth0` on the lab's bridge.
+//! One host of a lab: a namespace with `eth0` on one of the lab's bridges,
+//! and maybe more interfaces on others.
 
 use std::{
     net::{IpAddr, Ipv6Addr},
@@ -14,6 +15,7 @@ use crate::{
     cmd::{ip, run, ChildGuard},
     neigh::{parse_link, parse_neighbours, Link, MacAddr, Neighbour},
     ns::{self, NsThread},
+    segment::Segment,
     Error, Result,
 };
 
@@ -44,40 +46,16 @@ impl Host {
         }
     }
 
-    /// Sets the namespace up and plugs it into the switch.
-    pub(crate) fn wire(&self) -> Result<()> {
-        // Before eth0 exists, so `default` applies to it: addresses (link-local
-        // included) are usable at once instead of after ~1 s of DAD.
+    /// Sets the namespace up and plugs its `eth0` into `segment`.
+    pub(crate) fn wire(&self, segment: &Segment) -> Result<()> {
+        // Before any veth exists, so `default` applies to eth0 and to links
+        // attached later: addresses (link-local included) are usable at once
+        // instead of after ~1 s of DAD.
         for scope in ["all", "default"] {
             self.sysctl(&format!("net.ipv6.conf.{scope}.accept_dad"), "0")?;
         }
         self.ip(&["link", "set", "lo", "up"])?;
-        // Created inside the host namespace with its peer placed straight into
-        // the switch: the pair never exists in the root namespace, so names
-        // cannot clash with anything there.
-        self.ip(&[
-            "link",
-            "add",
-            HOST_IFNAME,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            &self.port,
-            "netns",
-            &self.switch,
-        ])?;
-        ip(&[
-            "-n",
-            &self.switch,
-            "link",
-            "set",
-            &self.port,
-            "master",
-            crate::BRIDGE,
-            "up",
-        ])?;
-        self.link_up()
+        segment.plug(&self.ns, HOST_IFNAME, &self.port)
     }
 
     fn ip(&self, args: &[&str]) -> Result<String> {
@@ -96,12 +74,13 @@ impl Host {
         &self.ns
     }
 
-    /// The host's interface on the lab segment, [`HOST_IFNAME`].
+    /// The host's first interface, [`HOST_IFNAME`]; the one every method
+    /// without an interface argument acts on.
     pub fn ifname(&self) -> &str {
         HOST_IFNAME
     }
 
-    /// The bridge port (veth peer) in the switch namespace, `v-<name>`.
+    /// The bridge port (veth peer) of `eth0` in the switch namespace, `v-<name>`.
     pub fn port(&self) -> &str {
         &self.port
     }
@@ -114,26 +93,32 @@ impl Host {
     /// a solicitation that arrives before it can be dropped, costing the
     /// sender a 1 s retransmit (seen as rare echo failures on a loaded box).
     pub fn add_addr(&self, cidr: &str) -> Result<IpNet> {
+        self.add_addr_dev(HOST_IFNAME, cidr)
+    }
+
+    /// [`Host::add_addr`] on interface `dev`, e.g. an `eth1` from
+    /// [`crate::Lab::attach`]: same `nodad`, same wait for the group join.
+    pub fn add_addr_dev(&self, dev: &str, cidr: &str) -> Result<IpNet> {
         let net = parse_cidr(cidr)?;
-        self.add_net(net, HOST_IFNAME)?;
+        self.add_net(net, dev)?;
         if let IpNet::V6(v6) = net {
-            if self.link()?.running {
-                self.wait_for_group(solicited_node(v6.addr()))?;
+            if self.link_of(dev)?.running {
+                self.wait_for_group(dev, solicited_node(v6.addr()))?;
             }
         }
         Ok(net)
     }
 
-    fn wait_for_group(&self, group: Ipv6Addr) -> Result<()> {
+    fn wait_for_group(&self, dev: &str, group: Ipv6Addr) -> Result<()> {
         let deadline = Instant::now() + GROUP_JOIN_TIMEOUT;
         loop {
-            let out = self.ip(&["-6", "maddr", "show", "dev", HOST_IFNAME])?;
+            let out = self.ip(&["-6", "maddr", "show", "dev", dev])?;
             if inet6_groups(&out).contains(&group) {
                 return Ok(());
             }
             if Instant::now() >= deadline {
                 return Err(Error::Timeout {
-                    what: format!("{} {HOST_IFNAME} to join {group}", self.ns),
+                    what: format!("{} {dev} to join {group}", self.ns),
                     waited: GROUP_JOIN_TIMEOUT,
                 });
             }
@@ -151,6 +136,47 @@ impl Host {
     pub fn del_vip(&self, vip: IpAddr) -> Result<()> {
         let net = host_net(vip).to_string();
         self.ip(&["addr", "del", &net, "dev", "lo"]).map(drop)
+    }
+
+    /// Adds every VIP of `add` to `lo` and removes every one of `del`, in
+    /// one `ip -batch` run (thousands of addresses take milliseconds, not a
+    /// process each). Addresses already present (or already gone) are not
+    /// an error.
+    pub fn change_vips(&self, add: &[IpAddr], del: &[IpAddr]) -> Result<()> {
+        if add.is_empty() && del.is_empty() {
+            return Ok(());
+        }
+        let mut script = String::new();
+        for (verb, list) in [("del", del), ("replace", add)] {
+            for vip in list {
+                let nodad = if vip.is_ipv6() { " nodad" } else { "" };
+                script.push_str(&format!(
+                    "address {verb} {} dev lo{nodad}\n",
+                    host_net(*vip)
+                ));
+            }
+        }
+        // -force: one missing address must not stop the rest; the exit
+        // status still reports it, so only fail if an add did not land.
+        let result = crate::cmd::run_with_input(
+            "ip",
+            &["-n", self.ns.as_str(), "-force", "-batch", "-"],
+            Some(&script),
+        );
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let out = self.ip(&["-o", "address", "show", "dev", "lo"])?;
+                let missing = add
+                    .iter()
+                    .any(|vip| !out.contains(&format!(" {} ", host_net(*vip))));
+                if missing {
+                    Err(e)
+                } else {
+                    Ok(())
+                }
+            }
+        }
     }
 
     fn add_net(&self, net: IpNet, dev: &str) -> Result<()> {
@@ -178,12 +204,22 @@ impl Host {
 
     /// Sets the host's `eth0` down: the node's NIC dies, its end sees it.
     pub fn link_down(&self) -> Result<()> {
-        self.ip(&["link", "set", HOST_IFNAME, "down"]).map(drop)
+        self.link_down_dev(HOST_IFNAME)
     }
 
     /// Sets the host's `eth0` up again.
     pub fn link_up(&self) -> Result<()> {
-        self.ip(&["link", "set", HOST_IFNAME, "up"]).map(drop)
+        self.link_up_dev(HOST_IFNAME)
+    }
+
+    /// [`Host::link_down`] for interface `dev`.
+    pub fn link_down_dev(&self, dev: &str) -> Result<()> {
+        self.ip(&["link", "set", dev, "down"]).map(drop)
+    }
+
+    /// [`Host::link_up`] for interface `dev`.
+    pub fn link_up_dev(&self, dev: &str) -> Result<()> {
+        self.ip(&["link", "set", dev, "up"]).map(drop)
     }
 
     /// Sets the switch port down: the cable is cut, yet the host's own link
@@ -199,21 +235,23 @@ impl Host {
 
     /// The MAC address of `eth0`.
     pub fn mac(&self) -> Result<MacAddr> {
-        self.link().map(|l| l.mac)
+        self.mac_of(HOST_IFNAME)
+    }
+
+    /// The MAC address of interface `dev`.
+    pub fn mac_of(&self, dev: &str) -> Result<MacAddr> {
+        self.link_of(dev).map(|l| l.mac)
     }
 
     /// The interface index of `eth0` inside the namespace, for binding
     /// packet sockets (a namespace's indexes are its own).
     pub fn ifindex(&self) -> Result<u32> {
-        self.link().map(|l| l.ifindex)
+        self.link_of(HOST_IFNAME).map(|l| l.ifindex)
     }
 
-    fn link(&self) -> Result<Link> {
-        let out = self.ip(&["-j", "link", "show", "dev", HOST_IFNAME])?;
-        parse_link(
-            &out,
-            &format!("ip -n {} -j link show dev {HOST_IFNAME}", self.ns),
-        )
+    fn link_of(&self, dev: &str) -> Result<Link> {
+        let out = self.ip(&["-j", "link", "show", "dev", dev])?;
+        parse_link(&out, &format!("ip -n {} -j link show dev {dev}", self.ns))
     }
 
     /// The neighbour (ARP and NDP) entries on `eth0`.
@@ -241,7 +279,7 @@ impl Host {
         let mut out = format!("== host {} (netns {})\n", self.name, self.ns);
         for args in [
             &["addr", "show"][..],
-            &["-s", "link", "show", "dev", HOST_IFNAME],
+            &["-s", "link", "show"],
             &["neigh", "show"],
             &["route", "show"],
             &["-6", "route", "show"],

@@ -1,7 +1,10 @@
 //! Throw-away test networks in Linux network namespaces.
 //!
-//! A [`Lab`] is one L2 segment: a switch namespace holding a bridge, and
-//! hosts (namespaces with an `eth0` veth plugged into the bridge). Tests put
+//! A [`Lab`] is a switch namespace holding bridge [`BRIDGE`], and hosts
+//! (namespaces with an `eth0` veth plugged into the bridge). More L2
+//! segments ([`Lab::add_segment`]) take hosts whose `eth0` is there
+//! ([`Lab::add_host_on`]) and extra interfaces of existing hosts
+//! ([`Lab::attach`], then [`Host::add_addr_dev`], [`Host::mac_of`]). Tests put
 //! documentation addresses on hosts, run programs in them
 //! ([`Host::command`], [`Host::spawn`]) or Rust closures
 //! ([`Host::run_in`], [`Host::spawn_in`]), cut links, and read neighbour
@@ -43,6 +46,7 @@ mod neigh;
 mod netns;
 mod ns;
 mod precondition;
+mod segment;
 
 pub use cmd::ChildGuard;
 pub use error::{Error, Result};
@@ -52,3 +56,4 @@ pub use neigh::{MacAddr, MacParseError, Neighbour};
 pub use netns::{list_namespaces, owner_pid, sweep_stale};
 pub use ns::NsThread;
 pub use precondition::{decide, is_ci, require_root, skip_or_fail, Precondition, Skip};
+pub use segment::Segment;

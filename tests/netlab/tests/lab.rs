@@ -4,32 +4,23 @@
 //! `cargo test` as threads of one; both are fine since names carry pid and a
 //! per-process counter) and bounds every wait.
 
+mod common;
+
 use std::{
-    io,
-    net::{IpAddr, SocketAddr, UdpSocket},
+    net::{IpAddr, UdpSocket},
     panic::{catch_unwind, AssertUnwindSafe},
     process::Command,
-    sync::{
-        atomic::{AtomicBool, Ordering},
-        Arc,
-    },
-    thread::{self, JoinHandle},
+    thread,
     time::{Duration, Instant},
 };
 
+use common::{addr, assert_echoes, client, echoes, Echo, ECHO_ATTEMPTS, PORT};
 use netlab::{list_namespaces, ChildGuard, Host, Lab};
 
 const A_V4: &str = "198.51.100.11";
 const B_V4: &str = "198.51.100.12";
 const A_V6: &str = "2001:db8:100::11";
 const B_V6: &str = "2001:db8:100::12";
-const PORT: u16 = 7007;
-/// How long one echo attempt waits for its answer.
-const ATTEMPT: Duration = Duration::from_millis(200);
-/// Attempts for traffic that must get through: returns at the first echo,
-/// and 3 s covers one lost ARP/NS (the kernel retries after 1 s) on a
-/// loaded machine.
-const ECHO_ATTEMPTS: u32 = 15;
 
 fn two_hosts(test: &str) -> Option<(Lab, Host, Host)> {
     let mut lab = Lab::for_test(test)?;
@@ -40,106 +31,6 @@ fn two_hosts(test: &str) -> Option<(Lab, Host, Host)> {
     a.add_addr(&format!("{A_V6}/64")).unwrap();
     b.add_addr(&format!("{B_V6}/64")).unwrap();
     Some((lab, a, b))
-}
-
-fn addr(ip: &str, port: u16) -> SocketAddr {
-    SocketAddr::new(ip.parse().unwrap(), port)
-}
-
-/// A UDP echo server; stops when dropped. Its socket is opened inside the
-/// host's namespace and then served from an ordinary thread: a socket keeps
-/// the namespace it was created in.
-struct Echo {
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl Echo {
-    fn start(host: &Host, bind: SocketAddr) -> Self {
-        let socket = host.run_in(|| UdpSocket::bind(bind)).unwrap().unwrap();
-        socket
-            .set_read_timeout(Some(Duration::from_millis(50)))
-            .unwrap();
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
-        let thread = thread::spawn(move || {
-            let mut buf = [0u8; 1500];
-            // Bounded even if the test forgets to drop us.
-            let deadline = Instant::now() + Duration::from_secs(20);
-            while !flag.load(Ordering::Relaxed) && Instant::now() < deadline {
-                if let Ok((n, from)) = socket.recv_from(&mut buf) {
-                    let _ = socket.send_to(&buf[..n], from);
-                }
-            }
-        });
-        Self {
-            stop,
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for Echo {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-/// A client socket inside `host`, bound to its address `ip`.
-fn client(host: &Host, ip: &str) -> UdpSocket {
-    let socket = host
-        .run_in(|| UdpSocket::bind(addr(ip, 0)))
-        .unwrap()
-        .unwrap();
-    socket.set_read_timeout(Some(ATTEMPT)).unwrap();
-    socket
-}
-
-/// Asserts that a probe comes back within `attempts`, dumping the hosts'
-/// state otherwise.
-fn assert_echoes(hosts: &[&Host], socket: &UdpSocket, to: SocketAddr, attempts: u32) {
-    let started = Instant::now();
-    if !echoes(socket, to, attempts) {
-        let dumps: Vec<String> = hosts.iter().map(|h| h.dump()).collect();
-        panic!(
-            "no echo from {to} after {attempts} attempts ({:?})\n{}",
-            started.elapsed(),
-            dumps.join("")
-        );
-    }
-}
-
-/// Sends a probe up to `attempts` times; true when it came back.
-fn echoes(socket: &UdpSocket, to: SocketAddr, attempts: u32) -> bool {
-    let mut buf = [0u8; 64];
-    for i in 0..attempts {
-        let probe = format!("probe {i}");
-        // Right after a link change the send itself may fail (no route yet).
-        if socket.send_to(probe.as_bytes(), to).is_err() {
-            thread::sleep(ATTEMPT);
-            continue;
-        }
-        let deadline = Instant::now() + ATTEMPT;
-        while Instant::now() < deadline {
-            match socket.recv_from(&mut buf) {
-                Ok((n, _)) if &buf[..n] == probe.as_bytes() => return true,
-                Ok(_) => {} // a late answer to an earlier probe
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                    ) =>
-                {
-                    break
-                }
-                Err(_) => break,
-            }
-        }
-    }
-    false
 }
 
 #[test]
@@ -298,6 +189,35 @@ fn sysctls_and_vips_stay_inside_their_namespace() {
     let _echo = Echo::start(&b, addr(vip, PORT));
     assert_echoes(&[&a, &b], &client(&a, A_V4), addr(vip, PORT), ECHO_ATTEMPTS);
     b.del_vip(vip.parse().unwrap()).unwrap();
+}
+
+#[test]
+fn thousands_of_vips_change_in_one_batch() {
+    let Some(mut lab) = Lab::for_test("thousands_of_vips_change_in_one_batch") else {
+        return;
+    };
+    let h = lab.add_host("h").unwrap();
+    let lo = || {
+        h.exec("ip", &["-o", "address", "show", "dev", "lo"])
+            .unwrap()
+    };
+    let v6: Vec<IpAddr> = (0x1000u16..0x1000 + 2000)
+        .map(|k| IpAddr::V6(std::net::Ipv6Addr::new(0x2001, 0xdb8, 0, 1, 0, 0, 0, k)))
+        .collect();
+    let v4: IpAddr = "198.51.100.7".parse().unwrap();
+    let mut all = v6.clone();
+    all.push(v4);
+    h.change_vips(&all, &[]).unwrap();
+    let out = lo();
+    assert_eq!(out.matches("2001:db8:0:1::").count(), 2000);
+    assert!(out.contains(" 198.51.100.7/32 "), "{out}");
+    // Adding again is not an error; removing some, and some twice, neither.
+    h.change_vips(&all[..10], &v6[1000..]).unwrap();
+    h.change_vips(&[], &v6[1000..]).unwrap();
+    let out = lo();
+    assert_eq!(out.matches("2001:db8:0:1::").count(), 1000);
+    assert!(out.contains(" 2001:db8:0:1::1000/128 "), "{out}");
+    assert!(!out.contains(" 2001:db8:0:1::15dc/128 "), "{out}");
 }
 
 #[test]
