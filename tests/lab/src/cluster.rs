@@ -24,7 +24,7 @@ use serde_json::Value;
 use crate::client::{ProbeError, Prober};
 use crate::objects::{self, ServiceSpec};
 use crate::topology::{self, API_PORT, API_V4, SPEAKER_HTTP_PORT, SYSTEM_NS};
-use crate::{proxy, relay, AbortOnDrop};
+use crate::{endpoints, manifests, proxy, relay, AbortOnDrop};
 
 /// Where the binaries are.
 #[derive(Debug, Clone)]
@@ -116,6 +116,9 @@ pub struct Options {
     pub speaker_args: Vec<String>,
     /// Run the controller.
     pub controller: bool,
+    /// Give every node a second interface, `eth1`, on a second LAN
+    /// (`lan2`) with a client of its own ([`Cluster::client2`]).
+    pub second_lan: bool,
 }
 
 impl Default for Options {
@@ -126,6 +129,7 @@ impl Default for Options {
             progress: false,
             speaker_args: Vec::new(),
             controller: true,
+            second_lan: false,
         }
     }
 }
@@ -150,6 +154,7 @@ pub struct LabNode {
 pub struct Cluster {
     // Dropped first to last: tasks, threads and children before the lab.
     proxy: Option<AbortOnDrop>,
+    endpoints: Option<AbortOnDrop>,
     relay: Option<AbortOnDrop>,
     prober: Option<Prober>,
     /// The controller, if running.
@@ -158,6 +163,8 @@ pub struct Cluster {
     pub nodes: Vec<LabNode>,
     /// The client namespace.
     pub client: Host,
+    /// The client on the second LAN, when [`Options::second_lan`].
+    pub client2: Option<Host>,
     /// The namespace holding the API relay and the controller.
     pub api: Host,
     server: kube_test_server::TestServer,
@@ -181,6 +188,7 @@ impl std::fmt::Debug for Cluster {
 impl Drop for Cluster {
     fn drop(&mut self) {
         self.proxy.take();
+        self.endpoints.take();
         self.relay.take();
         self.prober.take();
         self.controller.take();
@@ -193,6 +201,29 @@ impl Drop for Cluster {
             }
         }
     }
+}
+
+/// Wires `eth1` of every node and a second client to a second LAN,
+/// `lan2`: nodes `203.0.113.1N/24`, `2001:db8:3::1N/64`; the client
+/// `.100`, with on-link routes to the pool subnets like the first client.
+fn second_lan(lab: &mut Lab, nodes: &[LabNode]) -> anyhow::Result<Host> {
+    let lan2 = lab.add_segment("lan2")?;
+    for n in nodes {
+        lab.attach(&n.host, &lan2, "eth1")?;
+        n.host
+            .add_addr_dev("eth1", &format!("{}/24", topology::lan2_v4(n.index)))?;
+        n.host
+            .add_addr_dev("eth1", &format!("{}/64", topology::lan2_v6(n.index)))?;
+        n.host.sysctl("net.ipv4.conf.eth1.arp_ignore", "1")?;
+        n.host.sysctl("net.ipv4.conf.eth1.arp_announce", "2")?;
+    }
+    let client2 = lab.add_host_on(&lan2, "client2")?;
+    client2.add_addr(topology::CLIENT2_V4)?;
+    client2.add_addr(topology::CLIENT2_V6)?;
+    for route in topology::CLIENT_ROUTES {
+        client2.exec("ip", &["route", "add", route, "dev", "eth0"])?;
+    }
+    Ok(client2)
 }
 
 fn step(progress: bool, what: &str) -> Instant {
@@ -263,6 +294,11 @@ impl Cluster {
                 speaker: None,
             });
         }
+        let client2 = if opts.second_lan {
+            Some(second_lan(&mut lab, &nodes)?)
+        } else {
+            None
+        };
         done(p, t);
 
         let t = step(p, "starting API server");
@@ -280,11 +316,13 @@ impl Cluster {
 
         let mut cluster = Self {
             proxy: None,
+            endpoints: None,
             relay: Some(relay),
             prober: None,
             controller: None,
             nodes,
             client: client.clone(),
+            client2,
             api,
             server,
             kube,
@@ -294,11 +332,22 @@ impl Cluster {
             lab: Some(lab),
         };
 
-        let t = step(p, "applying CRDs, namespace, Nodes, pool, L2Advertisement");
+        let t = step(
+            p,
+            "applying CRDs, namespace, Nodes, deploy/examples/{ipaddresspool,l2advertisement}.yaml",
+        );
         cluster.seed().await?;
         done(p, t);
 
-        let t = step(p, "starting kube-proxy stand-in and client");
+        let t = step(p, "starting EndpointSlice and kube-proxy stand-ins, client");
+        cluster.endpoints = Some(endpoints::start(
+            cluster.kube.clone(),
+            cluster
+                .nodes
+                .iter()
+                .map(|n| (n.index, n.name.clone()))
+                .collect(),
+        ));
         cluster.proxy = Some(proxy::start(
             cluster.kube.clone(),
             cluster
@@ -362,15 +411,16 @@ impl Cluster {
                 .patch_status(&n.name, &PatchParams::default(), &Patch::Merge(status))
                 .await?;
         }
-        self.create_custom(objects::pool(), "IPAddressPool", "ipaddresspools")
-            .await?;
-        self.create_custom(
-            objects::l2_advertisement(),
-            "L2Advertisement",
-            "l2advertisements",
-        )
-        .await?;
+        for (source, yaml) in manifests::CONFIG {
+            self.apply(source, yaml).await?;
+        }
         Ok(())
+    }
+
+    /// Server-side applies every object in `yaml` (`source` names it in
+    /// errors); returns `kind/name` of each.
+    pub async fn apply(&self, source: &str, yaml: &str) -> anyhow::Result<Vec<String>> {
+        manifests::apply(&self.kube, source, yaml).await
     }
 
     async fn create_custom(&self, obj: Value, kind: &str, plural: &str) -> anyhow::Result<()> {
@@ -438,6 +488,8 @@ impl Cluster {
                 "4s",
                 "--http-addr",
                 "127.0.0.1:7472",
+                "--log-format",
+                "text",
             ])
             .stdin(Stdio::null())
             .stdout(out)
@@ -573,17 +625,15 @@ impl Cluster {
     }
 
     /// Creates a LoadBalancer Service and its EndpointSlices (a ready
-    /// endpoint on every node, or on `endpoint_nodes` when given).
+    /// endpoint on every node, or on `endpoint_nodes` when given). The
+    /// slices are written first, so the EndpointSlice stand-in leaves them
+    /// alone.
     pub async fn create_service(
         &self,
         spec: &ServiceSpec,
         endpoint_nodes: Option<&[&str]>,
     ) -> anyhow::Result<()> {
         let pp = PostParams::default();
-        let svcs: Api<Service> = Api::namespaced(self.kube.clone(), "default");
-        svcs.create(&pp, &serde_json::from_value(objects::service(spec))?)
-            .await
-            .with_context(|| format!("creating Service {}", spec.name))?;
         let nodes: Vec<(usize, String)> = self
             .nodes
             .iter()
@@ -591,15 +641,20 @@ impl Cluster {
             .map(|n| (n.index, n.name.clone()))
             .collect();
         let slices: Api<EndpointSlice> = Api::namespaced(self.kube.clone(), "default");
-        let families: &[bool] = if spec.dual_stack {
-            &[false, true]
-        } else {
-            &[false]
-        };
-        for &v6 in families {
-            let slice = objects::endpoint_slice(&spec.name, spec.port, v6, &nodes);
+        for &v6 in spec.families.v6_flags() {
+            let slice = objects::endpoint_slice(
+                "default",
+                &spec.name,
+                objects::tcp_port(spec.port),
+                v6,
+                &nodes,
+            );
             slices.create(&pp, &serde_json::from_value(slice)?).await?;
         }
+        let svcs: Api<Service> = Api::namespaced(self.kube.clone(), "default");
+        svcs.create(&pp, &serde_json::from_value(objects::service(spec))?)
+            .await
+            .with_context(|| format!("creating Service {}", spec.name))?;
         Ok(())
     }
 
@@ -608,9 +663,9 @@ impl Cluster {
         let svcs: Api<Service> = Api::namespaced(self.kube.clone(), "default");
         svcs.delete(name, &DeleteParams::default()).await?;
         let slices: Api<EndpointSlice> = Api::namespaced(self.kube.clone(), "default");
-        for fam in ["v4", "v6"] {
+        for v6 in [false, true] {
             let _ = slices
-                .delete(&format!("{name}-{fam}"), &DeleteParams::default())
+                .delete(&objects::slice_name(name, v6), &DeleteParams::default())
                 .await;
         }
         Ok(())
@@ -663,6 +718,19 @@ impl Cluster {
     ) -> Result<String, ProbeError> {
         match &self.prober {
             Some(p) => p.probe(SocketAddr::new(ip, port), timeout).await,
+            None => Err(ProbeError::Gone),
+        }
+    }
+
+    /// One UDP datagram from the client to `ip:port`; the answer.
+    pub async fn probe_udp(
+        &self,
+        ip: IpAddr,
+        port: u16,
+        timeout: Duration,
+    ) -> Result<String, ProbeError> {
+        match &self.prober {
+            Some(p) => p.probe_udp(SocketAddr::new(ip, port), timeout).await,
             None => Err(ProbeError::Gone),
         }
     }
@@ -756,6 +824,11 @@ impl Cluster {
     /// Peak resident set size (VmHWM) of `pid`, in KiB.
     pub fn peak_rss_kib(pid: u32) -> Option<u64> {
         proc_status_field(pid, "VmHWM:")
+    }
+
+    /// Resident memory of `pid` now (VmRSS), in KiB.
+    pub fn rss_kib(pid: u32) -> Option<u64> {
+        proc_status_field(pid, "VmRSS:")
     }
 
     /// User + system CPU time of `pid`, in clock ticks (1/100 s).
@@ -867,7 +940,8 @@ impl Cluster {
             .filter(|n| endpoint_nodes.contains(&n.name.as_str()))
             .map(|n| (n.index, n.name.clone()))
             .collect();
-        let slice = objects::endpoint_slice(service, port, v6, &nodes);
+        let slice =
+            objects::endpoint_slice("default", service, objects::tcp_port(port), v6, &nodes);
         let name = slice["metadata"]["name"]
             .as_str()
             .unwrap_or_default()

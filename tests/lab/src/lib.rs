@@ -2,17 +2,21 @@
 //! machine (test support, not product). See `docs/lab.md`.
 //!
 //! - [`topology`]: names and documentation-range addresses.
-//! - [`objects`]: the Nodes, pool, Services and EndpointSlices (pure JSON).
+//! - [`manifests`]: `deploy/examples/`, built in, and a small `kubectl apply`.
+//! - [`objects`]: the Nodes, Services and EndpointSlices (pure JSON).
+//! - [`endpoints`]: the EndpointSlice controller's part.
 //! - [`cluster`]: builds and runs the lab; dropping it tears it down.
 //! - [`proxy`]: kube-proxy's part (IPVS with strictARP) for the nodes.
-//! - [`client`]: TCP requests from the client namespace.
+//! - [`client`]: TCP and UDP requests from the client namespace.
 //! - [`failover`]: takes the owner down and measures the gap.
 //! - [`stats`]: min / p50 / p99 / max.
 #![forbid(unsafe_code)]
 
 pub mod client;
 pub mod cluster;
+pub mod endpoints;
 pub mod failover;
+pub mod manifests;
 pub mod objects;
 pub mod proxy;
 pub mod relay;

@@ -7,9 +7,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
+use ferrolb_lab::client::ProbeError;
 use ferrolb_lab::cluster::{Bins, Cluster, Options};
 use ferrolb_lab::failover::{self, Fault};
-use ferrolb_lab::objects::{self, ServiceSpec};
+use ferrolb_lab::manifests;
+use ferrolb_lab::objects::{self, Families, ServiceSpec};
 use ferrolb_lab::stats::{ms, Summary};
 use ferrolb_lab::topology;
 use serde_json::json;
@@ -42,8 +44,11 @@ enum Command {
         /// A LoadBalancer IP.
         ip: IpAddr,
         /// The Service port.
-        #[arg(default_value_t = 8080)]
+        #[arg(default_value_t = EXAMPLE_PORT)]
         port: u16,
+        /// Send one UDP datagram instead of connecting with TCP.
+        #[arg(long)]
+        udp: bool,
     },
     /// Measure failover (node death, graceful stop), create-to-first-answer,
     /// peak RSS and idle CPU.
@@ -57,11 +62,18 @@ enum Command {
         /// Measure failover on the Service's IPv6 address.
         #[arg(long)]
         v6: bool,
+        /// Services to create before measuring memory and idle CPU (IPv6:
+        /// the API test server's IPv4 ClusterIP range is a /25).
+        #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u16).range(1..=4000))]
+        services: u16,
     },
 }
 
 const STATE_DIR: &str = "/run/ferrolb-lab";
 const PORT: u16 = 8080;
+/// The demo fails over this example Service on its port.
+const FAILOVER_SERVICE: &str = "web-dualstack";
+const EXAMPLE_PORT: u16 = 80;
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -98,8 +110,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Demo => demo(cli.nodes).await,
         Command::Up => up(cli.nodes).await,
         Command::Down => down(),
-        Command::Client { ip, port } => client(ip, port),
-        Command::Bench { rounds, json, v6 } => bench(cli.nodes, rounds, json, v6).await,
+        Command::Client { ip, port, udp } => client(ip, port, udp),
+        Command::Bench {
+            rounds,
+            json,
+            v6,
+            services,
+        } => bench(cli.nodes, rounds, json, v6, services.into()).await,
     }
 }
 
@@ -124,6 +141,65 @@ async fn web(c: &Cluster, name: &str) -> anyhow::Result<Vec<IpAddr>> {
     Ok(ips)
 }
 
+/// The first port of a Service and whether it is UDP.
+fn first_port(svc: &serde_json::Value) -> (u16, bool) {
+    let p = &svc["spec"]["ports"][0];
+    let port = p["port"].as_u64().and_then(|p| u16::try_from(p).ok());
+    (port.unwrap_or(0), p["protocol"] == "UDP")
+}
+
+/// One request to `ip` on the Service's first port (TCP or UDP).
+async fn request(
+    c: &Cluster,
+    svc: &serde_json::Value,
+    ip: IpAddr,
+    timeout: Duration,
+) -> Result<String, ProbeError> {
+    match first_port(svc) {
+        (port, true) => c.probe_udp(ip, port, timeout).await,
+        (port, false) => c.probe(ip, port, timeout).await,
+    }
+}
+
+/// Applies `deploy/examples/service-*.yaml`, then waits until every one of
+/// those Services has an IP per family and each IP answers.
+async fn example_services(c: &Cluster) -> anyhow::Result<()> {
+    let mut names = Vec::new();
+    for (source, yaml) in manifests::SERVICES {
+        for applied in c.apply(source, yaml).await? {
+            println!("  {applied} applied from {source}");
+            names.push(applied.trim_start_matches("service/").to_owned());
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for name in &names {
+        let svc = c.service(name).await?;
+        let families = svc["spec"]["ipFamilies"].as_array().map_or(1, Vec::len);
+        let left = deadline.saturating_duration_since(Instant::now());
+        let ips = c.wait_ips(name, families, left).await?;
+        let svc = c.service(name).await?;
+        for ip in ips {
+            loop {
+                let start = Instant::now();
+                if request(c, &svc, ip, Duration::from_millis(50))
+                    .await
+                    .is_ok()
+                {
+                    break;
+                }
+                if Instant::now() > deadline {
+                    bail!(
+                        "Service {name}: {ip} never answered (see the speakers' logs in {})",
+                        c.dir().display()
+                    );
+                }
+                tokio::time::sleep_until((start + Duration::from_millis(10)).into()).await;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// `kubectl get svc` plus who announces each IP and who answered.
 async fn print_table(c: &Cluster) -> anyhow::Result<()> {
     let mut rows = vec![[
@@ -138,10 +214,9 @@ async fn print_table(c: &Cluster) -> anyhow::Result<()> {
     .map(String::from)];
     for svc in c.services().await? {
         let ips = objects::ingress_ips(&svc);
-        let port = svc["spec"]["ports"][0]["port"].as_u64().unwrap_or(0) as u16;
         let (mut by, mut answers) = (Vec::new(), Vec::new());
         for ip in &ips {
-            let a = match c.probe(*ip, port, Duration::from_millis(200)).await {
+            let a = match request(c, &svc, *ip, Duration::from_millis(200)).await {
                 Ok(a) => a,
                 Err(e) => format!("({e})"),
             };
@@ -193,17 +268,24 @@ async fn demo(nodes: usize) -> anyhow::Result<()> {
     }
     let mut c = start(nodes, true).await?;
     let t = Instant::now();
-    print!("creating Service default/web (dual stack, port {PORT})... ");
-    let ips = web(&c, "web").await?;
-    println!("answered after {} ms", t.elapsed().as_millis());
+    println!("applying the example Services:");
+    example_services(&c).await?;
+    println!(
+        "every IP assigned, announced and answering after {} ms",
+        t.elapsed().as_millis()
+    );
     println!();
     print_table(&c).await?;
     println!();
     report_dead(&mut c)?;
 
-    let v4 = ips[0];
+    let ips = objects::ingress_ips(&c.service(FAILOVER_SERVICE).await?);
+    let v4 = *ips
+        .iter()
+        .find(|ip| ip.is_ipv4())
+        .context("web-dualstack has no IPv4 address")?;
     let limit = Duration::from_secs(10);
-    let f = failover::measure(&mut c, v4, PORT, Fault::NodeDeath, limit).await?;
+    let f = failover::measure(&mut c, v4, EXAMPLE_PORT, Fault::NodeDeath, limit).await?;
     println!(
         "node death: {} cut off and its speaker killed; {} answers {v4} after {:.0} ms ({} requests)",
         f.from,
@@ -215,11 +297,11 @@ async fn demo(nodes: usize) -> anyhow::Result<()> {
     println!();
     print!("restoring {}... ", f.from);
     c.restore_node(&f.from)?;
-    let owner = failover::settle(&c, v4, PORT).await?;
+    let owner = failover::settle(&c, v4, EXAMPLE_PORT).await?;
     println!("ok, {owner} answers");
     report_dead(&mut c)?;
 
-    let g = failover::measure(&mut c, v4, PORT, Fault::GracefulStop, limit).await?;
+    let g = failover::measure(&mut c, v4, EXAMPLE_PORT, Fault::GracefulStop, limit).await?;
     println!(
         "graceful stop: {}'s speaker got SIGTERM; {} answers {v4} after {:.0} ms ({} requests)",
         g.from,
@@ -245,7 +327,8 @@ async fn up(nodes: usize) -> anyhow::Result<()> {
         }
     }
     let mut c = start(nodes, true).await?;
-    web(&c, "web").await?;
+    println!("applying the example Services:");
+    example_services(&c).await?;
     std::fs::write(&pid_file, std::process::id().to_string())?;
     println!();
     print_table(&c).await?;
@@ -259,8 +342,10 @@ async fn up(nodes: usize) -> anyhow::Result<()> {
     println!(
         "\nlab is up (pid {}). In another shell:\n  \
          export KUBECONFIG={}\n  \
-         kubectl get svc -o wide; kubectl describe svc web\n  \
-         ferrolb-lab client <EXTERNAL-IP> {PORT}     # or: ip netns exec {client_ns} curl -s http://<IP>:{PORT}\n  \
+         kubectl get svc -o wide; kubectl describe svc web; kubectl get ipaddresspools -A\n  \
+         kubectl apply -f my-service.yaml   # any LoadBalancer Service: it gets endpoints on every node\n  \
+         ferrolb-lab client <EXTERNAL-IP> {EXAMPLE_PORT}   # or: ip netns exec {client_ns} curl -s http://<IP>:{EXAMPLE_PORT}\n  \
+         ferrolb-lab client --udp 198.51.100.53 53\n  \
          logs: {}/<node-N|controller>.log\n\
          Ctrl-C or `ferrolb-lab down` tears it down.",
         std::process::id(),
@@ -301,32 +386,37 @@ fn down() -> anyhow::Result<()> {
     Ok(())
 }
 
-fn client(ip: IpAddr, port: u16) -> anyhow::Result<()> {
+fn client(ip: IpAddr, port: u16, udp: bool) -> anyhow::Result<()> {
     let ns = netlab::list_namespaces()?
         .into_iter()
         .find(|n| n.starts_with(topology::PREFIX) && n.ends_with("-client"))
         .context("no running lab (start one with `ferrolb-lab up`)")?;
     let path = format!("/run/netns/{ns}");
+    let addr = std::net::SocketAddr::new(ip, port);
     let answer = std::thread::spawn(move || -> anyhow::Result<String> {
         let f = std::fs::File::open(&path)?;
         nix::sched::setns(&f, nix::sched::CloneFlags::CLONE_NEWNET)?;
-        use std::io::Read;
-        let mut s = std::net::TcpStream::connect_timeout(
-            &std::net::SocketAddr::new(ip, port),
-            Duration::from_secs(2),
-        )?;
-        s.set_read_timeout(Some(Duration::from_secs(2)))?;
-        let mut out = String::new();
-        s.read_to_string(&mut out)?;
-        Ok(out)
+        let timeout = Duration::from_secs(2);
+        Ok(if udp {
+            ferrolb_lab::client::probe_udp_blocking(addr, timeout)?
+        } else {
+            ferrolb_lab::client::probe_blocking(addr, timeout)?
+        })
     })
     .join()
-    .map_err(|_| anyhow::anyhow!("client thread panicked"))??;
-    println!("{}", answer.trim());
+    .map_err(|_| anyhow::anyhow!("client thread panicked"))?
+    .with_context(|| format!("no answer from {addr}{}", if udp { " (UDP)" } else { "" }))?;
+    println!("{answer}");
     Ok(())
 }
 
-async fn bench(nodes: usize, rounds: usize, json_out: bool, v6: bool) -> anyhow::Result<()> {
+async fn bench(
+    nodes: usize,
+    rounds: usize,
+    json_out: bool,
+    v6: bool,
+    services: usize,
+) -> anyhow::Result<()> {
     if nodes < 2 {
         bail!("bench fails over, so it needs at least 2 nodes");
     }
@@ -360,7 +450,7 @@ async fn bench(nodes: usize, rounds: usize, json_out: bool, v6: bool) -> anyhow:
         let name = format!("c2a-{k}");
         let t0 = Instant::now();
         let mut spec = ServiceSpec::new(&name, PORT + 1);
-        spec.dual_stack = false;
+        spec.families = Families::V4;
         c.create_service(&spec, None).await?;
         let ips = c.wait_ips(&name, 1, Duration::from_secs(10)).await?;
         assign.push(t0.elapsed());
@@ -380,34 +470,7 @@ async fn bench(nodes: usize, rounds: usize, json_out: bool, v6: bool) -> anyhow:
         answer.push(t0.elapsed());
         c.delete_service(&name).await?;
     }
-    // Idle: nothing changes for 5 s.
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let pids: Vec<(String, u32)> = c
-        .controller
-        .as_ref()
-        .map(|ch| ("controller".to_owned(), ch.id()))
-        .into_iter()
-        .chain(
-            c.nodes
-                .iter()
-                .filter_map(|n| Some((n.name.clone(), n.speaker.as_ref()?.id()))),
-        )
-        .collect();
-    let before: Vec<Option<u64>> = pids.iter().map(|(_, p)| Cluster::cpu_ticks(*p)).collect();
-    let idle = Duration::from_secs(5);
-    tokio::time::sleep(idle).await;
-    let mut procs = Vec::new();
-    for ((name, pid), b) in pids.iter().zip(before) {
-        let cpu = match (b, Cluster::cpu_ticks(*pid)) {
-            (Some(b), Some(a)) => Some((a - b) as f64 / 100.0 / idle.as_secs_f64() * 100.0),
-            _ => None,
-        };
-        procs.push(json!({
-            "name": name,
-            "peak_rss_kib": Cluster::peak_rss_kib(*pid),
-            "idle_cpu_percent": cpu,
-        }));
-    }
+    let idle = idle_with_services(&c, services, !json_out).await?;
     let summaries = [
         ("failover_node_death", Summary::of(&death)),
         ("failover_graceful_stop", Summary::of(&graceful)),
@@ -422,7 +485,7 @@ async fn bench(nodes: usize, rounds: usize, json_out: bool, v6: bool) -> anyhow:
         for (name, s) in &summaries {
             out.insert((*name).into(), s.map(|s| s.to_json()).into());
         }
-        out.insert("processes".into(), json!(procs));
+        out.insert("idle".into(), idle.to_json());
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
         println!(
@@ -444,25 +507,186 @@ async fn bench(nodes: usize, rounds: usize, json_out: bool, v6: bool) -> anyhow:
                 );
             }
         }
-        println!(
-            "\n{:<12} {:>14} {:>16}",
-            "process", "peak RSS KiB", "idle CPU %"
-        );
-        for p in &procs {
-            println!(
-                "{:<12} {:>14} {:>16}",
-                p["name"].as_str().unwrap_or(""),
-                p["peak_rss_kib"]
-                    .as_u64()
-                    .map(|v| v.to_string())
-                    .unwrap_or_else(|| "?".into()),
-                p["idle_cpu_percent"]
-                    .as_f64()
-                    .map(|v| format!("{v:.2}"))
-                    .unwrap_or_else(|| "?".into())
-            );
-        }
+        idle.print();
     }
     drop(c);
     Ok(())
+}
+
+/// What the processes use with many Services, once nothing changes.
+struct Idle {
+    services: usize,
+    created: Duration,
+    all_assigned: Duration,
+    sample_answered: Duration,
+    sampled: usize,
+    window: Duration,
+    procs: Vec<serde_json::Value>,
+}
+
+impl Idle {
+    fn to_json(&self) -> serde_json::Value {
+        json!({
+            "services": self.services,
+            "create_calls_ms": ms(self.created),
+            "create_to_all_assigned_ms": ms(self.all_assigned),
+            "create_to_sample_answered_ms": ms(self.sample_answered),
+            "sampled_ips": self.sampled,
+            "cpu_window_s": self.window.as_secs_f64(),
+            "processes": self.procs,
+        })
+    }
+
+    fn print(&self) {
+        println!(
+            "\n{} IPv6 Services created one after another in {:.0} ms: all assigned after {:.0} ms, \
+             {} sampled IPs answering after {:.0} ms",
+            self.services,
+            ms(self.created),
+            ms(self.all_assigned),
+            self.sampled,
+            ms(self.sample_answered)
+        );
+        println!(
+            "{:<12} {:>10} {:>14} {:>12} {:>10} {:>16}",
+            "process", "RSS KiB", "peak RSS KiB", "idle CPU %", "announced", "multicast errs"
+        );
+        let show = |v: &serde_json::Value| match v {
+            serde_json::Value::Null => "-".to_owned(),
+            serde_json::Value::Number(n) if n.is_f64() => {
+                format!("{:.2}", n.as_f64().unwrap_or(0.0))
+            }
+            other => other.to_string(),
+        };
+        for p in &self.procs {
+            println!(
+                "{:<12} {:>10} {:>14} {:>12} {:>10} {:>16}",
+                p["name"].as_str().unwrap_or(""),
+                show(&p["rss_kib"]),
+                show(&p["peak_rss_kib"]),
+                show(&p["idle_cpu_percent"]),
+                show(&p["announced_ips"]),
+                show(&p["multicast_errors"]),
+            );
+        }
+        println!(
+            "(idle CPU over {:.0} s with nothing changing)",
+            self.window.as_secs_f64()
+        );
+    }
+}
+
+/// Creates `n` IPv6 Services from a pool of their own (advertised from
+/// every node), waits until all have an IP and a sample of them answers,
+/// lets the announcement bursts end, then reads memory and CPU.
+async fn idle_with_services(c: &Cluster, n: usize, progress: bool) -> anyhow::Result<Idle> {
+    const BENCH_POOL: &str = "bench";
+    let first: u128 = u128::from("2001:db8:0:1::1000".parse::<std::net::Ipv6Addr>()?);
+    let last = std::net::Ipv6Addr::from(first + n as u128 - 1);
+    c.create_custom_object(
+        json!({
+            "apiVersion": "ferrolb.io/v1beta1",
+            "kind": "IPAddressPool",
+            "metadata": {"name": BENCH_POOL, "namespace": topology::SYSTEM_NS},
+            "spec": {"addresses": [format!("2001:db8:0:1::1000-{last}")], "autoAssign": false},
+        }),
+        "IPAddressPool",
+        "ipaddresspools",
+    )
+    .await?;
+    c.create_custom_object(
+        json!({
+            "apiVersion": "ferrolb.io/v1beta1",
+            "kind": "L2Advertisement",
+            "metadata": {"name": BENCH_POOL, "namespace": topology::SYSTEM_NS},
+            "spec": {"ipAddressPools": [BENCH_POOL]},
+        }),
+        "L2Advertisement",
+        "l2advertisements",
+    )
+    .await?;
+    if progress {
+        println!("\ncreating {n} IPv6 Services in pool {BENCH_POOL}...");
+    }
+    let port = PORT + 2;
+    let t0 = Instant::now();
+    for k in 0..n {
+        let mut spec = ServiceSpec::new(&format!("idle-{k}"), port);
+        spec.families = Families::V6;
+        spec.pool = Some(BENCH_POOL.to_owned());
+        c.create_service(&spec, None).await?;
+    }
+    let created = t0.elapsed();
+    let deadline = t0 + Duration::from_secs(120);
+    let ips = loop {
+        let ips: Vec<IpAddr> = c
+            .services()
+            .await?
+            .iter()
+            .filter(|s| {
+                s["metadata"]["name"]
+                    .as_str()
+                    .is_some_and(|n| n.starts_with("idle-"))
+            })
+            .flat_map(objects::ingress_ips)
+            .collect();
+        if ips.len() >= n {
+            break ips;
+        }
+        if Instant::now() > deadline {
+            bail!("only {} of {n} Services got an IP within 120 s", ips.len());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let all_assigned = t0.elapsed();
+    // A sample, spread over the range, proves they are announced (every IP
+    // would overflow the kernel's shared neighbour table, 1,024 entries).
+    let step = (n / 50).max(1);
+    let sample: Vec<IpAddr> = ips.iter().step_by(step).copied().collect();
+    for ip in &sample {
+        let left = deadline.saturating_duration_since(Instant::now());
+        c.wait_answer(*ip, port, left).await?;
+    }
+    let sample_answered = t0.elapsed();
+    // The last gratuitous burst ends 3.3 s after a takeover; then idle.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let mut pids: Vec<(String, u32)> = Vec::new();
+    if let Some(ch) = c.controller.as_ref() {
+        pids.push(("controller".to_owned(), ch.id()));
+    }
+    for node in &c.nodes {
+        if let Some(ch) = node.speaker.as_ref() {
+            pids.push((node.name.clone(), ch.id()));
+        }
+    }
+    let before: Vec<Option<u64>> = pids.iter().map(|(_, p)| Cluster::cpu_ticks(*p)).collect();
+    let window = Duration::from_secs(10);
+    tokio::time::sleep(window).await;
+    let mut procs = Vec::new();
+    for ((name, pid), b) in pids.iter().zip(before) {
+        let cpu = match (b, Cluster::cpu_ticks(*pid)) {
+            (Some(b), Some(a)) => Some((a - b) as f64 / 100.0 / window.as_secs_f64() * 100.0),
+            _ => None,
+        };
+        let speaker = name != "controller";
+        procs.push(json!({
+            "name": name,
+            "rss_kib": Cluster::rss_kib(*pid),
+            "peak_rss_kib": Cluster::peak_rss_kib(*pid),
+            "idle_cpu_percent": cpu,
+            "announced_ips": speaker.then(|| c.speaker_metric(name, "ferrolb_speaker_announced_ips")).flatten(),
+            "multicast_errors": speaker
+                .then(|| c.speaker_metric_with(name, "ferrolb_speaker_transport_errors_total", "op=\"multicast\""))
+                .flatten(),
+        }));
+    }
+    Ok(Idle {
+        services: n,
+        created,
+        all_assigned,
+        sample_answered,
+        sampled: sample.len(),
+        window,
+        procs,
+    })
 }

@@ -7,7 +7,7 @@
 use serde_json::{json, Value};
 use std::net::IpAddr;
 
-use crate::topology::{self, POOL_NAME, POOL_V4, POOL_V6, SYSTEM_NS};
+use crate::topology;
 
 /// A Node as a kubelet registers it: InternalIPs in both families and
 /// `Ready=True`.
@@ -46,27 +46,6 @@ pub fn node_status(name: &str, v4: IpAddr, v6: IpAddr, now: &str) -> Value {
     })
 }
 
-/// The lab's pool: an IPv4 and an IPv6 range.
-pub fn pool() -> Value {
-    json!({
-        "apiVersion": "ferrolb.io/v1beta1",
-        "kind": "IPAddressPool",
-        "metadata": {"name": POOL_NAME, "namespace": SYSTEM_NS},
-        "spec": {"addresses": [POOL_V4, POOL_V6]},
-    })
-}
-
-/// An advertisement of the lab's pool from every node, on every usable
-/// interface (`eth0` in each node namespace).
-pub fn l2_advertisement() -> Value {
-    json!({
-        "apiVersion": "ferrolb.io/v1beta1",
-        "kind": "L2Advertisement",
-        "metadata": {"name": POOL_NAME, "namespace": SYSTEM_NS},
-        "spec": {"ipAddressPools": [POOL_NAME]},
-    })
-}
-
 /// How a lab Service is asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServiceSpec {
@@ -74,14 +53,16 @@ pub struct ServiceSpec {
     pub name: String,
     /// The Service port (also the port the nodes' stand-in servers listen on).
     pub port: u16,
-    /// IPv4 and IPv6 (`RequireDualStack`) rather than IPv4 only.
-    pub dual_stack: bool,
+    /// The IP families it asks for.
+    pub families: Families,
     /// `externalTrafficPolicy: Local` instead of `Cluster`.
     pub local: bool,
     /// `ferrolb.io/loadBalancerIPs`.
     pub requested_ips: Vec<IpAddr>,
     /// `ferrolb.io/allow-shared-ip`.
     pub sharing_key: Option<String>,
+    /// `ferrolb.io/address-pool`.
+    pub pool: Option<String>,
 }
 
 impl ServiceSpec {
@@ -90,10 +71,33 @@ impl ServiceSpec {
         Self {
             name: name.to_owned(),
             port,
-            dual_stack: true,
+            families: Families::Dual,
             local: false,
             requested_ips: Vec::new(),
             sharing_key: None,
+            pool: None,
+        }
+    }
+}
+
+/// The IP families of a lab Service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Families {
+    /// `SingleStack` IPv4.
+    V4,
+    /// `SingleStack` IPv6.
+    V6,
+    /// `RequireDualStack`, IPv4 first.
+    Dual,
+}
+
+impl Families {
+    /// `false` (IPv4) and/or `true` (IPv6), in `spec.ipFamilies` order.
+    pub fn v6_flags(self) -> &'static [bool] {
+        match self {
+            Families::V4 => &[false],
+            Families::V6 => &[true],
+            Families::Dual => &[false, true],
         }
     }
 }
@@ -108,6 +112,9 @@ pub fn service(spec: &ServiceSpec) -> Value {
     if let Some(key) = &spec.sharing_key {
         annotations.insert("ferrolb.io/allow-shared-ip".into(), key.clone().into());
     }
+    if let Some(pool) = &spec.pool {
+        annotations.insert("ferrolb.io/address-pool".into(), pool.clone().into());
+    }
     let mut svc = json!({
         "apiVersion": "v1",
         "kind": "Service",
@@ -119,16 +126,26 @@ pub fn service(spec: &ServiceSpec) -> Value {
             "ports": [{"name": "tcp", "protocol": "TCP", "port": spec.port, "targetPort": spec.port}],
         },
     });
-    if spec.dual_stack {
-        svc["spec"]["ipFamilyPolicy"] = json!("RequireDualStack");
-        svc["spec"]["ipFamilies"] = json!(["IPv4", "IPv6"]);
-    }
+    let (policy, families) = match spec.families {
+        Families::V4 => ("SingleStack", json!(["IPv4"])),
+        Families::V6 => ("SingleStack", json!(["IPv6"])),
+        Families::Dual => ("RequireDualStack", json!(["IPv4", "IPv6"])),
+    };
+    svc["spec"]["ipFamilyPolicy"] = json!(policy);
+    svc["spec"]["ipFamilies"] = families;
     svc
 }
 
-/// The EndpointSlice of one family for Service `service`: one ready
-/// endpoint on each of `nodes` (`(index, name)`).
-pub fn endpoint_slice(service: &str, port: u16, v6: bool, nodes: &[(usize, String)]) -> Value {
+/// The EndpointSlice of one family for Service `service` in `namespace`:
+/// one ready endpoint on each of `nodes` (`(index, name)`), serving `ports`
+/// (EndpointSlice `ports`: `[{name, protocol, port}]`).
+pub fn endpoint_slice(
+    namespace: &str,
+    service: &str,
+    ports: Value,
+    v6: bool,
+    nodes: &[(usize, String)],
+) -> Value {
     let endpoints: Vec<Value> = nodes
         .iter()
         .map(|(i, name)| {
@@ -139,22 +156,35 @@ pub fn endpoint_slice(service: &str, port: u16, v6: bool, nodes: &[(usize, Strin
             })
         })
         .collect();
-    let family = if v6 { "v6" } else { "v4" };
     json!({
         "apiVersion": "discovery.k8s.io/v1",
         "kind": "EndpointSlice",
         "metadata": {
-            "name": format!("{service}-{family}"),
-            "namespace": "default",
+            "name": slice_name(service, v6),
+            "namespace": namespace,
             "labels": {
                 "kubernetes.io/service-name": service,
-                "endpointslice.kubernetes.io/managed-by": "ferrolb-lab",
+                "endpointslice.kubernetes.io/managed-by": MANAGED_BY,
             },
         },
         "addressType": if v6 { "IPv6" } else { "IPv4" },
         "endpoints": endpoints,
-        "ports": [{"name": "tcp", "protocol": "TCP", "port": port}],
+        "ports": ports,
     })
+}
+
+/// `endpointslice.kubernetes.io/managed-by` of the slices the lab writes.
+pub const MANAGED_BY: &str = "ferrolb-lab";
+
+/// Name of the lab's EndpointSlice of one family for `service`:
+/// `<service>-v4` / `<service>-v6`.
+pub fn slice_name(service: &str, v6: bool) -> String {
+    format!("{service}-{}", if v6 { "v6" } else { "v4" })
+}
+
+/// EndpointSlice `ports` for one TCP port.
+pub fn tcp_port(port: u16) -> Value {
+    json!([{"name": "tcp", "protocol": "TCP", "port": port}])
 }
 
 /// The ingress IPs of a Service object (`status.loadBalancer.ingress[].ip`).
@@ -197,6 +227,11 @@ mod tests {
         assert_eq!(svc["spec"]["ipFamilyPolicy"], "RequireDualStack");
         assert_eq!(svc["spec"]["type"], "LoadBalancer");
         assert_eq!(svc["spec"]["ports"][0]["port"], 8080);
+        let mut v6 = ServiceSpec::new("v6", 80);
+        v6.families = Families::V6;
+        let svc = service(&v6);
+        assert_eq!(svc["spec"]["ipFamilyPolicy"], "SingleStack");
+        assert_eq!(svc["spec"]["ipFamilies"], json!(["IPv6"]));
     }
 
     #[test]
@@ -204,8 +239,10 @@ mod tests {
         let mut spec = ServiceSpec::new("dns", 53);
         spec.requested_ips = vec!["198.51.100.20".parse().unwrap()];
         spec.sharing_key = Some("k".into());
+        spec.pool = Some("p".into());
         let svc = service(&spec);
         let a = &svc["metadata"]["annotations"];
+        assert_eq!(a["ferrolb.io/address-pool"], "p");
         assert_eq!(a["ferrolb.io/loadBalancerIPs"], "198.51.100.20");
         assert_eq!(a["ferrolb.io/allow-shared-ip"], "k");
     }
@@ -213,10 +250,12 @@ mod tests {
     #[test]
     fn endpoint_slices_name_the_service_and_every_node() {
         let nodes = vec![(1, "node-1".to_owned()), (2, "node-2".to_owned())];
-        let s = endpoint_slice("web", 80, true, &nodes);
+        let s = endpoint_slice("default", "web", tcp_port(80), true, &nodes);
         assert_eq!(s["metadata"]["labels"]["kubernetes.io/service-name"], "web");
         assert_eq!(s["addressType"], "IPv6");
         assert_eq!(s["endpoints"][1]["nodeName"], "node-2");
+        assert_eq!(s["metadata"]["name"], "web-v6");
+        assert_eq!(s["ports"][0]["port"], 80);
     }
 
     #[test]

@@ -6,9 +6,10 @@
 //! addresses on other interfaces, leaving the answer to the speaker. The lab
 //! does the same with `lo` (the lab may not create `dummy` links): it
 //! follows Services and keeps each assigned IP on `lo` of every node (/32,
-//! /128), and for each Service port runs a TCP server per node that answers
-//! every connection with the node's name and closes, standing in for
-//! NodePort -> Pod.
+//! /128), and for each Service port runs a server per node that answers with
+//! the node's name, standing in for NodePort -> Pod: TCP on `[::]:port`
+//! (answers every connection, then closes), UDP on each `VIP:port` (answers
+//! every datagram; bound to the VIP so the reply comes from it).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
@@ -29,6 +30,8 @@ pub struct Desired {
     pub vips: BTreeSet<IpAddr>,
     /// Every TCP port of a LoadBalancer Service with an IP.
     pub ports: BTreeSet<u16>,
+    /// Every UDP `IP:port` of a LoadBalancer Service with an IP.
+    pub udp: BTreeSet<SocketAddr>,
 }
 
 /// The desired state from Services (pure).
@@ -51,12 +54,19 @@ pub fn desired<'a>(services: impl IntoIterator<Item = &'a Service>) -> Desired {
         if ips.is_empty() {
             continue;
         }
-        out.vips.extend(ips);
+        out.vips.extend(ips.iter().copied());
         for p in spec.and_then(|s| s.ports.as_ref()).into_iter().flatten() {
-            if p.protocol.as_deref().unwrap_or("TCP") == "TCP" {
-                if let Ok(port) = u16::try_from(p.port) {
+            let Ok(port) = u16::try_from(p.port) else {
+                continue;
+            };
+            match p.protocol.as_deref().unwrap_or("TCP") {
+                "TCP" => {
                     out.ports.insert(port);
                 }
+                "UDP" => out
+                    .udp
+                    .extend(ips.iter().map(|ip| SocketAddr::new(*ip, port))),
+                _ => {}
             }
         }
     }
@@ -70,34 +80,21 @@ struct NodeProxy {
     name: String,
     vips: BTreeSet<IpAddr>,
     servers: BTreeMap<u16, AbortOnDrop>,
+    udp: BTreeMap<SocketAddr, AbortOnDrop>,
 }
 
 impl NodeProxy {
     fn reconcile(&mut self, want: &Desired) {
-        for vip in self
-            .vips
-            .difference(&want.vips)
-            .copied()
-            .collect::<Vec<_>>()
-        {
-            let _ = self.host.del_vip(vip);
-            self.vips.remove(&vip);
-        }
-        for vip in want
-            .vips
-            .difference(&self.vips)
-            .copied()
-            .collect::<Vec<_>>()
-        {
-            match self.host.add_vip(vip) {
-                Ok(()) => {
-                    self.vips.insert(vip);
-                }
-                Err(e) => eprintln!(
-                    "kube-proxy stand-in on {}: adding {vip} to lo: {e}",
-                    self.name
-                ),
-            }
+        let del: Vec<IpAddr> = self.vips.difference(&want.vips).copied().collect();
+        let add: Vec<IpAddr> = want.vips.difference(&self.vips).copied().collect();
+        // One `ip -batch` per node and change; blocking, so off the
+        // runtime's async workers (the API server shares them).
+        match tokio::task::block_in_place(|| self.host.change_vips(&add, &del)) {
+            Ok(()) => self.vips.clone_from(&want.vips),
+            Err(e) => eprintln!(
+                "kube-proxy stand-in on {}: changing LoadBalancer IPs on lo: {e}",
+                self.name
+            ),
         }
         self.servers.retain(|port, _| want.ports.contains(port));
         for &port in &want.ports {
@@ -111,7 +108,39 @@ impl NodeProxy {
                 Err(e) => eprintln!("kube-proxy stand-in on {}: port {port}: {e}", self.name),
             }
         }
+        self.udp.retain(|addr, _| want.udp.contains(addr));
+        for &addr in &want.udp {
+            if self.udp.contains_key(&addr) || !self.vips.contains(&addr.ip()) {
+                continue;
+            }
+            match serve_udp(&self.host, &self.name, addr) {
+                Ok(guard) => {
+                    self.udp.insert(addr, guard);
+                }
+                Err(e) => eprintln!("kube-proxy stand-in on {}: udp {addr}: {e}", self.name),
+            }
+        }
     }
+}
+
+/// A UDP server on `addr` (a VIP on `lo`) inside `host` answering every
+/// datagram with the node's name.
+fn serve_udp(host: &Host, name: &str, addr: SocketAddr) -> anyhow::Result<AbortOnDrop> {
+    let std_socket = host.run_in(move || -> std::io::Result<std::net::UdpSocket> {
+        let s = std::net::UdpSocket::bind(addr)?;
+        s.set_nonblocking(true)?;
+        Ok(s)
+    })??;
+    let socket = tokio::net::UdpSocket::from_std(std_socket)?;
+    let answer = format!("{name}\n");
+    Ok(AbortOnDrop(tokio::spawn(async move {
+        let mut buf = [0u8; 512];
+        loop {
+            if let Ok((_, from)) = socket.recv_from(&mut buf).await {
+                let _ = socket.send_to(answer.as_bytes(), from).await;
+            }
+        }
+    })))
 }
 
 /// A TCP server on `[::]:port` (both families) inside `host` answering the
@@ -149,6 +178,7 @@ pub fn start(client: Client, nodes: Vec<(String, Host)>) -> AbortOnDrop {
                 name,
                 vips: BTreeSet::new(),
                 servers: BTreeMap::new(),
+                udp: BTreeMap::new(),
             })
             .collect();
         let api: Api<Service> = Api::all(client);
@@ -197,8 +227,17 @@ mod tests {
             "metadata": {"name": "c"},
             "spec": {"type": "ClusterIP", "ports": [{"port": 82}]},
         }));
-        let d = desired([&a, &pending, &cluster_ip]);
-        assert_eq!(d.vips.len(), 2);
+        let dns = svc(serde_json::json!({
+            "metadata": {"name": "d"},
+            "spec": {"type": "LoadBalancer", "ports": [{"port": 53, "protocol": "UDP"}]},
+            "status": {"loadBalancer": {"ingress": [{"ip": "198.51.100.53"}]}},
+        }));
+        let d = desired([&a, &pending, &cluster_ip, &dns]);
+        assert_eq!(d.vips.len(), 3);
         assert_eq!(d.ports, BTreeSet::from([80]));
+        assert_eq!(
+            d.udp,
+            BTreeSet::from(["198.51.100.53:53".parse::<SocketAddr>().unwrap()])
+        );
     }
 }

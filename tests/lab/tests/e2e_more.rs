@@ -1,5 +1,5 @@
 //! More end-to-end scenarios on the lab: `externalTrafficPolicy: Local`,
-//! L2Advertisement node selectors, IP sharing, pool exhaustion and invalid
+//! L2Advertisement node selectors and interfaces, IP sharing, pool exhaustion and invalid
 //! pools, and a flood of malformed frames at a speaker. Root only, with the
 //! same skip/fail rule as `e2e_lab.rs`; nextest runs one lab at a time.
 
@@ -8,12 +8,13 @@ mod common;
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
-use ferrolb_lab::cluster::Cluster;
-use ferrolb_lab::objects::ServiceSpec;
+use ferrolb_lab::cluster::{Cluster, Options};
+use ferrolb_lab::objects::{Families, ServiceSpec};
 use ferrolb_speaker::transport::packet::PacketLink;
 use ferrolb_speaker::transport::Datalink;
 use ferrolb_speaker::wire::arp::{ArpFrame, ArpOperation, ArpRepr};
 use ferrolb_speaker::wire::MacAddr;
+use netlab::Host;
 use serde_json::json;
 
 const PORT: u16 = 8080;
@@ -25,7 +26,7 @@ async fn lab(test: &str) -> Option<(tokio::sync::MutexGuard<'static, ()>, Cluste
 /// An IPv4-only Service spec.
 fn v4_spec(name: &str, port: u16) -> ServiceSpec {
     let mut spec = ServiceSpec::new(name, port);
-    spec.dual_stack = false;
+    spec.families = Families::V4;
     spec
 }
 
@@ -52,19 +53,20 @@ fn mac_of(c: &Cluster, node: &str) -> MacAddr {
 /// Sends one ARP who-has for `ip` from the client's eth0 and collects the
 /// answering MACs for 300 ms.
 fn who_has(c: &Cluster, ip: Ipv4Addr) -> Vec<MacAddr> {
-    let mac = MacAddr(c.client.mac().unwrap().0);
-    let link = c
-        .client
-        .run_in(|| PacketLink::open("eth0"))
-        .unwrap()
-        .unwrap();
+    who_has_from(&c.client, Ipv4Addr::new(192, 0, 2, 100), ip)
+}
+
+/// [`who_has`] from `host` (its eth0, sender address `sender`).
+fn who_has_from(host: &Host, sender: Ipv4Addr, ip: Ipv4Addr) -> Vec<MacAddr> {
+    let mac = MacAddr(host.mac().unwrap().0);
+    let link = host.run_in(|| PacketLink::open("eth0")).unwrap().unwrap();
     let frame = ArpFrame::new(
         MacAddr([0xff; 6]),
         mac,
         ArpRepr {
             operation: ArpOperation::Request,
             sender_mac: mac,
-            sender_ip: Ipv4Addr::new(192, 0, 2, 100),
+            sender_ip: sender,
             target_mac: MacAddr([0; 6]),
             target_ip: ip,
         },
@@ -132,7 +134,7 @@ async fn an_advertisement_announces_only_from_the_nodes_it_selects() {
     c.patch_custom(
         "L2Advertisement",
         "l2advertisements",
-        "lab",
+        ferrolb_lab::topology::POOL_NAME,
         json!({"spec": {"nodeSelectors": [{"matchLabels": {LABEL: "yes"}}]}}),
     )
     .await
@@ -226,7 +228,7 @@ async fn an_exhausted_pool_and_a_reversed_range_are_reported() {
     c.patch_custom(
         "IPAddressPool",
         "ipaddresspools",
-        "lab",
+        ferrolb_lab::topology::POOL_NAME,
         json!({"spec": {"addresses": ["198.51.100.10/32"]}}),
     )
     .await
@@ -236,7 +238,11 @@ async fn an_exhausted_pool_and_a_reversed_range_are_reported() {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let pool = c
-            .custom("IPAddressPool", "ipaddresspools", "lab")
+            .custom(
+                "IPAddressPool",
+                "ipaddresspools",
+                ferrolb_lab::topology::POOL_NAME,
+            )
             .await
             .unwrap();
         if pool["status"]["availableIPv4"] == 1 && pool["status"]["availableIPv6"] == 0 {
@@ -413,4 +419,85 @@ async fn a_flood_of_malformed_frames_does_not_stop_the_owner() {
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     assert!(c.dead_children().is_empty());
+}
+
+/// Waits until `host`'s who-has for `ip` gets exactly the replies `want`.
+async fn wait_who_has(host: &Host, sender: Ipv4Addr, ip: Ipv4Addr, want: &[MacAddr]) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let got = who_has_from(host, sender, ip);
+        if got == want {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "who-has {ip} from {}: replies {got:?}, want {want:?}",
+            host.name()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_advertisement_announces_only_on_the_interfaces_it_names() {
+    const TEST: &str = "an_advertisement_announces_only_on_the_interfaces_it_names";
+    let opts = Options {
+        prefix: "flbe2m".into(),
+        second_lan: true,
+        ..Options::default()
+    };
+    let Some((_g, c)) = common::lab_with(TEST, opts).await else {
+        return;
+    };
+    let client2 = c.client2.clone().expect("a second LAN");
+    let (lan1, lan2) = (
+        Ipv4Addr::new(192, 0, 2, 100),
+        Ipv4Addr::new(203, 0, 113, 100),
+    );
+    let ad = ferrolb_lab::topology::POOL_NAME;
+    c.patch_custom(
+        "L2Advertisement",
+        "l2advertisements",
+        ad,
+        json!({"spec": {"interfaces": ["eth1"]}}),
+    )
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    c.create_service(&v4_spec("if", PORT), None).await.unwrap();
+    let ip4 = v4_of(&c.wait_ips("if", 1, Duration::from_secs(20)).await.unwrap());
+
+    // The owner answers on lan2 from eth1's MAC, and traffic flows there.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let owner = loop {
+        let events = c.node_assigned_events("if").await.unwrap();
+        if let Some((node, msg)) = events.last() {
+            assert!(msg.ends_with("on interface \"eth1\""), "{msg}");
+            break node.clone();
+        }
+        assert!(Instant::now() < deadline, "no nodeAssigned Event for if");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let owner_eth1 = MacAddr(c.node(&owner).unwrap().host.mac_of("eth1").unwrap().0);
+    wait_who_has(&client2, lan2, ip4, &[owner_eth1]).await;
+    let addr = std::net::SocketAddr::new(IpAddr::V4(ip4), PORT);
+    let answer = client2
+        .run_in(move || ferrolb_lab::client::probe_blocking(addr, Duration::from_secs(2)))
+        .unwrap()
+        .unwrap();
+    assert_eq!(answer, owner);
+    // Nobody answers on the first LAN, where the advertisement is not.
+    assert_eq!(who_has(&c, ip4), vec![]);
+
+    // Back to eth0: the first LAN gets the answers, lan2 none.
+    c.patch_custom(
+        "L2Advertisement",
+        "l2advertisements",
+        ad,
+        json!({"spec": {"interfaces": ["eth0"]}}),
+    )
+    .await
+    .unwrap();
+    wait_who_has(&c.client, lan1, ip4, &[mac_of(&c, &owner)]).await;
+    wait_who_has(&client2, lan2, ip4, &[]).await;
 }

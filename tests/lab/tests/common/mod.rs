@@ -13,15 +13,23 @@ pub async fn lab(
     test: &str,
     prefix: &str,
 ) -> Option<(tokio::sync::MutexGuard<'static, ()>, Cluster)> {
+    let opts = Options {
+        prefix: prefix.into(),
+        ..Options::default()
+    };
+    lab_with(test, opts).await
+}
+
+/// [`lab`] with options of the test's choosing.
+pub async fn lab_with(
+    test: &str,
+    opts: Options,
+) -> Option<(tokio::sync::MutexGuard<'static, ()>, Cluster)> {
     if netlab::require_root(test).is_some() {
         return None;
     }
     let guard = LOCK.lock().await;
     let bins = Bins::locate().expect("speaker and controller binaries");
-    let opts = Options {
-        prefix: prefix.into(),
-        ..Options::default()
-    };
     let cluster = Cluster::start(opts, bins).await.expect("lab starts");
     Some((guard, cluster))
 }
