@@ -231,3 +231,63 @@ async fn restarting_the_controller_or_the_api_server_keeps_ips_and_answers() {
     assert_eq!(again, owner);
     assert!(c.dead_children().is_empty());
 }
+
+/// Sum of `ferrolb_speaker_announced_ips` over every node.
+fn announced_pairs(c: &Cluster) -> f64 {
+    c.nodes
+        .iter()
+        .filter_map(|n| c.speaker_metric(&n.name, "ferrolb_speaker_announced_ips"))
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropped_and_expired_watches_are_recovered() {
+    let Some((_g, mut c)) = lab("dropped_and_expired_watches_are_recovered").await else {
+        return;
+    };
+    let (v4, _v6) = web(&c, "web").await;
+    c.wait_answer(v4, PORT, Duration::from_secs(10))
+        .await
+        .unwrap();
+
+    // Every watch ends and its resourceVersion is forgotten (410 Gone on
+    // resume), and meanwhile web goes and `moved` asks for its IPv4
+    // address: only a relist shows the controller and the speakers both.
+    c.server().compact();
+    c.server().drop_watches();
+    c.delete_service("web").await.unwrap();
+    let mut moved = ServiceSpec::new("moved", PORT);
+    moved.families = ferrolb_lab::objects::Families::V4;
+    moved.requested_ips = vec![v4];
+    c.create_service(&moved, None).await.unwrap();
+    let ips = c.wait_ips("moved", 1, Duration::from_secs(20)).await.unwrap();
+    assert_eq!(ips, vec![v4], "the controller saw web's deletion");
+    c.wait_answer(v4, PORT, Duration::from_secs(10))
+        .await
+        .unwrap();
+    // web's IPv6 address is announced nowhere any more: one (IP,
+    // interface) pair is left, moved's.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let pairs = announced_pairs(&c);
+        if pairs == 1.0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{pairs} pairs announced, want 1");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // Watches dropped five times in a row while a Service is created.
+    let mut later = ServiceSpec::new("later", PORT);
+    later.families = ferrolb_lab::objects::Families::V4;
+    c.create_service(&later, None).await.unwrap();
+    for _ in 0..5 {
+        c.server().drop_watches();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let ips = c.wait_ips("later", 1, Duration::from_secs(20)).await.unwrap();
+    c.wait_answer(ips[0], PORT, Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert!(c.dead_children().is_empty());
+}
