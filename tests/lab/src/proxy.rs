@@ -20,6 +20,7 @@ use kube::runtime::{reflector, watcher, WatchStreamExt};
 use kube::{Api, Client};
 use netlab::Host;
 use tokio::io::AsyncWriteExt;
+use tokio::sync::watch;
 
 use crate::AbortOnDrop;
 
@@ -84,17 +85,34 @@ struct NodeProxy {
 }
 
 impl NodeProxy {
-    fn reconcile(&mut self, want: &Desired) {
+    /// Follows `desired` until its sender is gone. Each pass applies the
+    /// latest state, so changes that arrive while one is applied are taken
+    /// together: a burst of 1,000 Services costs a few `ip` runs, not
+    /// 1,000.
+    async fn run(mut self, mut desired: watch::Receiver<Desired>) {
+        loop {
+            let want = desired.borrow_and_update().clone();
+            self.reconcile(&want).await;
+            if desired.changed().await.is_err() {
+                return;
+            }
+        }
+    }
+
+    async fn reconcile(&mut self, want: &Desired) {
         let del: Vec<IpAddr> = self.vips.difference(&want.vips).copied().collect();
         let add: Vec<IpAddr> = want.vips.difference(&self.vips).copied().collect();
-        // One `ip -batch` per node and change; blocking, so off the
-        // runtime's async workers (the API server shares them).
-        match tokio::task::block_in_place(|| self.host.change_vips(&add, &del)) {
-            Ok(()) => self.vips.clone_from(&want.vips),
-            Err(e) => eprintln!(
+        // One `ip -batch` per change, on the blocking pool: the API server
+        // shares the async workers.
+        let host = self.host.clone();
+        let changed = tokio::task::spawn_blocking(move || host.change_vips(&add, &del)).await;
+        match changed {
+            Ok(Ok(())) => self.vips.clone_from(&want.vips),
+            Ok(Err(e)) => eprintln!(
                 "kube-proxy stand-in on {}: changing LoadBalancer IPs on lo: {e}",
                 self.name
             ),
+            Err(e) => eprintln!("kube-proxy stand-in on {}: {e}", self.name),
         }
         self.servers.retain(|port, _| want.ports.contains(port));
         for &port in &want.ports {
@@ -171,36 +189,38 @@ fn serve(host: &Host, name: &str, port: u16) -> anyhow::Result<AbortOnDrop> {
 /// Follows Services and applies [`desired`] to every node until dropped.
 pub fn start(client: Client, nodes: Vec<(String, Host)>) -> AbortOnDrop {
     AbortOnDrop(tokio::spawn(async move {
-        let mut proxies: Vec<NodeProxy> = nodes
-            .into_iter()
-            .map(|(name, host)| NodeProxy {
+        let (tx, rx) = watch::channel(Desired::default());
+        // Dropped (aborting every node's task) when this task is aborted.
+        let mut per_node = tokio::task::JoinSet::new();
+        for (name, host) in nodes {
+            let proxy = NodeProxy {
                 host,
                 name,
                 vips: BTreeSet::new(),
                 servers: BTreeMap::new(),
                 udp: BTreeMap::new(),
-            })
-            .collect();
+            };
+            per_node.spawn(proxy.run(rx.clone()));
+        }
         let api: Api<Service> = Api::all(client);
         let (reader, writer) = reflector::store();
         let stream = reflector(writer, watcher(api, watcher::Config::default()))
             .default_backoff()
             .touched_objects();
         futures::pin_mut!(stream);
-        let mut applied = Desired::default();
         while let Some(ev) = stream.next().await {
             if ev.is_err() {
                 continue;
             }
             let state = reader.state();
             let want = desired(state.iter().map(|s| s.as_ref()));
-            if want != applied {
-                for p in &mut proxies {
-                    p.reconcile(&want);
-                }
-                applied = want;
-            }
+            tx.send_if_modified(|current| {
+                let changed = *current != want;
+                *current = want;
+                changed
+            });
         }
+        drop(per_node);
     }))
 }
 

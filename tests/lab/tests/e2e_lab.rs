@@ -260,7 +260,10 @@ async fn dropped_and_expired_watches_are_recovered() {
     moved.families = ferrolb_lab::objects::Families::V4;
     moved.requested_ips = vec![v4];
     c.create_service(&moved, None).await.unwrap();
-    let ips = c.wait_ips("moved", 1, Duration::from_secs(20)).await.unwrap();
+    let ips = c
+        .wait_ips("moved", 1, Duration::from_secs(20))
+        .await
+        .unwrap();
     assert_eq!(ips, vec![v4], "the controller saw web's deletion");
     c.wait_answer(v4, PORT, Duration::from_secs(10))
         .await
@@ -285,7 +288,10 @@ async fn dropped_and_expired_watches_are_recovered() {
         c.server().drop_watches();
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let ips = c.wait_ips("later", 1, Duration::from_secs(20)).await.unwrap();
+    let ips = c
+        .wait_ips("later", 1, Duration::from_secs(20))
+        .await
+        .unwrap();
     c.wait_answer(ips[0], PORT, Duration::from_secs(10))
         .await
         .unwrap();
