@@ -12,7 +12,6 @@ use anyhow::{anyhow, bail, Context};
 use k8s_openapi::api::core::v1::{Namespace, Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::events::v1::Event;
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{
     ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams,
     PostParams,
@@ -334,7 +333,7 @@ impl Cluster {
 
         let t = step(
             p,
-            "applying CRDs, namespace, Nodes, deploy/examples/{ipaddresspool,l2advertisement}.yaml",
+            "applying deploy/crds, namespace, Nodes, deploy/examples/{ipaddresspool,l2advertisement}.yaml",
         );
         cluster.seed().await?;
         done(p, t);
@@ -386,9 +385,8 @@ impl Cluster {
 
     async fn seed(&self) -> anyhow::Result<()> {
         let pp = PostParams::default();
-        let crds: Api<CustomResourceDefinition> = Api::all(self.kube.clone());
-        for crd in ferrolb_crds::generate::crds() {
-            crds.create(&pp, &crd).await.context("creating a CRD")?;
+        for (source, yaml) in manifests::CRDS {
+            self.apply(source, yaml).await?;
         }
         let nss: Api<Namespace> = Api::all(self.kube.clone());
         nss.create(
