@@ -192,3 +192,26 @@ fn ndp_solicitations_reach_the_owner_through_its_solicited_node_group() {
     assert_eq!(answered_by, [MAC_A]);
     assert!(s.a.stats().announcer.gratuitous_sent.ndp >= 1);
 }
+
+#[test]
+fn finishing_a_transport_keeps_every_count_up_to_its_last_frame() {
+    let s = segment();
+    own(&s.a, &[VIP.into()]);
+    for _ in 0..3 {
+        assert_eq!(answers(&s.client, VIP), [MAC_A]);
+    }
+    let last = s.a.finish();
+    assert_eq!(last.announcer.requests_answered.arp, 3);
+    assert!(last.announcer.gratuitous_sent.arp >= 1);
+    // What a replacing transport adds to the retired one's totals.
+    let next = s.b.stats();
+    let total = last.plus(next);
+    assert_eq!(
+        total.announcer.requests_answered.arp,
+        3 + next.announcer.requests_answered.arp
+    );
+    assert_eq!(
+        total.announcer.gratuitous_sent.arp,
+        last.announcer.gratuitous_sent.arp + next.announcer.gratuitous_sent.arp
+    );
+}

@@ -236,3 +236,54 @@ fn the_raw_link_sees_only_arp_and_ndp_and_never_its_own_frames() -> TestResult {
     }
     Ok(())
 }
+
+#[test]
+fn the_packet_announcer_keeps_its_counts_when_it_reopens_its_sockets() -> TestResult {
+    use ferrolb_speaker::daemon::announce::{Announce, PacketAnnouncer};
+    use ferrolb_speaker::links::LinkInfo;
+    use ferrolb_speaker::transport::packet::PacketConfig;
+    use std::collections::BTreeSet;
+
+    let Some(mut lab) = Lab::for_test("packet_announcer_counts") else {
+        return Ok(());
+    };
+    let node = lab.add_host("node")?;
+    let client = lab.add_host("client")?;
+    client.add_addr(CLIENT_V4)?;
+    let eth0 = LinkInfo::ethernet("eth0", node.ifindex()?, node.mac()?.0);
+    let wanted = BTreeSet::from(["eth0".to_string()]);
+    // Sockets are opened in the caller's namespace: the node's.
+    let mut ann = node.run_in(|| {
+        let mut ann = PacketAnnouncer::new(Config::default(), PacketConfig::default());
+        ann.set_interfaces(std::slice::from_ref(&eth0), &wanted);
+        ann.set_desired(vec![(VIP.into(), "eth0".into())]);
+        ann
+    })?;
+    let answered = |ann: &PacketAnnouncer| ann.stats().announcer.requests_answered.arp;
+    poke(&client, VIP.into())?;
+    assert!(
+        eventually(Duration::from_secs(5), || answered(&ann) >= 1),
+        "the who-has was answered"
+    );
+    let before = ann.stats();
+    // Every interface gone, then back: two transports replaced.
+    node.run_in(|| {
+        ann.set_interfaces(&[], &BTreeSet::new());
+        ann.set_interfaces(std::slice::from_ref(&eth0), &wanted);
+    })?;
+    let after = ann.stats();
+    assert!(
+        after.announcer.requests_answered.arp >= before.announcer.requests_answered.arp
+            && after.announcer.gratuitous_sent.arp >= before.announcer.gratuitous_sent.arp,
+        "counts went back: {before:?} -> {after:?}"
+    );
+    // And the reopened socket still answers, adding to the total.
+    client.flush_neighbours()?;
+    poke(&client, VIP.into())?;
+    assert!(
+        eventually(Duration::from_secs(5), || answered(&ann)
+            > before.announcer.requests_answered.arp),
+        "the reopened transport answered"
+    );
+    Ok(())
+}

@@ -52,6 +52,14 @@ impl PerProtocol {
         };
         *slot = slot.saturating_add(n);
     }
+
+    /// Both counts of `other` added to these.
+    pub fn plus(self, other: PerProtocol) -> PerProtocol {
+        PerProtocol {
+            arp: self.arp.saturating_add(other.arp),
+            ndp: self.ndp.saturating_add(other.ndp),
+        }
+    }
 }
 
 /// What the announcer has done since it started. Counts only grow.
@@ -66,4 +74,17 @@ pub struct Counters {
     pub frames_ignored: u64,
     /// ARP or NDP frames that failed to parse, dropped.
     pub frames_malformed: u64,
+}
+
+impl Counters {
+    /// Every count of `other` added to these (counters of an announcer
+    /// that was replaced, carried into its successor's totals).
+    pub fn plus(self, other: Counters) -> Counters {
+        Counters {
+            requests_answered: self.requests_answered.plus(other.requests_answered),
+            gratuitous_sent: self.gratuitous_sent.plus(other.gratuitous_sent),
+            frames_ignored: self.frames_ignored.saturating_add(other.frames_ignored),
+            frames_malformed: self.frames_malformed.saturating_add(other.frames_malformed),
+        }
+    }
 }

@@ -46,6 +46,9 @@ pub struct PacketAnnouncer {
     open: Vec<(String, u32, Option<crate::wire::MacAddr>)>,
     running: Option<Running>,
     desired: Vec<(IpAddr, String)>,
+    /// Final counters of the transports replaced so far, so [`Announce::stats`]
+    /// only grows across rebuilds.
+    retired: Stats,
 }
 
 impl PacketAnnouncer {
@@ -57,6 +60,7 @@ impl PacketAnnouncer {
             open: Vec::new(),
             running: None,
             desired: Vec::new(),
+            retired: Stats::default(),
         }
     }
 }
@@ -74,7 +78,9 @@ impl Announce for PacketAnnouncer {
         // Rebuilding restarts the takeover announcements of what we own,
         // which is what hosts need after an interface came back or changed
         // MAC anyway.
-        self.running = None;
+        if let Some(old) = self.running.take() {
+            self.retired = self.retired.plus(old.finish());
+        }
         let mut datalinks: Vec<Arc<dyn Datalink>> = Vec::new();
         for (name, _, _) in &want {
             match PacketLink::open_with(name, self.packet) {
@@ -103,9 +109,11 @@ impl Announce for PacketAnnouncer {
     }
 
     fn stats(&self) -> Stats {
-        self.running
+        let current = self
+            .running
             .as_ref()
             .map(Running::stats)
-            .unwrap_or_default()
+            .unwrap_or_default();
+        self.retired.plus(current)
     }
 }

@@ -150,9 +150,10 @@ impl Metrics {
         );
     }
 
-    /// Adds what the transport did since the last call. Its counters
-    /// restart from zero when the transport is rebuilt (interfaces
-    /// changed); see [`inc_by_delta`].
+    /// Adds what the transport did since the last call. Its counters only
+    /// grow ([`super::announce::PacketAnnouncer`] carries the totals of
+    /// transports it replaced); a source that restarts from zero anyway is
+    /// handled by [`inc_by_delta`].
     pub fn observe_transport(&self, now: &Stats) {
         let mut last = lock(&self.last_transport);
         let (cur, prev) = (&now.announcer, &last.announcer);
@@ -224,9 +225,8 @@ impl Metrics {
 }
 
 /// Adds to `counter` what a source that only grows counted between `old`
-/// and `new`. A value below `old` means the source restarted from zero
-/// (the transport is rebuilt when interfaces change), so all of `new` is
-/// new.
+/// and `new`. A value below `old` means the source restarted from zero,
+/// so all of `new` is new.
 fn inc_by_delta(counter: &Counter, new: u64, old: u64) {
     counter.inc_by(new.checked_sub(old).unwrap_or(new));
 }

@@ -51,6 +51,19 @@ pub struct Stats {
     pub multicast_errors: u64,
 }
 
+impl Stats {
+    /// Every count of `other` added to these.
+    pub fn plus(self, other: Stats) -> Stats {
+        Stats {
+            announcer: self.announcer.plus(other.announcer),
+            send_errors: self.send_errors.saturating_add(other.send_errors),
+            recv_errors: self.recv_errors.saturating_add(other.recv_errors),
+            frames_dropped: self.frames_dropped.saturating_add(other.frames_dropped),
+            multicast_errors: self.multicast_errors.saturating_add(other.multicast_errors),
+        }
+    }
+}
+
 enum Event {
     Frame(usize, Vec<u8>),
     Desired(Vec<(IpAddr, String)>),
@@ -125,6 +138,13 @@ impl Running {
 
     /// Stops the threads and waits for them.
     pub fn stop(self) {}
+
+    /// Stops the threads, waits for them and returns the final counters
+    /// (everything the loop did, up to its last frame).
+    pub fn finish(mut self) -> Stats {
+        self.shutdown();
+        self.stats()
+    }
 
     fn shutdown(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
@@ -202,7 +222,7 @@ impl Loop {
                     self.announcer.set_desired(desired, Instant::now());
                     self.sync_groups();
                 }
-                Ok(Event::Stop) | Err(RecvTimeoutError::Disconnected) => return,
+                Ok(Event::Stop) | Err(RecvTimeoutError::Disconnected) => break,
                 Err(RecvTimeoutError::Timeout) => {}
             }
             for out in self.announcer.poll(Instant::now()) {
@@ -210,6 +230,8 @@ impl Loop {
             }
             self.publish();
         }
+        // The last frames' counts, for `Running::finish`.
+        self.publish();
     }
 
     fn answer(&mut self, i: usize, frame: &[u8]) {
