@@ -551,8 +551,14 @@ impl Idle {
             ms(self.sample_answered)
         );
         println!(
-            "{:<12} {:>10} {:>14} {:>12} {:>10} {:>16}",
-            "process", "RSS KiB", "peak RSS KiB", "idle CPU %", "announced", "multicast errs"
+            "{:<12} {:>10} {:>14} {:>12} {:>14} {:>10} {:>16}",
+            "process",
+            "RSS KiB",
+            "peak RSS KiB",
+            "idle CPU %",
+            "burst CPU s",
+            "announced",
+            "multicast errs"
         );
         let show = |v: &serde_json::Value| match v {
             serde_json::Value::Null => "-".to_owned(),
@@ -563,11 +569,12 @@ impl Idle {
         };
         for p in &self.procs {
             println!(
-                "{:<12} {:>10} {:>14} {:>12} {:>10} {:>16}",
+                "{:<12} {:>10} {:>14} {:>12} {:>14} {:>10} {:>16}",
                 p["name"].as_str().unwrap_or(""),
                 show(&p["rss_kib"]),
                 show(&p["peak_rss_kib"]),
                 show(&p["idle_cpu_percent"]),
+                show(&p["burst_cpu_s"]),
                 show(&p["announced_ips"]),
                 show(&p["multicast_errors"]),
             );
@@ -612,6 +619,16 @@ async fn idle_with_services(c: &Cluster, n: usize, progress: bool) -> anyhow::Re
         println!("\ncreating {n} IPv6 Services in pool {BENCH_POOL}...");
     }
     let port = PORT + 2;
+    let mut pids: Vec<(String, u32)> = Vec::new();
+    if let Some(ch) = c.controller.as_ref() {
+        pids.push(("controller".to_owned(), ch.id()));
+    }
+    for node in &c.nodes {
+        if let Some(ch) = node.speaker.as_ref() {
+            pids.push((node.name.clone(), ch.id()));
+        }
+    }
+    let burst_start: Vec<Option<u64>> = pids.iter().map(|(_, p)| Cluster::cpu_ticks(*p)).collect();
     let t0 = Instant::now();
     for k in 0..n {
         let mut spec = ServiceSpec::new(&format!("idle-{k}"), port);
@@ -668,20 +685,17 @@ async fn idle_with_services(c: &Cluster, n: usize, progress: bool) -> anyhow::Re
     let sample_answered = t0.elapsed();
     // The last gratuitous burst ends 3.3 s after a takeover; then idle.
     tokio::time::sleep(Duration::from_secs(5)).await;
-    let mut pids: Vec<(String, u32)> = Vec::new();
-    if let Some(ch) = c.controller.as_ref() {
-        pids.push(("controller".to_owned(), ch.id()));
-    }
-    for node in &c.nodes {
-        if let Some(ch) = node.speaker.as_ref() {
-            pids.push((node.name.clone(), ch.id()));
-        }
-    }
     let before: Vec<Option<u64>> = pids.iter().map(|(_, p)| Cluster::cpu_ticks(*p)).collect();
+    // CPU spent taking the burst in: from the first create to idle.
+    let burst: Vec<Option<f64>> = burst_start
+        .iter()
+        .zip(&before)
+        .map(|(a, b)| Some(b.as_ref()?.checked_sub(*a.as_ref()?)? as f64 / 100.0))
+        .collect();
     let window = Duration::from_secs(10);
     tokio::time::sleep(window).await;
     let mut procs = Vec::new();
-    for ((name, pid), b) in pids.iter().zip(before) {
+    for (((name, pid), b), burst_cpu) in pids.iter().zip(before).zip(burst) {
         let cpu = match (b, Cluster::cpu_ticks(*pid)) {
             (Some(b), Some(a)) => Some((a - b) as f64 / 100.0 / window.as_secs_f64() * 100.0),
             _ => None,
@@ -692,6 +706,7 @@ async fn idle_with_services(c: &Cluster, n: usize, progress: bool) -> anyhow::Re
             "rss_kib": Cluster::rss_kib(*pid),
             "peak_rss_kib": Cluster::peak_rss_kib(*pid),
             "idle_cpu_percent": cpu,
+            "burst_cpu_s": burst_cpu,
             "announced_ips": speaker.then(|| c.speaker_metric(name, "ferrolb_speaker_announced_ips")).flatten(),
             "multicast_errors": speaker
                 .then(|| c.speaker_metric_with(name, "ferrolb_speaker_transport_errors_total", "op=\"multicast\""))
