@@ -1,11 +1,11 @@
 //! ferrolb controller: assigns external IPs to LoadBalancer Services.
 //!
-//! [`allocator`] is the pure decision core (std + ipnet only): which IPs a
-//! Service gets from which pool, or exactly why not. [`config`] turns custom
-//! resources into allocator pools; [`index`] turns watch events into
-//! allocator calls and desired status; [`status`] is the one task that
-//! writes to the API server, and only while [`lease`] says this replica
-//! leads. [`cli`], [`telemetry`], [`metrics`] and [`http`] are the shell.
+//! [`allocator`] is the pure decision core (std plus the pure `range` and
+//! `selector` modules of ferrolb-crds): which IPs a Service gets from which
+//! pool, or exactly why not. [`config`] turns custom resources into
+//! allocator pools; [`index`] turns watch events into allocator calls and
+//! desired status; [`status`] is the one task that writes to the API
+//! server, and only while [`lease`] says this replica leads. [`cli`], [`telemetry`], [`metrics`] and [`http`] are the shell.
 
 #![forbid(unsafe_code)]
 

@@ -4,8 +4,9 @@
 //! - [`L2Advertisement`]: which pools the speakers announce, from which nodes
 //!   and on which interfaces.
 //!
-//! [`selector`] evaluates their label selectors; the controller and the
-//! speakers share it so they always select the same objects.
+//! [`selector`] evaluates their label selectors and [`range`] parses a
+//! pool's addresses; the controller and the speakers share both so they
+//! always select the same objects and agree on which addresses a pool owns.
 //!
 //! Field names, defaults and meanings match MetalLB's `metallb.io/v1beta1`
 //! kinds, so a MetalLB manifest works after changing only its `apiVersion`.
@@ -29,6 +30,7 @@ pub mod conditions;
 pub mod generate;
 mod ip_address_pool;
 mod l2_advertisement;
+pub mod range;
 mod schema;
 pub mod selector;
 pub mod service;

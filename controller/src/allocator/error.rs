@@ -7,8 +7,8 @@
 
 use std::net::IpAddr;
 
-use super::range::{AddressRange, Family};
 use super::request::ServiceKey;
+use ferrolb_crds::range::{self, AddressRange, Family};
 
 /// Result alias for the allocator.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -305,6 +305,17 @@ pub enum Error {
     },
 }
 
+impl From<range::Error> for Error {
+    /// A string of `IPAddressPool.spec.addresses` that does not parse, with
+    /// the parser's text unchanged.
+    fn from(err: range::Error) -> Self {
+        Error::InvalidAddress {
+            input: err.input,
+            detail: err.detail,
+        }
+    }
+}
+
 impl Error {
     /// A short snake_case label for metrics and Event reasons.
     pub fn reason(&self) -> &'static str {
@@ -491,6 +502,15 @@ mod tests {
                 "{reason}"
             );
         }
+    }
+
+    #[test]
+    fn an_address_that_does_not_parse_keeps_its_text_as_invalid_address() {
+        let parsed = AddressRange::parse("198.51.100.1-2001:db8::1").unwrap_err();
+        let text = parsed.to_string();
+        let err = Error::from(parsed);
+        assert_eq!(err.reason(), "invalid_address");
+        assert_eq!(err.to_string(), text);
     }
 
     #[test]

@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 
-use super::range::Family;
+use ferrolb_crds::range::Family;
 
 /// A set of `u128` stored as disjoint, non-adjacent inclusive intervals
 /// keyed by their start.

@@ -1,10 +1,12 @@
 //! The IP allocator: given pools and current assignments, which IPs a
 //! Service gets, or exactly why not.
 //!
-//! Pure: std, ipnet and the std-only label selectors of
-//! [`ferrolb_crds::selector`]; no I/O, no Kubernetes objects. The controller
-//! converts Services with [`AllocRequest::from_service`] and `IPAddressPool`s
-//! with [`AddressRange::parse`] into [`Pool`]s, then drives an [`Allocator`]:
+//! Pure: std and the std-only address ranges and label selectors of
+//! [`ferrolb_crds::range`] and [`ferrolb_crds::selector`] (shared with the
+//! speaker); no I/O, no Kubernetes objects. The controller converts Services
+//! with [`AllocRequest::from_service`] and `IPAddressPool`s with
+//! [`Pool::parse`] (which uses [`AddressRange::parse`]) into [`Pool`]s, then
+//! drives an [`Allocator`]:
 //!
 //! 1. [`Allocator::set_pools`] with every pool, in precedence order;
 //! 2. [`Allocator::restore`] for every Service that already has IPs in its
@@ -20,7 +22,6 @@ mod choose;
 mod error;
 mod intervals;
 mod pool;
-mod range;
 mod request;
 mod selector;
 mod sharing;
@@ -29,8 +30,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
 pub use error::{Error, Result};
+pub use ferrolb_crds::range::{is_buggy, AddressRange, Family};
 pub use pool::{Pool, PoolCounts, PoolCountsI64, Validity};
-pub use range::{is_buggy, AddressRange, Family};
 pub use request::{
     AllocRequest, FamilyPolicy, Port, Protocol, ServiceKey, ServiceParts, ADDRESS_POOL_ANNOTATIONS,
     LOAD_BALANCER_IPS_ANNOTATIONS, SHARING_KEY_ANNOTATIONS,

@@ -3,9 +3,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
+use ferrolb_crds::range::{from_u128, to_u128, AddressRange, Family};
+
 use super::error::Error;
 use super::intervals::Space;
-use super::range::{from_u128, to_u128, AddressRange, Family};
 use super::request::{AllocRequest, ServiceKey};
 use super::selector::ServiceAllocation;
 
@@ -58,7 +59,7 @@ impl Pool {
             match AddressRange::parse(text.as_ref()) {
                 Ok(range) => pool.addresses.push(range),
                 Err(err) => {
-                    pool.config_error.get_or_insert(err);
+                    pool.config_error.get_or_insert(err.into());
                 }
             }
         }

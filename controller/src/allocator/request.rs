@@ -6,8 +6,9 @@ use std::fmt;
 use std::net::IpAddr;
 use std::str::FromStr;
 
+use ferrolb_crds::range::Family;
+
 use super::error::{Error, Result};
-use super::range::Family;
 use super::selector::Labels;
 
 /// Annotations naming the pool to allocate from, ours first.

@@ -39,10 +39,17 @@ pub struct Local<'a> {
 /// Why a Service's IPs are announced by nobody.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Unannounced {
+    /// No one IPAddressPool holds every IP of the Service, and no
+    /// `ferrolb.io/ip-allocated-from-pool` annotation names a pool (see
+    /// [`service_pool`]).
+    NoPool {
+        /// The Service's IPs.
+        ips: Vec<IpAddr>,
+    },
     /// No L2Advertisement selects the Service's pool.
     NoAdvertisement {
-        /// The pool from the Service's annotation, if any.
-        pool: Option<String>,
+        /// The pool, as [`service_pool`] found it.
+        pool: String,
     },
     /// The election found no candidate.
     NoCandidate(NoCandidate),
@@ -52,6 +59,7 @@ impl Unannounced {
     /// A CamelCase reason for Events and metric labels.
     pub fn reason(&self) -> &'static str {
         match self {
+            Self::NoPool { .. } => "NoIPAddressPool",
             Self::NoAdvertisement { .. } => "NoL2Advertisement",
             Self::NoCandidate(why) => why.reason(),
         }
@@ -61,12 +69,17 @@ impl Unannounced {
 impl fmt::Display for Unannounced {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::NoAdvertisement { pool: Some(pool) } => {
+            Self::NoPool { ips } => {
+                let ips: Vec<String> = ips.iter().map(IpAddr::to_string).collect();
+                write!(
+                    f,
+                    "the service's IPs ({}) are in no IPAddressPool (no one pool holds them all) and no annotation ferrolb.io/ip-allocated-from-pool names a pool",
+                    ips.join(", ")
+                )
+            }
+            Self::NoAdvertisement { pool } => {
                 write!(f, "no L2Advertisement selects pool {pool:?}")
             }
-            Self::NoAdvertisement { pool: None } => f.write_str(
-                "the service names no pool (annotation ferrolb.io/ip-allocated-from-pool) and no L2Advertisement selects every pool",
-            ),
             Self::NoCandidate(why) => why.fmt(f),
         }
     }
@@ -133,8 +146,9 @@ impl Desired {
 /// Computes what `local.me` announces.
 ///
 /// For each Service: the advertisements whose pool selection covers the
-/// Service's pool apply; the nodes any of them selects are the selected
-/// set; the election (see [`election::candidates`]) runs once under
+/// Service's pool (see [`service_pool`]) apply; the nodes any of them
+/// selects are the selected set; the election (see
+/// [`election::candidates`]) runs once under
 /// [`election::service_key`], so a dual-stack Service's IPs land on one
 /// node. When this node wins, each IP is announced on the union of the
 /// interfaces of the applying advertisements that select this node.
@@ -196,6 +210,38 @@ pub fn compute(world: &World, local: &Local<'_>) -> Desired {
     out
 }
 
+/// The pool of a Service, found from its IPs as MetalLB's speaker does
+/// (`poolFor`), so that a missing or stale annotation does not silently
+/// stop announcements:
+///
+/// 1. among the pools whose ranges hold **every** IP of the Service, the
+///    one the `ferrolb.io/ip-allocated-from-pool` annotation names, if it
+///    is among them, otherwise the first by name (pools cannot legitimately
+///    overlap: the controller marks the later of two overlapping pools
+///    invalid, so there is normally at most one);
+/// 2. if no pool holds them all, the annotation's pool, whether or not it
+///    exists: the controller will soon clear or move such IPs, and
+///    announcing meanwhile is better than flapping while it does;
+/// 3. otherwise `None`: the Service is unannounced with
+///    [`Unannounced::NoPool`].
+///
+/// Cost: O(pools x ranges x IPs) per Service; pools have few ranges.
+pub fn service_pool<'a>(
+    pools: &'a BTreeMap<String, PoolInfo>,
+    svc: &'a ServiceInfo,
+) -> Option<&'a str> {
+    let holds_all = |p: &PoolInfo| !svc.ips.is_empty() && svc.ips.iter().all(|ip| p.contains(*ip));
+    let annotated = svc.pool.as_deref();
+    if let Some(named) = annotated.filter(|a| pools.get(*a).is_some_and(holds_all)) {
+        return Some(named);
+    }
+    pools
+        .iter()
+        .find(|(_, p)| holds_all(p))
+        .map(|(name, _)| name.as_str())
+        .or(annotated)
+}
+
 fn decide_service(
     world: &World,
     local: &Local<'_>,
@@ -204,19 +250,25 @@ fn decide_service(
     slices: &BTreeMap<&ObjectKey, Vec<&SliceInfo>>,
     ad_links: &BTreeMap<&ObjectKey, Option<Vec<String>>>,
 ) -> Verdict {
+    // `ServiceInfo` always holds an IP; one built without any has nothing
+    // to place in a pool or to announce.
+    let Some(key) = election::service_key(&svc.ips) else {
+        return Verdict::Unannounced(Unannounced::NoPool { ips: Vec::new() });
+    };
+    let Some(pool) = service_pool(&world.pools, svc) else {
+        return Verdict::Unannounced(Unannounced::NoPool {
+            ips: svc.ips.clone(),
+        });
+    };
+    let pool_labels = world.pools.get(pool).map(|p| &p.labels);
     let applying: Vec<(&ObjectKey, &AdInfo)> = world
         .ads
         .iter()
-        .filter(|(_, ad)| match &svc.pool {
-            Some(pool) => ad.selects_pool(pool, world.pools.get(pool).map(|p| &p.labels)),
-            // Without a pool name only the "every pool" advertisements can
-            // be sure to cover the Service.
-            None => ad.pools.is_empty() && ad.pool_selectors.is_empty(),
-        })
+        .filter(|(_, ad)| ad.selects_pool(pool, pool_labels))
         .collect();
     if applying.is_empty() {
         return Verdict::Unannounced(Unannounced::NoAdvertisement {
-            pool: svc.pool.clone(),
+            pool: pool.to_string(),
         });
     }
     let selected: BTreeSet<String> = world
@@ -229,11 +281,6 @@ fn decide_service(
         svc.local,
         slices.get(&svc.key).into_iter().flatten().copied(),
     );
-    let Some(key) = election::service_key(&svc.ips) else {
-        return Verdict::Unannounced(Unannounced::NoAdvertisement {
-            pool: svc.pool.clone(),
-        });
-    };
     let owner = match election::candidates(nodes, &selected, &policy) {
         Err(why) => return Verdict::Unannounced(Unannounced::NoCandidate(why)),
         Ok(names) => election::elect(key, names).map(str::to_owned),

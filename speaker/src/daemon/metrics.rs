@@ -153,7 +153,7 @@ impl Metrics {
     /// Adds what the transport did since the last call. Its counters only
     /// grow ([`super::announce::PacketAnnouncer`] carries the totals of
     /// transports it replaced); a source that restarts from zero anyway is
-    /// handled by [`inc_by_delta`].
+    /// handled by `inc_by_delta`.
     pub fn observe_transport(&self, now: &Stats) {
         let mut last = lock(&self.last_transport);
         let (cur, prev) = (&now.announcer, &last.announcer);

@@ -2,6 +2,7 @@
 //! edge so the desired-state computation never sees `k8s_openapi`.
 
 use crate::election::TrafficPolicy;
+use ferrolb_crds::range::AddressRange;
 use ferrolb_crds::selector::LabelSelector;
 use ferrolb_crds::{IPAddressPool, L2Advertisement};
 use k8s_openapi::api::core::v1::{Node, Service};
@@ -55,7 +56,11 @@ pub struct ServiceInfo {
     pub key: ObjectKey,
     /// `status.loadBalancer.ingress[].ip`, in order.
     pub ips: Vec<IpAddr>,
-    /// The pool named by `ferrolb.io/ip-allocated-from-pool`.
+    /// The pool named by `ferrolb.io/ip-allocated-from-pool`. Only a hint:
+    /// the pool whose addresses hold the IPs wins (see
+    /// [`super::desired::service_pool`]), since `kubectl replace`, a GitOps
+    /// tool or a migration can remove the annotation or leave it naming the
+    /// wrong pool.
     pub pool: Option<String>,
     /// `externalTrafficPolicy: Local`.
     pub local: bool,
@@ -161,13 +166,19 @@ impl NodeFacts {
     }
 }
 
-/// An IPAddressPool's identity and labels (for `ipAddressPoolSelectors`).
+/// An IPAddressPool's identity, labels (for `ipAddressPoolSelectors`) and
+/// addresses (to find the pool holding a Service's IPs).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PoolInfo {
     /// Name.
     pub name: String,
     /// Labels.
     pub labels: BTreeMap<String, String>,
+    /// The entries of `spec.addresses` that parse, in order. Entries that
+    /// do not parse are skipped: the controller reports them on the pool's
+    /// `Valid` condition, and the rest of the pool still holds the IPs it
+    /// handed out before the bad entry appeared.
+    pub ranges: Vec<AddressRange>,
 }
 
 impl PoolInfo {
@@ -176,7 +187,18 @@ impl PoolInfo {
         Self {
             name: pool.name_any(),
             labels: pool.labels().clone(),
+            ranges: pool
+                .spec
+                .addresses
+                .iter()
+                .filter_map(|a| AddressRange::parse(a).ok())
+                .collect(),
         }
+    }
+
+    /// Whether one of the pool's ranges holds `ip`.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        self.ranges.iter().any(|r| r.contains(ip))
     }
 }
 
@@ -317,6 +339,25 @@ mod tests {
         assert_eq!(info.service, Some(ObjectKey::new("default", "web")));
         assert_eq!(info.ready, 2);
         assert_eq!(info.ready_nodes, ["a".to_string()].into());
+    }
+
+    #[test]
+    fn a_pool_keeps_the_entries_that_parse_and_contains_their_addresses() {
+        let pool: IPAddressPool = serde_json::from_value(json!({
+            "apiVersion": "ferrolb.io/v1beta1", "kind": "IPAddressPool",
+            "metadata": {"name": "a", "namespace": "ferrolb-system", "labels": {"tier": "gold"}},
+            "spec": {"addresses": ["192.0.2.0/28", "192.0.2.300", "2001:db8::10-2001:db8::1f"]},
+        }))
+        .unwrap();
+        let info = PoolInfo::from_pool(&pool);
+        assert_eq!(info.name, "a");
+        assert_eq!(info.labels["tier"], "gold");
+        assert_eq!(info.ranges.len(), 2, "the bad entry is skipped");
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert!(info.contains(ip("192.0.2.15")));
+        assert!(info.contains(ip("2001:db8::1f")));
+        assert!(!info.contains(ip("192.0.2.16")));
+        assert!(!info.contains(ip("2001:db8::20")));
     }
 
     #[test]

@@ -1,8 +1,15 @@
-//! Address families, address ranges and their parsing.
+//! IP address families and address ranges: the one parser of
+//! `IPAddressPool.spec.addresses` entries and the one containment test,
+//! shared by the controller (which allocates from the ranges and reports
+//! entries that do not parse on the pool's `Valid` condition) and the
+//! speaker (which finds the pool holding a Service's IPs), so both sides
+//! always agree on which addresses a pool owns.
 //!
-//! Inside the allocator an address is a `(Family, u128)` pair: IPv4
-//! addresses are widened to `u128` so that one interval arithmetic serves
-//! both families, and the family keeps the two number spaces apart.
+//! Pure: std and `ipnet` only.
+//!
+//! An address can also be seen as a `(Family, u128)` pair ([`to_u128`]):
+//! IPv4 addresses are widened to `u128` so that one interval arithmetic
+//! serves both families, and the family keeps the two number spaces apart.
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -10,7 +17,21 @@ use std::str::FromStr;
 
 use ipnet::IpNet;
 
-use super::error::{Error, Result};
+/// Why an address, CIDR or range string cannot be used. The text quotes
+/// the string and says what is wrong: `invalid address "198.51.100.300":
+/// it is not an IP address, a CIDR or a start-end range`. The controller
+/// turns it into its own `InvalidAddress` error with the same text.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid address {input:?}: {detail}")]
+pub struct Error {
+    /// The string as given.
+    pub input: String,
+    /// What is wrong with it.
+    pub detail: String,
+}
+
+/// Result alias for this module.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// An IP address family.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -54,16 +75,17 @@ impl fmt::Display for Family {
 }
 
 /// An address as a number within its family.
-pub(crate) fn to_u128(ip: IpAddr) -> (Family, u128) {
+pub fn to_u128(ip: IpAddr) -> (Family, u128) {
     match ip {
         IpAddr::V4(v4) => (Family::V4, u128::from(u32::from(v4))),
         IpAddr::V6(v6) => (Family::V6, u128::from(v6)),
     }
 }
 
-/// The address with number `n` in `family`. IPv4 numbers are always below
-/// 2^32 in the allocator because they only ever come from [`to_u128`].
-pub(crate) fn from_u128(family: Family, n: u128) -> IpAddr {
+/// The address with number `n` in `family`, the inverse of [`to_u128`].
+/// An IPv4 number above `u32::MAX` (which [`to_u128`] never gives)
+/// saturates to `255.255.255.255`.
+pub fn from_u128(family: Family, n: u128) -> IpAddr {
     match family {
         Family::V4 => IpAddr::V4(Ipv4Addr::from(u32::try_from(n).unwrap_or(u32::MAX))),
         Family::V6 => IpAddr::V6(Ipv6Addr::from(n)),
@@ -100,13 +122,13 @@ impl AddressRange {
 
     fn checked(start: IpAddr, end: IpAddr, input: &str) -> Result<Self> {
         if Family::of(start) != Family::of(end) {
-            return Err(Error::InvalidAddress {
+            return Err(Error {
                 input: input.to_string(),
                 detail: format!("{start} and {end} are of different families"),
             });
         }
         if to_u128(start).1 > to_u128(end).1 {
-            return Err(Error::InvalidAddress {
+            return Err(Error {
                 input: input.to_string(),
                 detail: format!("the start {start} comes after the end {end}"),
             });
@@ -126,13 +148,21 @@ impl AddressRange {
     ///   `start <= end`, with optional spaces around the `-`.
     ///
     /// ```
-    /// use ferrolb_controller::allocator::AddressRange;
+    /// use ferrolb_crds::range::AddressRange;
     /// let r = AddressRange::parse("198.51.100.10 - 198.51.100.20").unwrap();
     /// assert_eq!(r.len(), 11);
+    /// assert!(r.contains("198.51.100.20".parse().unwrap()));
+    /// assert!(!r.contains("198.51.100.21".parse().unwrap()));
+    ///
+    /// let err = AddressRange::parse("198.51.100.300").unwrap_err();
+    /// assert_eq!(
+    ///     err.to_string(),
+    ///     "invalid address \"198.51.100.300\": it is not an IP address, a CIDR or a start-end range",
+    /// );
     /// ```
     pub fn parse(input: &str) -> Result<Self> {
         let text = input.trim();
-        let bad = |detail: String| Error::InvalidAddress {
+        let bad = |detail: String| Error {
             input: input.to_string(),
             detail,
         };
@@ -208,8 +238,8 @@ impl AddressRange {
         })
     }
 
-    /// Both ends as numbers.
-    pub(crate) fn bounds(&self) -> (u128, u128) {
+    /// Both ends as numbers within the family (see [`to_u128`]).
+    pub fn bounds(&self) -> (u128, u128) {
         (to_u128(self.start).1, to_u128(self.end).1)
     }
 }
@@ -239,6 +269,7 @@ fn parse_ip(text: &str) -> Option<IpAddr> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()
@@ -284,7 +315,7 @@ mod tests {
     #[test]
     fn a_range_of_mixed_families_is_refused_naming_the_input() {
         let err = AddressRange::parse("198.51.100.1-2001:db8::1").unwrap_err();
-        assert_eq!(err.reason(), "invalid_address");
+        assert_eq!(err.input, "198.51.100.1-2001:db8::1");
         assert!(
             err.to_string().contains("198.51.100.1-2001:db8::1"),
             "{err}"
@@ -335,5 +366,60 @@ mod tests {
         assert!(!is_buggy(ip("198.51.100.1")));
         assert!(!is_buggy(ip("2001:db8::")));
         assert!(!is_buggy(ip("2001:db8::ff")));
+    }
+
+    #[test]
+    fn contains_includes_both_ends_and_nothing_of_the_other_family() {
+        let r = AddressRange::parse("198.51.100.10-198.51.100.20").unwrap();
+        assert!(r.contains(ip("198.51.100.10")));
+        assert!(r.contains(ip("198.51.100.20")));
+        assert!(!r.contains(ip("198.51.100.9")));
+        assert!(!r.contains(ip("198.51.100.21")));
+        // ::ffff:198.51.100.15 and 198.51.100.15 are different addresses here.
+        assert!(!r.contains(ip("::ffff:198.51.100.15")));
+        assert!(!AddressRange::parse("::/0")
+            .unwrap()
+            .contains(ip("198.51.100.15")));
+    }
+
+    #[test]
+    fn the_error_text_quotes_the_input_and_says_what_is_wrong() {
+        let err = AddressRange::parse("198.51.100.20-198.51.100.10").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid address \"198.51.100.20-198.51.100.10\": the start 198.51.100.20 comes after the end 198.51.100.10"
+        );
+    }
+
+    fn any_v4_range() -> impl Strategy<Value = (u32, u32)> {
+        (any::<u32>(), any::<u32>()).prop_map(|(a, b)| (a.min(b), a.max(b)))
+    }
+
+    proptest! {
+        #[test]
+        fn contains_agrees_with_the_numeric_bounds((lo, hi) in any_v4_range(), n in any::<u32>()) {
+            let text = format!("{}-{}", Ipv4Addr::from(lo), Ipv4Addr::from(hi));
+            let r = AddressRange::parse(&text).unwrap();
+            prop_assert_eq!(r.contains(IpAddr::V4(Ipv4Addr::from(n))), lo <= n && n <= hi);
+            prop_assert_eq!(r.len(), u128::from(hi - lo) + 1);
+        }
+
+        #[test]
+        fn a_cidr_contains_exactly_the_addresses_sharing_its_prefix(
+            base in any::<u128>(), prefix in 0u8..=128, n in any::<u128>(),
+        ) {
+            let net = ipnet::Ipv6Net::new(Ipv6Addr::from(base), prefix).unwrap();
+            let r = AddressRange::parse(&net.to_string()).unwrap();
+            let addr = Ipv6Addr::from(n);
+            prop_assert_eq!(r.contains(IpAddr::V6(addr)), net.contains(&addr));
+        }
+
+        #[test]
+        fn to_and_from_u128_are_inverse(v4 in any::<u32>(), v6 in any::<u128>()) {
+            for ip in [IpAddr::V4(Ipv4Addr::from(v4)), IpAddr::V6(Ipv6Addr::from(v6))] {
+                let (family, n) = to_u128(ip);
+                prop_assert_eq!(from_u128(family, n), ip);
+            }
+        }
     }
 }
