@@ -161,7 +161,7 @@ fn speaker(
         announce: running,
         watched: watched.clone(),
         live: live.clone(),
-        events: events::spawn_publisher(client.clone(), node, tasks),
+        events: events::spawn_publisher(client.clone(), node, watched.world.clone(), tasks),
         metrics: Arc::new(Metrics::default()),
         desired: desired_tx,
     };
@@ -269,6 +269,15 @@ async fn two_speakers_agree_on_one_owner_which_alone_reports_node_assigned() -> 
     assert_eq!(
         ev.regarding.as_ref().and_then(|r| r.name.as_deref()),
         Some("web")
+    );
+    // `kubectl describe service web` selects Events by the Service's UID.
+    let web = Api::<Service>::namespaced(client.clone(), "default")
+        .get("web")
+        .await?;
+    assert_eq!(
+        ev.regarding.as_ref().and_then(|r| r.uid.clone()),
+        web.metadata.uid,
+        "the reference carries the UID"
     );
     assert_eq!(ev.series.as_ref().map(|s| s.count), None, "never repeated");
 

@@ -61,6 +61,7 @@ fn world() -> World {
             ips: vec![ip(V4)],
             pool: Some("public".into()),
             local: false,
+            uid: None,
         },
     );
     w.slices.insert(
@@ -302,6 +303,7 @@ fn of_two_pools_holding_the_ips_the_annotated_one_wins_else_the_first_by_name() 
         ips: vec![ip(V4)],
         pool: pool.map(str::to_string),
         local: false,
+        uid: None,
     };
     assert_eq!(service_pool(&w.pools, &svc(Some("public"))), Some("public"));
     assert_eq!(service_pool(&w.pools, &svc(None)), Some("aaa"));

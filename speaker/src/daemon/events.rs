@@ -12,7 +12,7 @@
 //! - `InterfaceMissing` / `InterfaceDown` / `InterfaceUnusable` (Warning)
 //!   on the L2Advertisement, by the node concerned.
 
-use super::desired::{Desired, Unannounced, Verdict};
+use super::desired::{Desired, Unannounced, Verdict, World};
 use super::model::ObjectKey;
 use crate::election;
 use crate::links::LinkProblem;
@@ -21,7 +21,7 @@ use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::Client;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tracing::{debug, warn, Instrument};
 
 /// The Event reason MetalLB uses when a node starts announcing a Service.
@@ -83,21 +83,30 @@ impl Notice {
         }
     }
 
-    /// The object the Event is about.
-    pub fn regarding(&self) -> ObjectReference {
-        let (api_version, kind, key) = match self {
-            Self::Assigned { service, .. } | Self::Unannounced { service, .. } => {
-                ("v1", "Service", service)
-            }
-            Self::Link { advertisement, .. } => {
-                ("ferrolb.io/v1beta1", "L2Advertisement", advertisement)
-            }
+    /// The object the Event is about, with the UID `world` knows for it:
+    /// `kubectl describe` lists only Events whose reference carries the
+    /// object's UID.
+    pub fn regarding(&self, world: &World) -> ObjectReference {
+        let (api_version, kind, key, uid) = match self {
+            Self::Assigned { service, .. } | Self::Unannounced { service, .. } => (
+                "v1",
+                "Service",
+                service,
+                world.services.get(service).and_then(|s| s.uid.clone()),
+            ),
+            Self::Link { advertisement, .. } => (
+                "ferrolb.io/v1beta1",
+                "L2Advertisement",
+                advertisement,
+                world.ads.get(advertisement).and_then(|a| a.uid.clone()),
+            ),
         };
         ObjectReference {
             api_version: Some(api_version.into()),
             kind: Some(kind.into()),
             namespace: Some(key.namespace.clone()),
             name: Some(key.name.clone()),
+            uid,
             ..ObjectReference::default()
         }
     }
@@ -187,10 +196,12 @@ impl Notices {
 /// queue drops Events (logged) rather than stall announcing.
 pub const QUEUE: usize = 256;
 
-/// Starts the task that writes Events as `ferrolb-speaker` / `node`.
+/// Starts the task that writes Events as `ferrolb-speaker` / `node`;
+/// `world` supplies the UIDs of the objects they are about.
 pub fn spawn_publisher(
     client: Client,
     node: &str,
+    world: watch::Receiver<World>,
     tasks: &mut tokio::task::JoinSet<()>,
 ) -> mpsc::Sender<Notice> {
     let (tx, mut rx) = mpsc::channel::<Notice>(QUEUE);
@@ -213,7 +224,7 @@ pub fn spawn_publisher(
                     action: "Announce".into(),
                     secondary: None,
                 };
-                let regarding = notice.regarding();
+                let regarding = notice.regarding(&world.borrow());
                 match recorder.publish(&event, &regarding).await {
                     Ok(()) => debug!(reason, object = ?regarding.name, "event sent"),
                     Err(e) => {
@@ -322,5 +333,51 @@ mod tests {
             1,
             "it came back"
         );
+    }
+
+    #[test]
+    fn references_carry_the_uid_the_world_knows() {
+        use crate::daemon::model::{AdInfo, ServiceInfo};
+        let mut world = World::default();
+        world.services.insert(
+            key(),
+            ServiceInfo {
+                key: key(),
+                ips: vec!["192.0.2.10".parse().unwrap()],
+                pool: None,
+                local: false,
+                uid: Some("u-web".into()),
+            },
+        );
+        let ad = ObjectKey::new("ferrolb-system", "lan");
+        world.ads.insert(
+            ad.clone(),
+            AdInfo {
+                key: ad.clone(),
+                uid: Some("u-lan".into()),
+                ..AdInfo::default()
+            },
+        );
+        let assigned = Notice::Assigned {
+            service: key(),
+            ips: vec![],
+            node: "a".into(),
+            interfaces: vec![],
+        };
+        let r = assigned.regarding(&world);
+        assert_eq!(
+            (r.kind.as_deref(), r.name.as_deref(), r.uid.as_deref()),
+            (Some("Service"), Some("web"), Some("u-web"))
+        );
+        let link = Notice::Link {
+            advertisement: ad,
+            node: "a".into(),
+            problem: LinkProblem::Missing {
+                interface: "eth9".into(),
+            },
+        };
+        assert_eq!(link.regarding(&world).uid.as_deref(), Some("u-lan"));
+        // A Service the world no longer holds: no UID rather than a wrong one.
+        assert_eq!(assigned.regarding(&World::default()).uid, None);
     }
 }

@@ -99,6 +99,7 @@ pub async fn start(cli: Cli) -> anyhow::Result<()> {
         },
     );
     let gossip_metrics = Arc::clone(&metrics);
+    let events = events::spawn_publisher(client, &node, watched.world.clone(), &mut tasks);
     let daemon = run::Daemon {
         node: node.clone(),
         excludes,
@@ -106,7 +107,7 @@ pub async fn start(cli: Cli) -> anyhow::Result<()> {
         announce,
         watched,
         live,
-        events: events::spawn_publisher(client, &node, &mut tasks),
+        events,
         metrics,
         desired: channel::channel(desired::Desired::default()).0,
     };

@@ -64,6 +64,9 @@ pub struct ServiceInfo {
     pub pool: Option<String>,
     /// `externalTrafficPolicy: Local`.
     pub local: bool,
+    /// `metadata.uid`, for Event references (`kubectl describe` selects
+    /// Events by it).
+    pub uid: Option<String>,
 }
 
 impl ServiceInfo {
@@ -83,6 +86,7 @@ impl ServiceInfo {
             ips,
             pool: ferrolb_crds::service::allocated_pool(svc),
             local: spec.external_traffic_policy.as_deref() == Some("Local"),
+            uid: svc.uid(),
         })
     }
 }
@@ -218,6 +222,8 @@ pub struct AdInfo {
     pub node_selectors: Vec<LabelSelector>,
     /// `interfaces`.
     pub interfaces: Vec<String>,
+    /// `metadata.uid`, for Event references.
+    pub uid: Option<String>,
 }
 
 impl AdInfo {
@@ -239,6 +245,7 @@ impl AdInfo {
                 .map(|s| LabelSelector::from(s).valid_or_nothing())
                 .collect(),
             interfaces: ad.spec.interfaces.clone(),
+            uid: ad.uid(),
         }
     }
 

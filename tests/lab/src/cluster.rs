@@ -982,6 +982,32 @@ impl Cluster {
             .collect())
     }
 
+    /// The Events `kubectl describe service NAME` shows, as (reason,
+    /// message): core/v1 Events selected the way kubectl selects them,
+    /// by kind, name, namespace and the Service's UID, so an Event whose
+    /// reference lacks the UID is not among them.
+    pub async fn describe_events(&self, name: &str) -> anyhow::Result<Vec<(String, String)>> {
+        let svcs: Api<Service> = Api::namespaced(self.kube.clone(), "default");
+        let uid = svcs
+            .get(name)
+            .await?
+            .metadata
+            .uid
+            .context("the Service has no uid")?;
+        let api: Api<k8s_openapi::api::core::v1::Event> =
+            Api::namespaced(self.kube.clone(), "default");
+        let fields = format!(
+            "involvedObject.kind=Service,involvedObject.uid={uid},\
+             involvedObject.name={name},involvedObject.namespace=default"
+        );
+        let list = api.list(&ListParams::default().fields(&fields)).await?;
+        Ok(list
+            .items
+            .into_iter()
+            .map(|e| (e.reason.unwrap_or_default(), e.message.unwrap_or_default()))
+            .collect())
+    }
+
     /// The value of the sample of `metric` whose labels contain `label`
     /// (e.g. `reason="malformed"`) in node `name`'s speaker `/metrics`.
     pub fn speaker_metric_with(&self, name: &str, metric: &str, label: &str) -> Option<f64> {

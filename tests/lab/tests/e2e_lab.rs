@@ -59,6 +59,25 @@ async fn a_service_ip_answers_over_both_families_from_the_owner() {
         assert_eq!(entry.lladdr, Some(mac_of(&c, &a4)), "{ip}: {entry:?}");
     }
     assert_eq!(c.announced_by(v4).as_deref(), Some(a4.as_str()));
+    // `kubectl describe service web` shows who assigned and who announces.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let events = c.describe_events("web").await.unwrap();
+        let has = |reason: &str| events.iter().any(|(r, _)| r == reason);
+        if has("IPAllocated") && has("nodeAssigned") {
+            let (_, msg) = events.iter().find(|(r, _)| r == "nodeAssigned").unwrap();
+            assert!(
+                msg.starts_with(&format!("announcing from node \"{a4}\"")),
+                "{msg}"
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "kubectl describe would show {events:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// Sends one who-has from the client's eth0 and collects the answering
