@@ -580,7 +580,7 @@ impl Idle {
             );
         }
         println!(
-            "(idle CPU over {:.0} s with nothing changing)",
+            "(burst CPU: from the first create until idle; idle CPU: over {:.0} s with nothing changing)",
             self.window.as_secs_f64()
         );
     }
