@@ -707,6 +707,10 @@ impl Cluster {
         }
     }
 
+    fn prober(&self) -> Result<&Prober, ProbeError> {
+        self.prober.as_ref().ok_or(ProbeError::Gone)
+    }
+
     /// One request from the client to `ip:port`.
     pub async fn probe(
         &self,
@@ -714,10 +718,9 @@ impl Cluster {
         port: u16,
         timeout: Duration,
     ) -> Result<String, ProbeError> {
-        match &self.prober {
-            Some(p) => p.probe(SocketAddr::new(ip, port), timeout).await,
-            None => Err(ProbeError::Gone),
-        }
+        self.prober()?
+            .probe(SocketAddr::new(ip, port), timeout)
+            .await
     }
 
     /// One UDP datagram from the client to `ip:port`; the answer.
@@ -727,10 +730,9 @@ impl Cluster {
         port: u16,
         timeout: Duration,
     ) -> Result<String, ProbeError> {
-        match &self.prober {
-            Some(p) => p.probe_udp(SocketAddr::new(ip, port), timeout).await,
-            None => Err(ProbeError::Gone),
-        }
+        self.prober()?
+            .probe_udp(SocketAddr::new(ip, port), timeout)
+            .await
     }
 
     /// Requests every 10 ms until one answers; returns the answer.
