@@ -339,15 +339,19 @@ async fn up(nodes: usize) -> anyhow::Result<()> {
         .find(|n| n.ends_with("-client"))
         .cloned()
         .unwrap_or_default();
+    // The path to run it by: under `cargo run` it is not on PATH.
+    let me = std::env::current_exe()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|_| "ferrolb-lab".into());
     println!(
         "\nlab is up (pid {}). In another shell:\n  \
          export KUBECONFIG={}\n  \
          kubectl get svc -o wide; kubectl describe svc web; kubectl get ipaddresspools -A\n  \
          kubectl apply -f my-service.yaml   # any LoadBalancer Service: it gets endpoints on every node\n  \
-         ferrolb-lab client <EXTERNAL-IP> {EXAMPLE_PORT}   # or: ip netns exec {client_ns} curl -s http://<IP>:{EXAMPLE_PORT}\n  \
-         ferrolb-lab client --udp 198.51.100.53 53\n  \
+         {me} client <EXTERNAL-IP> {EXAMPLE_PORT}   # or: ip netns exec {client_ns} curl -s http://<IP>:{EXAMPLE_PORT}\n  \
+         {me} client --udp 198.51.100.53 53\n  \
          logs: {}/<node-N|controller>.log\n\
-         Ctrl-C or `ferrolb-lab down` tears it down.",
+         Ctrl-C or `{me} down` tears it down.",
         std::process::id(),
         c.kubeconfig().display(),
         c.dir().display(),
