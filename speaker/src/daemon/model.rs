@@ -272,17 +272,16 @@ pub fn traffic_policy<'a>(
     local: bool,
     slices: impl IntoIterator<Item = &'a SliceInfo>,
 ) -> TrafficPolicy {
-    let mut ready = 0;
-    let mut ready_nodes = BTreeSet::new();
-    for s in slices {
-        ready += s.ready;
-        ready_nodes.extend(s.ready_nodes.iter().cloned());
-    }
+    // Node names are collected only where the policy needs them.
     if local {
+        let ready_nodes = slices
+            .into_iter()
+            .flat_map(|s| s.ready_nodes.iter().cloned())
+            .collect();
         TrafficPolicy::Local { ready_nodes }
     } else {
         TrafficPolicy::Cluster {
-            has_ready_endpoint: ready > 0,
+            has_ready_endpoint: slices.into_iter().any(|s| s.ready > 0),
         }
     }
 }

@@ -58,6 +58,7 @@ impl<L: Links, A: Announce> Daemon<L, A> {
         };
         let mut notices = Notices::default();
         let mut last = Desired::default();
+        let mut cache = desired::Cache::default();
         let mut stats = tokio::time::interval(STATS_EVERY);
         let alive = self.live.borrow().len();
         self.metrics.members_alive.set(gauge(alive));
@@ -87,7 +88,7 @@ impl<L: Links, A: Announce> Daemon<L, A> {
             }
             let next = {
                 let world = self.watched.world.borrow_and_update();
-                desired::compute(
+                desired::compute_cached(
                     &world,
                     &Local {
                         me: &self.node,
@@ -95,6 +96,7 @@ impl<L: Links, A: Announce> Daemon<L, A> {
                         links: &links,
                         excludes: &self.excludes,
                     },
+                    &mut cache,
                 )
             };
             self.apply(&last, &next, &links, &live, &mut notices);
