@@ -287,3 +287,77 @@ fn the_packet_announcer_keeps_its_counts_when_it_reopens_its_sockets() -> TestRe
     );
     Ok(())
 }
+
+#[test]
+fn closing_one_interface_leaves_the_others_transport_alone() -> TestResult {
+    use ferrolb_speaker::daemon::announce::{Announce, PacketAnnouncer};
+    use ferrolb_speaker::links::LinkInfo;
+    use ferrolb_speaker::transport::packet::PacketConfig;
+    use std::collections::BTreeSet;
+
+    let Some(mut lab) = Lab::for_test("announcer_per_interface") else {
+        return Ok(());
+    };
+    let node = lab.add_host("node")?;
+    let client = lab.add_host("client")?;
+    client.add_addr(CLIENT_V4)?;
+    let lan2 = lab.add_segment("lan2")?;
+    lab.attach(&node, &lan2, "eth1")?;
+    let eth0 = LinkInfo::ethernet("eth0", node.ifindex()?, node.mac()?.0);
+    let eth1_index: u32 = node
+        .exec("cat", &["/sys/class/net/eth1/ifindex"])
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0);
+    let eth1 = LinkInfo::ethernet("eth1", eth1_index, node.mac_of("eth1")?.0);
+    let both = BTreeSet::from(["eth0".to_string(), "eth1".to_string()]);
+    let vip2 = Ipv4Addr::new(198, 51, 100, 101);
+    let mut ann = node.run_in(|| {
+        let mut ann = PacketAnnouncer::new(Config::default(), PacketConfig::default());
+        ann.set_interfaces(&[eth0.clone(), eth1.clone()], &both);
+        ann.set_desired(vec![
+            (VIP.into(), "eth0".into()),
+            (vip2.into(), "eth1".into()),
+        ]);
+        ann
+    })?;
+    // The takeover burst on eth0 (now, then 3 x 1.1 s) is over 3.3 s after
+    // the transport started, which was before `started`.
+    let started = Instant::now();
+    let raw = client.run_in(|| PacketLink::open("eth0"))??;
+    let garps = |window: Duration| -> usize {
+        let until = Instant::now() + window;
+        let mut n = 0;
+        while Instant::now() < until {
+            if let Ok(Some(frame)) = raw.recv() {
+                if ArpFrame::parse(&frame)
+                    .is_ok_and(|f| f.arp.is_gratuitous() && f.arp.sender_ip == VIP)
+                {
+                    n += 1;
+                }
+            }
+        }
+        n
+    };
+    let rest_of_burst =
+        (started + Duration::from_millis(3900)).saturating_duration_since(Instant::now());
+    assert!(garps(rest_of_burst) >= 1, "eth0's burst is seen");
+    assert_eq!(garps(Duration::from_millis(300)), 0, "the burst is over");
+    // eth1 goes; eth0's transport must not restart (no new burst).
+    let only_eth0 = BTreeSet::from(["eth0".to_string()]);
+    node.run_in(|| ann.set_interfaces(std::slice::from_ref(&eth0), &only_eth0))?;
+    assert_eq!(
+        garps(Duration::from_millis(1500)),
+        0,
+        "eth0 announced again: its socket was reopened"
+    );
+    // eth0 still answers.
+    poke(&client, VIP.into())?;
+    assert!(
+        eventually(Duration::from_secs(5), || kernel_mac(&client, VIP.into())
+            == Some(node.mac().map(|m| m.0).unwrap_or_default())),
+        "eth0 answers after eth1 went"
+    );
+    drop(ann);
+    Ok(())
+}

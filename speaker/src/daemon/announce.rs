@@ -7,7 +7,8 @@ use crate::links::LinkInfo;
 use crate::transport::packet::{PacketConfig, PacketLink};
 use crate::transport::run::{Running, Stats};
 use crate::transport::Datalink;
-use std::collections::BTreeSet;
+use crate::wire::MacAddr;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::sync::Arc;
 use tracing::{info, warn};
@@ -37,17 +38,21 @@ impl Announce for Running {
     }
 }
 
-/// Raw sockets on the interfaces the advertisements use, reopened when
-/// that set or an interface's MAC or index changes.
+/// Raw sockets on the interfaces the advertisements use: one transport per
+/// interface, reopened only when that interface appears, goes, or changes
+/// index or MAC, so a change on one interface never restarts another's
+/// takeover announcements or closes its socket.
 #[derive(Debug)]
 pub struct PacketAnnouncer {
     config: Config,
     packet: PacketConfig,
-    open: Vec<(String, u32, Option<crate::wire::MacAddr>)>,
-    running: Option<Running>,
+    /// Per interface: the index and MAC it was opened with, and its
+    /// transport (`None`: it could not be opened; tried again when the
+    /// interface's index or MAC changes or it comes back).
+    open: BTreeMap<String, (u32, Option<MacAddr>, Option<Running>)>,
     desired: Vec<(IpAddr, String)>,
-    /// Final counters of the transports replaced so far, so [`Announce::stats`]
-    /// only grows across rebuilds.
+    /// Final counters of the transports closed so far, so
+    /// [`Announce::stats`] only grows.
     retired: Stats,
 }
 
@@ -57,63 +62,93 @@ impl PacketAnnouncer {
         Self {
             config,
             packet,
-            open: Vec::new(),
-            running: None,
+            open: BTreeMap::new(),
             desired: Vec::new(),
             retired: Stats::default(),
         }
     }
+
+    fn start(&self, name: &str) -> Option<Running> {
+        let link = match PacketLink::open_with(name, self.packet) {
+            Ok(link) => link,
+            Err(e) => {
+                warn!(interface = %name, error = %e, "cannot open a raw socket; not announcing there");
+                return None;
+            }
+        };
+        let link: Arc<dyn Datalink> = Arc::new(link);
+        match Running::spawn(vec![link], self.config) {
+            Ok(running) => {
+                running.set_desired(on(&self.desired, name));
+                Some(running)
+            }
+            Err(e) => {
+                warn!(interface = %name, error = %e, "cannot start the announcer; not announcing there");
+                None
+            }
+        }
+    }
+}
+
+/// The pairs of `desired` on interface `name`.
+fn on(desired: &[(IpAddr, String)], name: &str) -> Vec<(IpAddr, String)> {
+    desired.iter().filter(|(_, i)| i == name).cloned().collect()
 }
 
 impl Announce for PacketAnnouncer {
     fn set_interfaces(&mut self, links: &[LinkInfo], wanted: &BTreeSet<String>) {
-        let want: Vec<_> = links
+        let want: BTreeMap<&str, (u32, Option<MacAddr>)> = links
             .iter()
             .filter(|l| wanted.contains(&l.name))
-            .map(|l| (l.name.clone(), l.index, l.mac))
+            .map(|l| (l.name.as_str(), (l.index, l.mac)))
             .collect();
-        if want == self.open && self.running.is_some() {
-            return;
-        }
-        // Rebuilding restarts the takeover announcements of what we own,
-        // which is what hosts need after an interface came back or changed
-        // MAC anyway.
-        if let Some(old) = self.running.take() {
-            self.retired = self.retired.plus(old.finish());
-        }
-        let mut datalinks: Vec<Arc<dyn Datalink>> = Vec::new();
-        for (name, _, _) in &want {
-            match PacketLink::open_with(name, self.packet) {
-                Ok(link) => datalinks.push(Arc::new(link)),
-                Err(e) => {
-                    warn!(interface = %name, error = %e, "cannot open a raw socket; not announcing there")
-                }
+        // Gone, or changed index or MAC: close. A reopened interface starts
+        // its takeover announcements again, which is what hosts need after
+        // an interface came back or changed MAC.
+        let stale: Vec<String> = self
+            .open
+            .iter()
+            .filter(|(name, (index, mac, _))| want.get(name.as_str()) != Some(&(*index, *mac)))
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in &stale {
+            if let Some((_, _, Some(old))) = self.open.remove(name) {
+                self.retired = self.retired.plus(old.finish());
             }
         }
-        match Running::spawn(datalinks, self.config) {
-            Ok(running) => {
-                info!(interfaces = ?want.iter().map(|w| &w.0).collect::<Vec<_>>(), "announcing on interfaces");
-                running.set_desired(self.desired.clone());
-                self.running = Some(running);
-                self.open = want;
+        let mut opened = false;
+        for (name, (index, mac)) in want {
+            if !self.open.contains_key(name) {
+                let running = self.start(name);
+                self.open.insert(name.to_owned(), (index, mac, running));
+                opened = true;
             }
-            Err(e) => warn!(error = %e, "cannot start the announcer; retrying on the next change"),
+        }
+        if opened || !stale.is_empty() {
+            let usable: Vec<&String> = self
+                .open
+                .iter()
+                .filter(|(_, (_, _, r))| r.is_some())
+                .map(|(name, _)| name)
+                .collect();
+            info!(interfaces = ?usable, "announcing on interfaces");
         }
     }
 
     fn set_desired(&mut self, desired: Vec<(IpAddr, String)>) {
-        if let Some(r) = &self.running {
-            r.set_desired(desired.clone());
+        for (name, (_, _, running)) in &self.open {
+            if let Some(r) = running {
+                r.set_desired(on(&desired, name));
+            }
         }
         self.desired = desired;
     }
 
     fn stats(&self) -> Stats {
-        let current = self
-            .running
-            .as_ref()
+        self.open
+            .values()
+            .filter_map(|(_, _, r)| r.as_ref())
             .map(Running::stats)
-            .unwrap_or_default();
-        self.retired.plus(current)
+            .fold(self.retired, Stats::plus)
     }
 }
