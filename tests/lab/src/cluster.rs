@@ -42,13 +42,14 @@ impl Bins {
     pub fn locate() -> anyhow::Result<Self> {
         let exe = std::env::current_exe().context("locating the running executable")?;
         let mut dir = exe.parent().map(Path::to_path_buf).unwrap_or_default();
-        if dir.file_name().is_some_and(|n| n == "deps") {
+        let test = dir.file_name().is_some_and(|n| n == "deps");
+        if test {
             dir.pop();
         }
         if let Some(d) = std::env::var_os("FERROLB_BIN_DIR") {
             dir = PathBuf::from(d);
         } else if let Some(cargo) = std::env::var_os("CARGO") {
-            build_with_cargo(Path::new(&cargo), &dir)?;
+            build_with_cargo(Path::new(&cargo), &dir, test)?;
         }
         let bins = Self {
             speaker: dir.join("ferrolb-speaker"),
@@ -68,30 +69,49 @@ impl Bins {
 }
 
 /// Builds the speaker and the controller into `dir`'s target directory and
-/// profile.
-fn build_with_cargo(cargo: &Path, dir: &Path) -> anyhow::Result<()> {
+/// profile. For a test binary (`test`), as part of the whole workspace's
+/// tests: the same packages and dev-dependencies `cargo nextest run
+/// --workspace` resolved features for, so the binaries it already built
+/// are up to date and nothing is compiled twice with other features.
+fn build_with_cargo(cargo: &Path, dir: &Path, test: bool) -> anyhow::Result<()> {
     let profile = dir
         .file_name()
         .and_then(|n| n.to_str())
         .unwrap_or("debug")
         .to_owned();
-    let profile = if profile == "debug" {
-        "dev".to_owned()
-    } else {
-        profile
-    };
     let target = dir.parent().context("target directory")?;
-    let status = std::process::Command::new(cargo)
-        .args([
-            "build",
-            "--profile",
-            &profile,
+    let mut args: Vec<&str> = vec!["build"];
+    // `target/debug` is the default profile, which `cargo test` and
+    // nextest also build test targets with (as profile `test`); naming
+    // `--profile dev` would build those targets differently and so
+    // rebuild what the test run just built.
+    if profile != "debug" {
+        args.extend(["--profile", profile.as_str()]);
+    }
+    if test {
+        args.extend(["--workspace", "--tests"]);
+    } else {
+        args.extend([
             "-p",
             "ferrolb-speaker",
             "-p",
             "ferrolb-controller",
             "--bins",
-        ])
+        ]);
+    }
+    let mut command = std::process::Command::new(cargo);
+    // Cargo gives the running program (this lab, or a test) its package's
+    // variables; build scripts such as ring's rerun when those differ from
+    // the outer build's, so passing them on would rebuild half the
+    // dependency tree here and again on the next outer build.
+    for (key, _) in std::env::vars_os() {
+        let Some(key) = key.to_str() else { continue };
+        if is_package_variable(key) {
+            command.env_remove(key);
+        }
+    }
+    let status = command
+        .args(&args)
         .env("CARGO_TARGET_DIR", target)
         .stdout(Stdio::null())
         .status()
@@ -100,6 +120,28 @@ fn build_with_cargo(cargo: &Path, dir: &Path) -> anyhow::Result<()> {
         bail!("cargo build of ferrolb-speaker and ferrolb-controller failed ({status})");
     }
     Ok(())
+}
+
+/// Variables cargo sets for the program it runs or tests (its package's
+/// name, version, manifest directory...), as opposed to settings such as
+/// `CARGO_HOME` or `CARGO_TARGET_DIR`.
+fn is_package_variable(key: &str) -> bool {
+    [
+        "CARGO_PKG_",
+        "CARGO_MANIFEST_",
+        "CARGO_BIN_EXE_",
+        "CARGO_CFG_",
+    ]
+    .iter()
+    .any(|p| key.starts_with(p))
+        || matches!(
+            key,
+            "CARGO_CRATE_NAME"
+                | "CARGO_BIN_NAME"
+                | "CARGO_PRIMARY_PACKAGE"
+                | "CARGO_TARGET_TMPDIR"
+                | "OUT_DIR"
+        )
 }
 
 /// How to build the lab.
@@ -1031,4 +1073,32 @@ fn proc_status_field(pid: u32, field: &str) -> Option<u64> {
         .nth(1)?
         .parse()
         .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_package_variable;
+
+    #[test]
+    fn package_variables_are_dropped_and_cargo_settings_kept() {
+        for key in [
+            "CARGO_PKG_NAME",
+            "CARGO_MANIFEST_DIR",
+            "CARGO_CRATE_NAME",
+            "CARGO_BIN_EXE_ferrolb-lab",
+            "OUT_DIR",
+            "CARGO_TARGET_TMPDIR",
+        ] {
+            assert!(is_package_variable(key), "{key}");
+        }
+        for key in [
+            "CARGO",
+            "CARGO_HOME",
+            "CARGO_TARGET_DIR",
+            "CARGO_TERM_COLOR",
+            "PATH",
+        ] {
+            assert!(!is_package_variable(key), "{key}");
+        }
+    }
 }
