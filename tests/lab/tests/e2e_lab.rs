@@ -5,16 +5,12 @@
 
 mod common;
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use ferrolb_lab::cluster::Cluster;
 use ferrolb_lab::failover::{self, Fault};
 use ferrolb_lab::objects::ServiceSpec;
-use ferrolb_speaker::transport::packet::PacketLink;
-use ferrolb_speaker::transport::Datalink;
-use ferrolb_speaker::wire::arp::{ArpFrame, ArpOperation, ArpRepr};
-use ferrolb_speaker::wire::ndp::{NdpFrame, NdpRepr};
 use ferrolb_speaker::wire::MacAddr;
 
 const PORT: u16 = 8080;
@@ -80,63 +76,6 @@ async fn a_service_ip_answers_over_both_families_from_the_owner() {
     }
 }
 
-/// Sends one who-has from the client's eth0 and collects the answering
-/// MACs for 300 ms.
-fn who_has(c: &Cluster, ip: IpAddr) -> Vec<MacAddr> {
-    let mac = MacAddr(c.client.mac().unwrap().0);
-    let link = c
-        .client
-        .run_in(|| PacketLink::open("eth0"))
-        .unwrap()
-        .unwrap();
-    let frame = match ip {
-        IpAddr::V4(t) => ArpFrame::new(
-            MacAddr([0xff; 6]),
-            mac,
-            ArpRepr {
-                operation: ArpOperation::Request,
-                sender_mac: mac,
-                sender_ip: Ipv4Addr::new(192, 0, 2, 100),
-                target_mac: MacAddr([0; 6]),
-                target_ip: t,
-            },
-        )
-        .to_bytes(),
-        IpAddr::V6(t) => {
-            let src: Ipv6Addr = "2001:db8::100".parse().unwrap();
-            NdpFrame::solicitation(mac, src, t).to_bytes()
-        }
-    };
-    link.send(&frame).unwrap();
-    let deadline = Instant::now() + Duration::from_millis(300);
-    let mut answers = Vec::new();
-    while Instant::now() < deadline {
-        let Ok(Some(rx)) = link.recv() else { continue };
-        match ip {
-            IpAddr::V4(t) => {
-                if let Ok(f) = ArpFrame::parse(&rx) {
-                    if f.arp.operation == ArpOperation::Reply
-                        && f.arp.sender_ip == t
-                        && f.ethernet.dst == mac
-                    {
-                        answers.push(f.arp.sender_mac);
-                    }
-                }
-            }
-            IpAddr::V6(t) => {
-                if let Ok(f) = NdpFrame::parse(&rx) {
-                    if let NdpRepr::NeighborAdvert { target, flags, .. } = f.ndp {
-                        if target == t && flags.solicited {
-                            answers.push(f.ethernet.src);
-                        }
-                    }
-                }
-            }
-        }
-    }
-    answers
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exactly_one_node_answers_who_has_for_a_service_ip() {
     let Some((_g, c)) = lab("exactly_one_node_answers_who_has_for_a_service_ip").await else {
@@ -155,7 +94,7 @@ async fn exactly_one_node_answers_who_has_for_a_service_ip() {
     // the kernel's ARP (arp_ignore=1) nor its NDP (addresses on lo are not
     // answered for on eth0).
     for ip in [v4, v6] {
-        let answers = who_has(&c, ip);
+        let answers = common::who_has(&c, ip);
         assert_eq!(answers, vec![owner_mac], "{ip}: answers {answers:?}");
     }
 }

@@ -12,7 +12,6 @@ use ferrolb_lab::cluster::{Cluster, Options};
 use ferrolb_lab::objects::{Families, ServiceSpec};
 use ferrolb_speaker::transport::packet::PacketLink;
 use ferrolb_speaker::transport::Datalink;
-use ferrolb_speaker::wire::arp::{ArpFrame, ArpOperation, ArpRepr};
 use ferrolb_speaker::wire::MacAddr;
 use netlab::Host;
 use serde_json::json;
@@ -50,43 +49,9 @@ fn mac_of(c: &Cluster, node: &str) -> MacAddr {
     MacAddr(c.node(node).unwrap().mac.0)
 }
 
-/// Sends one ARP who-has for `ip` from the client's eth0 and collects the
-/// answering MACs for 300 ms.
+/// An ARP who-has for `ip` from the client ([`common::who_has`]).
 fn who_has(c: &Cluster, ip: Ipv4Addr) -> Vec<MacAddr> {
-    who_has_from(&c.client, Ipv4Addr::new(192, 0, 2, 100), ip)
-}
-
-/// [`who_has`] from `host` (its eth0, sender address `sender`).
-fn who_has_from(host: &Host, sender: Ipv4Addr, ip: Ipv4Addr) -> Vec<MacAddr> {
-    let mac = MacAddr(host.mac().unwrap().0);
-    let link = host.run_in(|| PacketLink::open("eth0")).unwrap().unwrap();
-    let frame = ArpFrame::new(
-        MacAddr([0xff; 6]),
-        mac,
-        ArpRepr {
-            operation: ArpOperation::Request,
-            sender_mac: mac,
-            sender_ip: sender,
-            target_mac: MacAddr([0; 6]),
-            target_ip: ip,
-        },
-    )
-    .to_bytes();
-    link.send(&frame).unwrap();
-    let deadline = Instant::now() + Duration::from_millis(300);
-    let mut answers = Vec::new();
-    while Instant::now() < deadline {
-        let Ok(Some(rx)) = link.recv() else { continue };
-        if let Ok(f) = ArpFrame::parse(&rx) {
-            if f.arp.operation == ArpOperation::Reply
-                && f.arp.sender_ip == ip
-                && f.ethernet.dst == mac
-            {
-                answers.push(f.arp.sender_mac);
-            }
-        }
-    }
-    answers
+    common::who_has(c, ip.into())
 }
 
 fn v4_of(ips: &[IpAddr]) -> Ipv4Addr {
@@ -425,7 +390,7 @@ async fn a_flood_of_malformed_frames_does_not_stop_the_owner() {
 async fn wait_who_has(host: &Host, sender: Ipv4Addr, ip: Ipv4Addr, want: &[MacAddr]) {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let got = who_has_from(host, sender, ip);
+        let got = common::who_has_from(host, sender.into(), ip.into());
         if got == want {
             return;
         }
