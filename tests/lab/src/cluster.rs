@@ -784,11 +784,28 @@ impl Cluster {
         port: u16,
         limit: Duration,
     ) -> anyhow::Result<String> {
+        self.wait_answer_on(ip, port, false, limit).await
+    }
+
+    /// [`Cluster::wait_answer`] over UDP (`udp`) or TCP.
+    pub async fn wait_answer_on(
+        &self,
+        ip: IpAddr,
+        port: u16,
+        udp: bool,
+        limit: Duration,
+    ) -> anyhow::Result<String> {
         let deadline = Instant::now() + limit;
         let mut last = ProbeError::Timeout;
         while Instant::now() < deadline {
             let start = Instant::now();
-            match self.probe(ip, port, Duration::from_millis(50)).await {
+            let timeout = Duration::from_millis(50);
+            let answer = if udp {
+                self.probe_udp(ip, port, timeout).await
+            } else {
+                self.probe(ip, port, timeout).await
+            };
+            match answer {
                 Ok(a) => return Ok(a),
                 Err(e) => last = e,
             }

@@ -177,24 +177,17 @@ async fn example_services(c: &Cluster) -> anyhow::Result<()> {
         let families = svc["spec"]["ipFamilies"].as_array().map_or(1, Vec::len);
         let left = deadline.saturating_duration_since(Instant::now());
         let ips = c.wait_ips(name, families, left).await?;
-        let svc = c.service(name).await?;
+        let (port, udp) = first_port(&svc);
         for ip in ips {
-            loop {
-                let start = Instant::now();
-                if request(c, &svc, ip, Duration::from_millis(50))
-                    .await
-                    .is_ok()
-                {
-                    break;
-                }
-                if Instant::now() > deadline {
-                    bail!(
+            let left = deadline.saturating_duration_since(Instant::now());
+            c.wait_answer_on(ip, port, udp, left)
+                .await
+                .with_context(|| {
+                    format!(
                         "Service {name}: {ip} never answered (see the speakers' logs in {})",
                         c.dir().display()
-                    );
-                }
-                tokio::time::sleep_until((start + Duration::from_millis(10)).into()).await;
-            }
+                    )
+                })?;
         }
     }
     Ok(())

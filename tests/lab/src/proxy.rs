@@ -43,15 +43,7 @@ pub fn desired<'a>(services: impl IntoIterator<Item = &'a Service>) -> Desired {
         if spec.and_then(|s| s.type_.as_deref()) != Some("LoadBalancer") {
             continue;
         }
-        let ips: Vec<IpAddr> = svc
-            .status
-            .as_ref()
-            .and_then(|s| s.load_balancer.as_ref())
-            .and_then(|lb| lb.ingress.as_ref())
-            .into_iter()
-            .flatten()
-            .filter_map(|i| i.ip.as_deref()?.parse().ok())
-            .collect();
+        let ips = ferrolb_crds::service::ingress_ips(svc);
         if ips.is_empty() {
             continue;
         }
