@@ -484,6 +484,30 @@ impl Cluster {
         self.dir.path().join("kubeconfig")
     }
 
+    /// Restarts the API server and waits until this lab's client gets
+    /// through again. The restart closes every connection; a request that
+    /// races such a close on a pooled connection fails once, as any client
+    /// sees after an API server restart, so the first requests are retried
+    /// here (bounded: 10 s) rather than by whichever call comes next.
+    pub async fn restart_api_server(&self) -> anyhow::Result<()> {
+        self.server.restart().await?;
+        let namespaces: Api<Namespace> = Api::all(self.kube.clone());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match namespaces.list(&ListParams::default().limit(1)).await {
+                Ok(_) => break,
+                Err(e) if Instant::now() > deadline => {
+                    bail!("the API server did not answer within 10 s of its restart: {e}")
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+            }
+        }
+        // Connections closed by the restart and not yet seen closed by
+        // the pool are dropped once their EOF is read.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        Ok(())
+    }
+
     /// A client for the lab's API server.
     pub fn kube(&self) -> Client {
         self.kube.clone()

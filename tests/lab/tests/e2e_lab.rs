@@ -168,7 +168,7 @@ async fn restarting_the_controller_or_the_api_server_keeps_ips_and_answers() {
     c.start_controller().unwrap();
     // The test server keeps its port bound while stopped, so a restart
     // rebinds at once.
-    c.server().restart().await.expect("API server restarts");
+    c.restart_api_server().await.expect("API server restarts");
     // A Service created after both restarts gets a different address...
     let (w4, w6) = web(&c, "web2").await;
     assert!(
