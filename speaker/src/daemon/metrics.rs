@@ -1,7 +1,7 @@
 //! Prometheus metrics and the `/metrics`, `/healthz`, `/readyz` endpoints.
 
 use crate::announcer::Protocol;
-use crate::membership::{self, LivenessSource};
+use crate::membership::{self, LivenessSource, SecretState};
 use crate::transport::run::Stats;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
@@ -58,6 +58,10 @@ pub struct Metrics {
     pub interface_problems: Gauge,
     /// Events dropped because the writer was behind.
     pub events_dropped: Counter,
+    /// 1 while the secret file holds a valid key, else 0.
+    pub memberlist_secret_ok: Gauge,
+    /// 1 for the secret file's state, 0 for the others, by `state`.
+    pub memberlist_secret_state: Family<Labels, Gauge>,
     last_transport: Mutex<Stats>,
     last_membership: Mutex<membership::Stats>,
 }
@@ -148,6 +152,16 @@ impl Metrics {
             "Events not sent because the queue was full",
             self.events_dropped.clone(),
         );
+        r.register(
+            "memberlist_secret_ok",
+            "1 while the memberlist secret file holds a valid key, else 0",
+            self.memberlist_secret_ok.clone(),
+        );
+        r.register(
+            "memberlist_secret_state",
+            "1 for the memberlist secret file's state (ok, not_configured, missing, unreadable, empty, too_short), 0 for the others",
+            self.memberlist_secret_state.clone(),
+        );
     }
 
     /// Adds what the transport did since the last call. Its counters only
@@ -213,6 +227,18 @@ impl Metrics {
         *last = *now;
     }
 
+    /// Publishes the secret file's state: `memberlist_secret_ok` and one
+    /// `memberlist_secret_state` series per state, 1 for this one.
+    pub fn set_secret_state(&self, state: &SecretState) {
+        self.memberlist_secret_ok
+            .set(i64::from(matches!(state, SecretState::Valid(_))));
+        for s in SecretState::STATES {
+            self.memberlist_secret_state
+                .get_or_create(&label("state", s))
+                .set(i64::from(s == state.name()));
+        }
+    }
+
     /// Marks `source` as the liveness source in use (1) and the other as
     /// not (0), so both series always exist.
     pub fn set_liveness_source(&self, source: LivenessSource) {
@@ -250,16 +276,25 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 struct HttpState {
     registry: Registry,
     ready: watch::Receiver<bool>,
+    secret: watch::Receiver<SecretState>,
 }
 
 /// The router: `/metrics`, `/healthz` (the process runs), `/readyz` (every
-/// watch has listed once).
-pub fn router(registry: Registry, ready: watch::Receiver<bool>) -> Router {
+/// watch has listed once and the secret file is not broken).
+pub fn router(
+    registry: Registry,
+    ready: watch::Receiver<bool>,
+    secret: watch::Receiver<SecretState>,
+) -> Router {
     Router::new()
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
-        .with_state(Arc::new(HttpState { registry, ready }))
+        .with_state(Arc::new(HttpState {
+            registry,
+            ready,
+            secret,
+        }))
 }
 
 async fn metrics(State(state): State<Arc<HttpState>>) -> impl IntoResponse {
@@ -282,13 +317,24 @@ async fn metrics(State(state): State<Arc<HttpState>>) -> impl IntoResponse {
 }
 
 async fn readyz(State(state): State<Arc<HttpState>>) -> impl IntoResponse {
-    if *state.ready.borrow() {
-        (StatusCode::OK, "ready")
-    } else {
-        (
+    readiness(*state.ready.borrow(), &state.secret.borrow())
+}
+
+/// `/readyz`: not ready before every kind is listed, nor while the secret
+/// file is broken (unreadable, empty, too short), so a rolling update of
+/// the DaemonSet stops instead of spreading a bad Secret. A file that does
+/// not exist (yet) or is not configured is not a failure: gossip waits
+/// for it and the Node-Ready fallback works meanwhile.
+pub fn readiness(synced: bool, secret: &SecretState) -> (StatusCode, String) {
+    if !synced {
+        return (
             StatusCode::SERVICE_UNAVAILABLE,
-            "waiting for the first list of every watched kind",
-        )
+            "waiting for the first list of every watched kind".into(),
+        );
+    }
+    match secret.problem() {
+        Some(problem) => (StatusCode::SERVICE_UNAVAILABLE, problem.to_string()),
+        None => (StatusCode::OK, "ready".into()),
     }
 }
 
@@ -356,6 +402,9 @@ mod tests {
         metrics.set_liveness_source(LivenessSource::NodeConditions);
         metrics.set_liveness_source(LivenessSource::Gossip);
         metrics.members_alive.set(3);
+        metrics.set_secret_state(&SecretState::Invalid(membership::SecretProblem::Empty {
+            path: "/s".into(),
+        }));
 
         let got = samples(&registry);
         let p = "ferrolb_speaker_";
@@ -384,6 +433,10 @@ mod tests {
             ("leader_changes_total", "0"),
             ("interface_problems", "0"),
             ("events_dropped_total", "0"),
+            ("memberlist_secret_ok", "0"),
+            ("memberlist_secret_state{state=\"empty\"}", "1"),
+            ("memberlist_secret_state{state=\"ok\"}", "0"),
+            ("memberlist_secret_state{state=\"missing\"}", "0"),
         ] {
             let series = format!("{p}{series}");
             assert_eq!(
@@ -395,12 +448,34 @@ mod tests {
     }
 
     #[test]
+    fn readyz_fails_with_the_reason_while_the_secret_file_is_broken() {
+        let path = std::path::PathBuf::from("/etc/ferrolb/memberlist/secretkey");
+        let broken = SecretState::Invalid(membership::SecretProblem::TooShort {
+            path: path.clone(),
+            len: 5,
+        });
+        let (code, body) = readiness(true, &broken);
+        assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(body.contains("/etc/ferrolb/memberlist/secretkey"), "{body}");
+        assert!(body.contains("at least 16"), "{body}");
+        assert_eq!(readiness(false, &broken).0, StatusCode::SERVICE_UNAVAILABLE);
+        for fine in [
+            SecretState::Missing { path },
+            SecretState::NotConfigured,
+            SecretState::Valid(membership::Secret::from_bytes(b"0123456789abcdef", "t").unwrap()),
+        ] {
+            assert_eq!(readiness(true, &fine).0, StatusCode::OK, "{fine}");
+        }
+    }
+
+    #[test]
     fn every_exported_series_is_in_the_docs_metrics_table() {
         let docs = include_str!("../../../docs/speaker.md");
         let metrics = Arc::new(Metrics::default());
         let mut registry = Registry::default();
         metrics.register(&mut registry);
         metrics.set_liveness_source(LivenessSource::Gossip);
+        metrics.set_secret_state(&SecretState::NotConfigured);
         metrics
             .unannounced
             .get_or_create(&label("reason", "NoL2Advertisement"))

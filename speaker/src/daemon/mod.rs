@@ -8,6 +8,8 @@
 //!   Service.
 //! - [`run`] is the loop that recomputes on every change (debounced) and
 //!   feeds the transport ([`announce`]), [`events`] and [`metrics`].
+//! - [`liveness`] owns gossip as the secret file comes, changes or breaks,
+//!   and falls back to Node Ready conditions while there is no key.
 //! - [`watch`] holds the kube-runtime watches; [`start`] wires it all.
 //!
 //! Only [`watch`], [`events`] and [`start`] talk to the API server.
@@ -16,6 +18,7 @@ pub mod announce;
 pub mod desired;
 pub mod events;
 pub mod index;
+pub mod liveness;
 pub mod metrics;
 pub mod model;
 pub mod run;
@@ -25,13 +28,11 @@ use crate::announcer::Config;
 use crate::cli::{Cli, LogFormat};
 use crate::links::netlink::RtNetlink;
 use crate::links::Excludes;
-use crate::membership::{self, Liveness};
+use crate::membership::secret_file;
 use crate::transport::packet::PacketConfig;
 use anyhow::Context;
-use desired::World;
+pub use liveness::{node_ready, seeds};
 use prometheus_client::registry::Registry;
-use std::collections::BTreeSet;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::sync::watch as channel;
 use tokio::task::JoinSet;
@@ -63,9 +64,17 @@ pub async fn start(cli: Cli) -> anyhow::Result<()> {
     let metrics = Arc::new(metrics::Metrics::default());
     metrics.register(&mut registry);
 
+    // Polled from the start, so /readyz reports a broken file at once.
+    let (secret, secret_task) = secret_file::watch_file(
+        cli.memberlist.secret_file.clone(),
+        cli.memberlist.secret_poll,
+    )
+    .await;
+    metrics.set_secret_state(&secret.borrow());
+
     let watched = watch::spawn(&client, &cli.kube.namespace, &mut tasks);
     let (ready_tx, ready) = channel::channel(false);
-    let router = metrics::router(registry, ready);
+    let router = metrics::router(registry, ready, secret.clone());
     let http_addr = cli.http.http_addr;
     tasks.spawn(
         async move {
@@ -84,7 +93,13 @@ pub async fn start(cli: Cli) -> anyhow::Result<()> {
         .context("the watches stopped before listing")?;
     ready_tx.send_replace(true);
 
-    let (live, membership) = start_liveness(&cli, &node, &watched, &metrics, &mut tasks).await;
+    let liveness = liveness::spawn(
+        cli.memberlist.clone(),
+        node.clone(),
+        watched.world.clone(),
+        secret,
+        Arc::clone(&metrics),
+    );
 
     let links = RtNetlink::connect().context("opening netlink")?;
     let announce = announce::PacketAnnouncer::new(
@@ -98,7 +113,6 @@ pub async fn start(cli: Cli) -> anyhow::Result<()> {
             ..PacketConfig::default()
         },
     );
-    let gossip_metrics = Arc::clone(&metrics);
     let events = events::spawn_publisher(client, &node, watched.world.clone(), &mut tasks);
     let daemon = run::Daemon {
         node: node.clone(),
@@ -106,125 +120,26 @@ pub async fn start(cli: Cli) -> anyhow::Result<()> {
         links,
         announce,
         watched,
-        live,
+        live: liveness.live(),
         events,
         metrics,
         desired: channel::channel(desired::Desired::default()).0,
     };
-    let (port, mut world_rx) = (cli.memberlist.port, daemon.watched.world.clone());
     let shutdown = async move {
-        let Some(m) = membership else {
-            return terminated().await;
-        };
-        // Keep the seeds in step with the Node list until told to stop.
-        let follow_seeds = async {
-            let mut last = Vec::new();
-            while world_rx.changed().await.is_ok() {
-                let next = seeds(&world_rx.borrow_and_update(), port);
-                if next != last {
-                    if let Err(e) = m.set_seeds(next.clone()).await {
-                        warn!(error = %e, "cannot update gossip seeds");
-                    }
-                    last = next;
-                }
-            }
-        };
-        // Copy the gossip counters into the metrics, as the loop does for
-        // the transport's.
-        let observe = async {
-            let mut tick = tokio::time::interval(run::STATS_EVERY);
-            loop {
-                tick.tick().await;
-                gossip_metrics.observe_membership(&m.stats());
-            }
-        };
-        tokio::select! {
-            () = terminated() => {}
-            // `observe` never ends, so neither does the join.
-            _ = async { tokio::join!(follow_seeds, observe) } => {}
-        }
+        terminated().await;
         // Leave first, so peers take over at once instead of after a
         // failed probe, then stop answering.
-        info!("leaving gossip");
-        if let Err(e) = m.leave().await {
-            warn!(error = %e, "leaving gossip failed; peers will notice by probing");
-        }
+        liveness.leave().await;
     };
     let transport = daemon
         .run(shutdown)
         .instrument(tracing::info_span!("speaker", node = %node))
         .await;
     drop(transport);
+    secret_task.abort();
     tasks.abort_all();
     info!("stopped");
     Ok(())
-}
-
-/// Gossip when it can start, else the Node Ready fallback; never
-/// "everyone is alive".
-async fn start_liveness(
-    cli: &Cli,
-    node: &str,
-    watched: &watch::Watched,
-    metrics: &metrics::Metrics,
-    tasks: &mut JoinSet<()>,
-) -> (
-    channel::Receiver<BTreeSet<String>>,
-    Option<membership::Membership>,
-) {
-    let mut args = cli.memberlist.clone();
-    let world = watched.world.borrow().clone();
-    if args.advertise_addr.is_none() && args.bind_addr.is_unspecified() {
-        // Peers reach us at the node's InternalIP, as they seed us.
-        args.advertise_addr = world.nodes.get(node).and_then(|n| n.internal_ip);
-    }
-    let seeds = seeds(&world, args.port);
-    let liveness = membership::start_liveness(&args, node, seeds).await;
-    metrics.set_liveness_source(liveness.source());
-    match liveness {
-        Liveness::Gossip(m) => {
-            info!(source = "gossip", "liveness from memberlist gossip");
-            (m.live(), Some(m))
-        }
-        Liveness::NodeConditions { .. } => {
-            let (tx, rx) = channel::channel(node_ready(&world));
-            let mut world_rx = watched.world.clone();
-            tasks.spawn(
-                async move {
-                    while world_rx.changed().await.is_ok() {
-                        let live = node_ready(&world_rx.borrow_and_update());
-                        tx.send_if_modified(|old| {
-                            let changed = *old != live;
-                            *old = live;
-                            changed
-                        });
-                    }
-                }
-                .instrument(tracing::info_span!("liveness", source = "node_conditions")),
-            );
-            (rx, None)
-        }
-    }
-}
-
-/// The Node-Ready fallback as a pure function of the world.
-pub fn node_ready(world: &World) -> BTreeSet<String> {
-    membership::live_from_node_conditions(
-        world
-            .nodes
-            .values()
-            .map(|n| (n.name.as_str(), n.ready.then_some("True"))),
-    )
-}
-
-/// Gossip seeds: every Node's InternalIP at the memberlist port.
-pub fn seeds(world: &World, port: u16) -> Vec<SocketAddr> {
-    world
-        .nodes
-        .values()
-        .filter_map(|n| n.internal_ip)
-        .map(|ip| SocketAddr::new(ip, port))
-        .collect()
 }
 
 async fn terminated() {

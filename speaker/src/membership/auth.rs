@@ -28,7 +28,7 @@
 //! - The secret itself is the trust root: anyone holding it is a speaker.
 
 use hmac::{Hmac, Mac};
-use sha2::Sha256;
+use sha2::{Digest, Sha256};
 use std::fmt;
 use std::path::Path;
 
@@ -72,17 +72,44 @@ impl Rejected {
 
 /// The shared gossip secret, keyed once.
 ///
-/// Its `Debug` never shows the key.
+/// Its `Debug` never shows the key, only its length and [`Secret::key_id`].
 #[derive(Clone)]
 pub struct Secret {
     mac: HmacSha256,
     len: usize,
+    /// SHA-256 of the key: tells two keys apart without keeping the bytes.
+    digest: [u8; 32],
 }
 
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Secret(<redacted {} bytes>)", self.len)
+        write!(
+            f,
+            "Secret(<redacted {} bytes>, id {})",
+            self.len,
+            self.key_id()
+        )
     }
+}
+
+/// Equal when both hold the same key bytes ([`Secret::same_key`]).
+impl PartialEq for Secret {
+    fn eq(&self, other: &Self) -> bool {
+        self.same_key(other)
+    }
+}
+
+impl Eq for Secret {}
+
+/// `bytes` without trailing `\n` and `\r`, as the secret file is read:
+/// secrets made with `echo` or an editor end with one, and a speaker whose
+/// key differs from its peers' by a newline would silently never join.
+pub fn trim_secret(bytes: &[u8]) -> &[u8] {
+    let end = bytes
+        .iter()
+        .rposition(|b| !matches!(b, b'\n' | b'\r'))
+        .map_or(0, |i| i + 1);
+    &bytes[..end]
 }
 
 impl Secret {
@@ -99,24 +126,35 @@ impl Secret {
         Ok(Self {
             mac: keyed(bytes),
             len: bytes.len(),
+            digest: Sha256::digest(bytes).into(),
         })
+    }
+
+    /// Whether `other` holds the same key bytes.
+    pub fn same_key(&self, other: &Secret) -> bool {
+        self.digest == other.digest
+    }
+
+    /// The first 4 bytes of the key's SHA-256 in hex: lets an operator
+    /// check that every node runs with the same key (it is in the logs)
+    /// without showing the key. It reveals no more than the HMAC tags on
+    /// the wire already do.
+    pub fn key_id(&self) -> String {
+        self.digest[..4]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
     }
 
     /// Reads the secret from a file (a Kubernetes Secret mounted as a volume).
     ///
-    /// Trailing `\n` and `\r` are removed: secrets made with `echo` or an
-    /// editor end with one, and a speaker whose key differs from its peers'
-    /// by a newline would silently never join.
+    /// Trailing `\n` and `\r` are removed ([`trim_secret`]).
     pub fn from_file(path: &Path) -> Result<Self> {
         let bytes = std::fs::read(path).map_err(|source| Error::SecretRead {
             path: path.to_owned(),
             source,
         })?;
-        let end = bytes
-            .iter()
-            .rposition(|b| !matches!(b, b'\n' | b'\r'))
-            .map_or(0, |i| i + 1);
-        Self::from_bytes(&bytes[..end], &path.display().to_string())
+        Self::from_bytes(trim_secret(&bytes), &path.display().to_string())
     }
 
     /// Wraps `payload` as `MAGIC || payload || tag` into `out` (cleared first).
@@ -291,5 +329,15 @@ mod tests {
         let shown = format!("{s:?}");
         assert!(!shown.contains("super"));
         assert!(shown.contains("25 bytes"));
+    }
+
+    #[test]
+    fn two_secrets_are_the_same_key_iff_their_bytes_are_equal() {
+        let a = secret("0123456789abcdef");
+        assert!(a.same_key(&secret("0123456789abcdef")));
+        assert!(!a.same_key(&secret("0123456789abcdeX")));
+        assert_eq!(a.key_id(), secret("0123456789abcdef").key_id());
+        assert_eq!(a.key_id().len(), 8);
+        assert_ne!(a.key_id(), secret("0123456789abcdeX").key_id());
     }
 }

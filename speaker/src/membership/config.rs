@@ -41,6 +41,15 @@ use super::{Error, Result};
 /// The memberlist port MetalLB uses too.
 pub const DEFAULT_PORT: u16 = 7946;
 
+/// How long a rotated key is accepted before it is used for sealing, and
+/// the old key accepted after that: longer than kubelet's skew in updating
+/// a Secret volume on different nodes (a minute or more). See
+/// [`super::keyring`].
+pub const DEFAULT_ROTATION_GRACE: Duration = Duration::from_secs(180);
+
+/// How often the secret file is read for changes.
+pub const DEFAULT_SECRET_POLL: Duration = Duration::from_secs(5);
+
 /// Largest UDP datagram we send or accept, envelope included: below a
 /// 1500-byte Ethernet MTU with room for IP/UDP headers (RFC 8085).
 pub const MAX_DATAGRAM: usize = 1400;
@@ -144,6 +153,9 @@ pub struct MembershipConfig {
     pub advertise: Option<SocketAddr>,
     /// The shared secret.
     pub secret: Secret,
+    /// How long a new key is accepted before sealing with it, and the old
+    /// one after ([`super::keyring`]).
+    pub rotation_grace: Duration,
     /// SWIM timing.
     pub timing: Timing,
     /// Other speakers to announce to at start; more can be given later with
@@ -159,6 +171,7 @@ impl MembershipConfig {
             bind,
             advertise: None,
             secret,
+            rotation_grace: DEFAULT_ROTATION_GRACE,
             timing: Timing::lan(),
             seeds: Vec::new(),
         }
@@ -172,6 +185,13 @@ impl MembershipConfig {
         let advertised_ip = self.advertise.map_or(self.bind.ip(), |a| a.ip());
         if advertised_ip.is_unspecified() {
             return Err(Error::AdvertiseUnspecified { bind: self.bind });
+        }
+        if self.rotation_grace.is_zero() {
+            return Err(invalid(
+                "--memberlist-secret-rotation-grace must be greater than zero; \
+                 switching keys at once would partition the speakers"
+                    .into(),
+            ));
         }
         self.timing.to_foca()
     }
@@ -203,12 +223,21 @@ pub struct MembershipArgs {
     )]
     pub advertise_addr: Option<IpAddr>,
     /// File holding the shared gossip secret (at least 16 bytes), mounted
-    /// from a Kubernetes Secret. Without it gossip does not start.
+    /// from a Kubernetes Secret. Gossip starts when it holds a valid key,
+    /// and follows changes to it without a restart.
     #[arg(
         long = "memberlist-secret-file",
         env = "FERROLB_MEMBERLIST_SECRET_FILE"
     )]
     pub secret_file: Option<PathBuf>,
+    /// How often the secret file is read for changes, e.g. `5s`.
+    #[arg(long = "memberlist-secret-poll", env = "FERROLB_MEMBERLIST_SECRET_POLL", default_value = "5s", value_parser = parse_positive_duration)]
+    pub secret_poll: Duration,
+    /// How long a changed key is accepted before it is used for sealing,
+    /// and the old key accepted after that, e.g. `3m`. Must exceed the
+    /// time kubelet takes to update the Secret on every node.
+    #[arg(long = "memberlist-secret-rotation-grace", env = "FERROLB_MEMBERLIST_SECRET_ROTATION_GRACE", default_value = "3m", value_parser = parse_positive_duration)]
+    pub secret_rotation_grace: Duration,
     /// How often each speaker probes another, e.g. `150ms`.
     #[arg(long = "memberlist-probe-period", env = "FERROLB_MEMBERLIST_PROBE_PERIOD", default_value = "150ms", value_parser = parse_duration)]
     pub probe_period: Duration,
@@ -226,11 +255,22 @@ impl MembershipArgs {
     pub fn to_config(&self, node_name: &str, seeds: Vec<SocketAddr>) -> Result<MembershipConfig> {
         let path = self.secret_file.as_deref().ok_or(Error::NoSecretFile)?;
         let secret = Secret::from_file(path)?;
+        self.with_secret(node_name, seeds, secret)
+    }
+
+    /// The configuration with a secret already read (by the file watcher).
+    pub fn with_secret(
+        &self,
+        node_name: &str,
+        seeds: Vec<SocketAddr>,
+        secret: Secret,
+    ) -> Result<MembershipConfig> {
         let config = MembershipConfig {
             node_name: node_name.to_owned(),
             bind: SocketAddr::new(self.bind_addr, self.port),
             advertise: self.advertise_addr.map(|ip| SocketAddr::new(ip, self.port)),
             secret,
+            rotation_grace: self.secret_rotation_grace,
             timing: Timing {
                 probe_period: self.probe_period,
                 probe_rtt: self.probe_rtt,
@@ -244,15 +284,25 @@ impl MembershipArgs {
     }
 }
 
-/// Parses `250ms`, `2s` or `1.5s`.
+/// A [`parse_duration`] greater than zero.
+pub fn parse_positive_duration(s: &str) -> Result<Duration, String> {
+    match parse_duration(s)? {
+        d if d.is_zero() => Err(format!("{s:?}: must be greater than zero")),
+        d => Ok(d),
+    }
+}
+
+/// Parses `250ms`, `2s`, `1.5s` or `3m`.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     let (number, scale) = if let Some(n) = s.strip_suffix("ms") {
         (n, 1e-3)
     } else if let Some(n) = s.strip_suffix('s') {
         (n, 1.0)
+    } else if let Some(n) = s.strip_suffix('m') {
+        (n, 60.0)
     } else {
-        return Err(format!("{s:?}: give a unit, e.g. 200ms or 1s"));
+        return Err(format!("{s:?}: give a unit, e.g. 200ms, 1s or 3m"));
     };
     let value: f64 = number
         .trim()
@@ -349,6 +399,8 @@ mod tests {
         assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
         assert_eq!(parse_duration("2s"), Ok(Duration::from_secs(2)));
         assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("3m"), Ok(Duration::from_secs(180)));
+        assert!(parse_positive_duration("0s").is_err());
         assert!(parse_duration("250").is_err());
         assert!(parse_duration("fast").is_err());
         assert!(parse_duration("-1s").is_err());
@@ -362,6 +414,17 @@ mod tests {
         assert_eq!(cli.membership.probe_period, Duration::from_millis(150));
         assert_eq!(cli.membership.probe_rtt, Duration::from_millis(75));
         assert_eq!(cli.membership.suspect_timeout, Duration::from_millis(250));
+        assert_eq!(cli.membership.secret_poll, DEFAULT_SECRET_POLL);
+        assert_eq!(cli.membership.secret_rotation_grace, DEFAULT_ROTATION_GRACE);
+    }
+
+    #[test]
+    fn a_zero_rotation_grace_is_refused() {
+        let mut c = MembershipConfig::new("n", "127.0.0.1:0".parse().unwrap(), secret());
+        c.rotation_grace = Duration::ZERO;
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains("--memberlist-secret-rotation-grace"), "{err}");
+        assert!(Cli::try_parse_from(["s", "--memberlist-secret-rotation-grace", "0s"]).is_err());
     }
 
     #[test]

@@ -1,13 +1,8 @@
-//! Where liveness comes from: gossip, or Node conditions when gossip cannot
-//! start.
+//! Where liveness comes from: gossip, or Node conditions while gossip
+//! cannot run (the daemon's `liveness` task decides which).
 
 use std::collections::BTreeSet;
 use std::fmt;
-use std::net::SocketAddr;
-
-use super::config::MembershipArgs;
-use super::run::Membership;
-use super::Error;
 
 /// Where the `live` flag of each node comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -63,56 +58,6 @@ where
         .collect()
 }
 
-/// The liveness the speaker runs with.
-#[derive(Debug)]
-pub enum Liveness {
-    /// Gossip started.
-    Gossip(Membership),
-    /// Gossip could not start, for this reason; use
-    /// [`live_from_node_conditions`].
-    NodeConditions {
-        /// Why gossip did not start.
-        reason: Error,
-    },
-}
-
-impl Liveness {
-    /// Which source this is.
-    pub fn source(&self) -> LivenessSource {
-        match self {
-            Self::Gossip(_) => LivenessSource::Gossip,
-            Self::NodeConditions { .. } => LivenessSource::NodeConditions,
-        }
-    }
-}
-
-/// Starts gossip from the flags, or says why not and falls back to Node
-/// conditions. The warning names the reason and the consequence, since a
-/// silent fallback would look like "failover got slow" for no reason.
-pub async fn start_liveness(
-    args: &MembershipArgs,
-    node_name: &str,
-    seeds: Vec<SocketAddr>,
-) -> Liveness {
-    let started = match args.to_config(node_name, seeds) {
-        Ok(config) => Membership::start(config).await,
-        Err(e) => Err(e),
-    };
-    match started {
-        Ok(membership) => Liveness::Gossip(membership),
-        Err(reason) => {
-            tracing::warn!(
-                error = %reason,
-                reason = reason.reason(),
-                fallback = %LivenessSource::NodeConditions,
-                "memberlist gossip cannot start; falling back to Node Ready conditions, \
-                 failover will take tens of seconds"
-            );
-            Liveness::NodeConditions { reason }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -132,22 +77,5 @@ mod tests {
     #[test]
     fn no_nodes_means_nobody_is_alive() {
         assert!(live_from_node_conditions(std::iter::empty()).is_empty());
-    }
-
-    #[tokio::test]
-    async fn a_missing_secret_falls_back_to_node_conditions_with_the_reason() {
-        use clap::Parser;
-        #[derive(Debug, Parser)]
-        struct Cli {
-            #[command(flatten)]
-            m: MembershipArgs,
-        }
-        let cli = Cli::try_parse_from(["s", "--memberlist-bind-addr", "127.0.0.1"]).unwrap();
-        let liveness = start_liveness(&cli.m, "node-a", vec![]).await;
-        assert_eq!(liveness.source(), LivenessSource::NodeConditions);
-        match liveness {
-            Liveness::NodeConditions { reason } => assert_eq!(reason.reason(), "NoSecretFile"),
-            Liveness::Gossip(_) => unreachable!(),
-        }
     }
 }

@@ -8,24 +8,32 @@
 //! second, and a speaker that stops gracefully ([`Membership::leave`]) is
 //! dropped as soon as its leave message arrives.
 //!
-//! If gossip cannot start (no secret, a short secret, the port is taken),
-//! [`start_liveness`] says why and falls back to [`LivenessSource::NodeConditions`]:
+//! While gossip cannot run (no secret yet, a short secret, the port is
+//! taken), the daemon says why and falls back to [`LivenessSource::NodeConditions`]:
 //! a node counts as alive iff its Node `Ready` condition is `True`
 //! ([`live_from_node_conditions`]). That is slower (the node lifecycle
 //! controller takes tens of seconds) but safe. There is deliberately no mode in
 //! which every node counts as alive: that would make every speaker announce
 //! every IP.
 //!
-//! The pure parts ([`auth`], [`identity`], [`config`], [`roster`], [`timers`],
-//! [`fallback`]) hold the decisions; [`run`] is the thin I/O shell that owns
-//! the socket and the [`foca::Foca`] instance.
+//! The secret file is polled ([`secret_file`]): gossip starts when a valid
+//! key appears, and a changed key is rolled out through a [`KeyRing`] that
+//! accepts old and new keys for a grace period, so speakers that see the
+//! change at different times never stop understanding each other.
+//!
+//! The pure parts ([`auth`], [`keyring`], [`identity`], [`config`],
+//! [`roster`], [`timers`], [`fallback`], and [`secret_file::classify`]) hold
+//! the decisions; [`run`] is the thin I/O shell that owns the socket and the
+//! [`foca::Foca`] instance.
 
 pub mod auth;
 pub mod config;
 pub mod fallback;
 pub mod identity;
+pub mod keyring;
 pub mod roster;
 pub mod run;
+pub mod secret_file;
 pub mod timers;
 
 use std::net::SocketAddr;
@@ -34,13 +42,15 @@ use std::time::Duration;
 
 pub use auth::{Secret, MIN_SECRET_LEN};
 pub use config::{MembershipArgs, MembershipConfig, Timing, DEFAULT_PORT};
-pub use fallback::{live_from_node_conditions, start_liveness, Liveness, LivenessSource};
+pub use fallback::{live_from_node_conditions, LivenessSource};
 pub use identity::SpeakerId;
+pub use keyring::KeyRing;
 pub use roster::Roster;
 pub use run::{Membership, Stats};
+pub use secret_file::{SecretProblem, SecretState};
 
 /// Why gossip membership cannot start or stopped working. The daemon logs it
-/// and, at startup, falls back to [`LivenessSource::NodeConditions`].
+/// and falls back to [`LivenessSource::NodeConditions`] until it can.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// No `--memberlist-secret-file` was given.

@@ -23,6 +23,7 @@ use tracing::{debug, info, warn, Instrument};
 use super::auth::Secret;
 use super::config::{MembershipConfig, Timing, MAX_DATAGRAM};
 use super::identity::SpeakerId;
+use super::keyring::{KeyRing, Offer};
 use super::roster::Roster;
 use super::timers::TimerQueue;
 use super::{Error, Result};
@@ -73,6 +74,7 @@ impl Counters {
 #[derive(Debug)]
 enum Command {
     SetSeeds(Vec<SocketAddr>),
+    OfferKey(Secret),
     Leave(oneshot::Sender<()>),
 }
 
@@ -122,7 +124,7 @@ impl Membership {
             foca: Foca::new(me.clone(), foca_config, rand::make_rng(), PostcardCodec),
             rt: AccumulatingRuntime::new(),
             socket,
-            secret: config.secret,
+            keys: KeyRing::new(config.secret, config.rotation_grace),
             timing: config.timing,
             timers: TimerQueue::new(),
             roster,
@@ -132,7 +134,7 @@ impl Membership {
             sealed: Vec::with_capacity(MAX_DATAGRAM),
         };
         let span = tracing::info_span!("membership", node = %me.name, addr = %me.addr);
-        info!(parent: &span, boot = me.boot, bind = %local, "memberlist gossip started");
+        info!(parent: &span, boot = me.boot, bind = %local, key_id = %driver.keys.sealing().key_id(), "memberlist gossip started");
         let task = tokio::spawn(driver.run(commands_rx).instrument(span));
         Ok(Self {
             me,
@@ -177,6 +179,16 @@ impl Membership {
             .map_err(|_| Error::Stopped)
     }
 
+    /// The secret file now holds `key`: accept it at once, seal with it
+    /// after the rotation grace period, and drop the old key a grace period
+    /// later ([`super::keyring`]). Offering the key in use changes nothing.
+    pub async fn offer_key(&self, key: Secret) -> Result<()> {
+        self.commands
+            .send(Command::OfferKey(key))
+            .await
+            .map_err(|_| Error::Stopped)
+    }
+
     /// Leaves the cluster gracefully: gossips our own departure so the
     /// others drop us at once instead of after a failed probe, waits
     /// [`Timing::leave_linger`] re-sending it, then stops. The live set
@@ -199,7 +211,7 @@ struct Driver {
     foca: Swim,
     rt: AccumulatingRuntime<SpeakerId>,
     socket: UdpSocket,
-    secret: Secret,
+    keys: KeyRing<Instant>,
     timing: Timing,
     timers: TimerQueue<Instant, foca::Timer<SpeakerId>>,
     roster: Roster,
@@ -218,6 +230,7 @@ impl Driver {
         seed_retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let deadline = self.timers.next_deadline();
+            let key_deadline = self.keys.next_deadline();
             tokio::select! {
                 received = self.socket.recv_from(&mut buf) => match received {
                     Ok((len, from)) => self.on_datagram(&buf[..len], from).await,
@@ -229,12 +242,16 @@ impl Driver {
                 () = sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
                     self.on_timers().await;
                 }
+                () = sleep_until(key_deadline.unwrap_or_else(Instant::now)), if key_deadline.is_some() => {
+                    self.on_key_deadline();
+                }
                 _ = seed_retry.tick() => self.announce_to_seeds().await,
                 command = commands.recv() => match command {
                     Some(Command::SetSeeds(seeds)) => {
                         self.seeds = seeds;
                         self.announce_to_seeds().await;
                     }
+                    Some(Command::OfferKey(key)) => self.offer_key(key),
                     Some(Command::Leave(done)) => {
                         self.leave().await;
                         let _ = done.send(());
@@ -248,7 +265,7 @@ impl Driver {
 
     async fn on_datagram(&mut self, datagram: &[u8], from: SocketAddr) {
         Counters::bump(&self.counters.received);
-        let payload = match self.secret.open(datagram) {
+        let payload = match self.keys.open(datagram) {
             Ok(payload) => payload,
             Err(rejected) => {
                 Counters::bump(&self.counters.rejected);
@@ -261,6 +278,33 @@ impl Driver {
             debug!(%from, %error, "foca refused an authenticated datagram");
         }
         self.drain().await;
+    }
+
+    fn offer_key(&mut self, key: Secret) {
+        let id = key.key_id();
+        match self.keys.offer(key, Instant::now()) {
+            Offer::Unchanged | Offer::AlreadyPending => {}
+            Offer::Scheduled { switch_at } => info!(
+                key_id = %id,
+                sealing_key_id = %self.keys.sealing().key_id(),
+                switch_in_s = switch_at.saturating_duration_since(Instant::now()).as_secs(),
+                "memberlist secret changed: accepting the new key now, sealing with it after the grace period"
+            ),
+            Offer::Reverted => info!(
+                key_id = %id,
+                "memberlist secret changed back before the switch: keeping the key in use"
+            ),
+        }
+    }
+
+    fn on_key_deadline(&mut self) {
+        let tick = self.keys.tick(Instant::now());
+        if let Some(id) = tick.switched_to {
+            info!(key_id = %id, "now sealing gossip with the new memberlist key");
+        }
+        for id in tick.dropped {
+            info!(key_id = %id, "no longer accepting an old memberlist key");
+        }
     }
 
     async fn on_timers(&mut self) {
@@ -313,7 +357,7 @@ impl Driver {
     /// Carries out what foca asked for in the last call.
     async fn drain(&mut self) {
         while let Some((to, data)) = self.rt.to_send() {
-            self.secret.seal_into(&data, &mut self.sealed);
+            self.keys.sealing().seal_into(&data, &mut self.sealed);
             match self.socket.send_to(&self.sealed, to.addr).await {
                 Ok(_) => Counters::bump(&self.counters.sent),
                 Err(error) => {
