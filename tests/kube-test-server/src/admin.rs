@@ -1,5 +1,5 @@
 //! The `/_test` admin endpoints of the binary: faults, dropping watches,
-//! compaction, restart.
+//! compaction, restart, the request log.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use axum::extract::{Query, State};
 use axum::response::Response;
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::json;
 
@@ -25,6 +25,20 @@ pub fn routes() -> Router<Arc<App>> {
         .route("/_test/drop-watches", post(drop_watches))
         .route("/_test/compact", post(compact))
         .route("/_test/restart", post(restart))
+        .route("/_test/requests", get(requests).delete(clear_requests))
+}
+
+/// The request log (empty while it is off).
+async fn requests(State(app): State<Arc<App>>) -> Response {
+    json_response(200, &app.requests.snapshot())
+}
+
+/// Empties the request log, keeping it on if it was.
+async fn clear_requests(State(app): State<Arc<App>>) -> Response {
+    let on = app.requests.is_on();
+    app.requests.set(false);
+    app.requests.set(on);
+    json_response(200, &json!({"recording": on}))
 }
 
 async fn set_faults(State(app): State<Arc<App>>, Json(config): Json<FaultConfig>) -> Response {

@@ -15,6 +15,7 @@ use tokio::sync::oneshot;
 use tokio::task::{JoinHandle, JoinSet};
 
 use crate::faults::Faults;
+use crate::request_log::RequestLog;
 use crate::services::{ServiceAllocator, DEFAULT_IPV4_CIDR, DEFAULT_IPV6_CIDR};
 use crate::store::{Store, StoreConfig};
 
@@ -35,6 +36,9 @@ pub struct ServerOptions {
     pub service_ipv6_cidr: Ipv6Net,
     /// NodePort range.
     pub node_ports: RangeInclusive<u16>,
+    /// Record every API request from the start (see
+    /// [`crate::TestServer::requests`]); off by default.
+    pub request_log: bool,
 }
 
 impl Default for ServerOptions {
@@ -47,6 +51,7 @@ impl Default for ServerOptions {
             service_ipv4_cidr: DEFAULT_IPV4_CIDR.parse().expect("valid default"),
             service_ipv6_cidr: DEFAULT_IPV6_CIDR.parse().expect("valid default"),
             node_ports: 30000..=32767,
+            request_log: false,
         }
     }
 }
@@ -58,6 +63,8 @@ pub struct App {
     pub store: Store,
     /// Injected faults.
     pub faults: Faults,
+    /// The opt-in request log.
+    pub requests: RequestLog,
     /// Bumped to end every open watch.
     pub watch_drops: tokio::sync::watch::Sender<u64>,
     /// Options.
@@ -138,6 +145,7 @@ impl App {
         Arc::new(App {
             store,
             faults: Faults::default(),
+            requests: RequestLog::new(options.request_log),
             watch_drops,
             options,
             listener: Mutex::new(Listener {

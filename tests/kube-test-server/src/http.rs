@@ -21,6 +21,7 @@ use crate::error::{ApiError, Result};
 use crate::meta::{FieldSelector, LabelSelector};
 use crate::ops::{self, DeleteOpts, Part};
 use crate::patch::{self, PatchKind};
+use crate::request_log::{RequestInfo, RequestRecord};
 use crate::resources::ResourceDef;
 use crate::store::parse_rv;
 use crate::table::{self, Include};
@@ -146,6 +147,24 @@ fn route(app: &App, path: &str) -> Result<Route> {
 }
 
 async fn dispatch(State(app): State<Arc<App>>, req: Request) -> Response {
+    if !app.requests.is_on() {
+        return serve(app, req).await;
+    }
+    let user = crate::request_log::bearer_user(req.headers());
+    let query: HashMap<String, String> = Query::try_from_uri(req.uri())
+        .map(|q| q.0)
+        .unwrap_or_default();
+    let info = RequestInfo::from_request(req.method().as_str(), req.uri().path(), &query);
+    let response = serve(app.clone(), req).await;
+    app.requests.push(RequestRecord {
+        user,
+        info,
+        code: response.status().as_u16(),
+    });
+    response
+}
+
+async fn serve(app: Arc<App>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
     let query: HashMap<String, String> = Query::try_from_uri(&parts.uri)
         .map(|q| q.0)

@@ -30,6 +30,8 @@ mod http;
 mod meta;
 mod ops;
 mod patch;
+pub mod rbac;
+pub mod request_log;
 mod resources;
 mod schema;
 mod service_validation;
@@ -44,6 +46,7 @@ use std::sync::Arc;
 
 pub use app::ServerOptions;
 pub use faults::FaultConfig;
+pub use request_log::{RequestInfo, RequestRecord};
 
 /// Errors from starting the server or building a client for it.
 #[derive(Debug, thiserror::Error)]
@@ -182,6 +185,26 @@ impl TestServer {
         self.app.faults.set(FaultConfig::default());
     }
 
+    /// Starts (`true`, keeping what is logged) or stops and empties
+    /// (`false`) the request log. [`ServerOptions::request_log`] starts it
+    /// with the server, so a client's first requests are logged too.
+    pub fn record_requests(&self, on: bool) {
+        self.app.requests.set(on);
+    }
+
+    /// Every API request logged so far, oldest first: who sent it and its
+    /// authorization attributes (see [`request_log`]).
+    pub fn requests(&self) -> Vec<RequestRecord> {
+        self.app.requests.snapshot()
+    }
+
+    /// A kubeconfig like [`TestServer::kubeconfig`] whose user sends
+    /// `token` as a bearer token; the request log records it as the user
+    /// (nothing checks it), e.g. `system:serviceaccount:NS:NAME`.
+    pub fn kubeconfig_with_token(&self, token: &str) -> String {
+        kubeconfig_with_token(&self.url(), token)
+    }
+
     /// The current global resourceVersion.
     pub fn resource_version(&self) -> u64 {
         self.app.store.lock().rv()
@@ -196,6 +219,17 @@ impl Drop for TestServer {
 
 /// A kubeconfig for a server URL.
 pub fn kubeconfig_for(url: &str) -> String {
+    kubeconfig_with_user(url, "{}")
+}
+
+/// A kubeconfig for a server URL whose user sends `token` as a bearer
+/// token (the request log's user name).
+pub fn kubeconfig_with_token(url: &str, token: &str) -> String {
+    let quoted = serde_json::to_string(token).unwrap_or_default();
+    kubeconfig_with_user(url, &format!("{{token: {quoted}}}"))
+}
+
+fn kubeconfig_with_user(url: &str, user: &str) -> String {
     format!(
         "apiVersion: v1
 kind: Config
@@ -205,7 +239,7 @@ clusters:
     server: {url}
 users:
 - name: kube-test-server
-  user: {{}}
+  user: {user}
 contexts:
 - name: kube-test-server
   context:

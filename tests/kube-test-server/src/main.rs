@@ -19,6 +19,10 @@ struct Args {
     /// Events kept for resuming watches (older versions get 410 Expired).
     #[arg(long, env = "KTS_HISTORY_LIMIT", default_value_t = 20_000)]
     history_limit: usize,
+    /// Log every API request (user, authorization attributes) for
+    /// `GET /_test/requests`.
+    #[arg(long, env = "KTS_REQUEST_LOG")]
+    request_log: bool,
 }
 
 #[tokio::main]
@@ -29,6 +33,7 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let options = kube_test_server::ServerOptions {
         history_limit: args.history_limit,
+        request_log: args.request_log,
         ..Default::default()
     };
     let server = kube_test_server::TestServer::start_with(args.listen, options).await?;
