@@ -66,7 +66,10 @@ fn every_document_has_a_kind_a_name_and_the_ferrolb_namespace_where_namespaced()
     for doc in &docs {
         let kind = doc["kind"].as_str().expect("kind");
         assert!(doc["metadata"]["name"].is_string(), "{kind} has a name");
-        let cluster_scoped = matches!(kind, "Namespace" | "ClusterRole" | "ClusterRoleBinding");
+        let cluster_scoped = matches!(
+            kind,
+            "Namespace" | "ClusterRole" | "ClusterRoleBinding" | "CustomResourceDefinition"
+        );
         if !cluster_scoped {
             assert_eq!(doc["metadata"]["namespace"], "ferrolb-system", "{kind}");
         }
