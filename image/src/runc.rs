@@ -1,0 +1,432 @@
+//! Running the image's binaries under `runc` with the security settings
+//! of `deploy/ferrolb.yaml`: a typed [`Spec`] becomes the bundle's
+//! `config.json`; a [`Container`] is `runc run --detach`ed and deleted
+//! (killed) when dropped, a failing test included.
+//!
+//! ```no_run
+//! # fn main() -> ferrolb_image::Result<()> {
+//! use ferrolb_image::{archive, runc};
+//! let image = archive::read(&std::fs::read("target/image/ferrolb.tar").unwrap(), "ferrolb.tar")?;
+//! ferrolb_image::rootfs::write_tree(&image.tree, "/tmp/rootfs".as_ref())?;
+//! let spec = runc::Spec::speaker(&image.config)
+//!     .netns("/var/run/netns/flb-1-0-node-1")
+//!     .env("NODE_NAME=node-1")
+//!     .bind("/tmp/kubeconfig", "/etc/ferrolb/kubeconfig")
+//!     .env("KUBECONFIG=/etc/ferrolb/kubeconfig");
+//! let speaker = runc::Container::start("speaker-1", "/tmp/rootfs".as_ref(), &spec, "/tmp/speaker.log".as_ref())?;
+//! println!("speaker pid {}", speaker.pid());
+//! # Ok(())
+//! # }
+//! ```
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::archive::SPEAKER;
+use crate::oci::ImageConfig;
+use crate::{Error, Result};
+
+/// A read-only bind mount from the host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bind {
+    /// Host path (file or directory).
+    pub source: PathBuf,
+    /// Path inside the container.
+    pub destination: String,
+}
+
+/// What to run and how: the parts of an OCI runtime config that vary.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Spec {
+    /// Program and arguments.
+    pub args: Vec<String>,
+    /// `KEY=value`.
+    pub env: Vec<String>,
+    /// User id.
+    pub uid: u32,
+    /// Group id.
+    pub gid: u32,
+    /// Capabilities (`CAP_NET_RAW`) kept in the bounding, effective and
+    /// permitted sets; inheritable and ambient stay empty.
+    pub capabilities: Vec<String>,
+    /// `allowPrivilegeEscalation: false`.
+    pub no_new_privileges: bool,
+    /// `readOnlyRootFilesystem: true`.
+    pub readonly_root: bool,
+    /// Join this network namespace (`/var/run/netns/<name>`) instead of a
+    /// new, empty one.
+    pub netns: Option<PathBuf>,
+    /// Read-only bind mounts (kubeconfig, memberlist secret).
+    pub binds: Vec<Bind>,
+}
+
+impl Spec {
+    /// The image's own defaults: entrypoint, environment and user, no
+    /// capabilities, no privilege escalation, read-only root.
+    pub fn from_image(config: &ImageConfig) -> Self {
+        let (uid, gid) = parse_user(&config.config.user);
+        Self {
+            args: config.config.entrypoint.clone(),
+            env: config.config.env.clone(),
+            uid,
+            gid,
+            capabilities: Vec::new(),
+            no_new_privileges: true,
+            readonly_root: true,
+            netns: None,
+            binds: Vec::new(),
+        }
+    }
+
+    /// The controller as `deploy/ferrolb.yaml` runs it: uid/gid 65534
+    /// (the image's default user), every capability dropped.
+    pub fn controller(config: &ImageConfig) -> Self {
+        Self::from_image(config)
+    }
+
+    /// The speaker as `deploy/ferrolb.yaml` runs it: `/ferrolb-speaker` as
+    /// uid 0 with only `CAP_NET_RAW`.
+    pub fn speaker(config: &ImageConfig) -> Self {
+        Self {
+            args: vec![SPEAKER.into()],
+            uid: 0,
+            gid: 0,
+            capabilities: vec!["CAP_NET_RAW".into()],
+            ..Self::from_image(config)
+        }
+    }
+
+    /// Appends arguments.
+    pub fn args<I: IntoIterator<Item = S>, S: Into<String>>(mut self, args: I) -> Self {
+        self.args.extend(args.into_iter().map(Into::into));
+        self
+    }
+
+    /// Adds `KEY=value` to the environment.
+    pub fn env(mut self, kv: &str) -> Self {
+        self.env.push(kv.to_owned());
+        self
+    }
+
+    /// Joins the network namespace at `path`.
+    pub fn netns(mut self, path: impl Into<PathBuf>) -> Self {
+        self.netns = Some(path.into());
+        self
+    }
+
+    /// Bind-mounts host `source` read-only at `destination`.
+    pub fn bind(mut self, source: impl Into<PathBuf>, destination: &str) -> Self {
+        self.binds.push(Bind {
+            source: source.into(),
+            destination: destination.to_owned(),
+        });
+        self
+    }
+
+    /// The OCI runtime `config.json` for a container whose root is `rootfs`.
+    pub fn to_config(&self, rootfs: &Path, hostname: &str) -> Value {
+        let caps = &self.capabilities;
+        let mut mounts = vec![
+            json!({"destination": "/proc", "type": "proc", "source": "proc"}),
+            json!({"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
+                   "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]}),
+            json!({"destination": "/dev/pts", "type": "devpts", "source": "devpts",
+                   "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"]}),
+            json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
+                   "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]}),
+            json!({"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue",
+                   "options": ["nosuid", "noexec", "nodev"]}),
+            json!({"destination": "/sys", "type": "sysfs", "source": "sysfs",
+                   "options": ["nosuid", "noexec", "nodev", "ro"]}),
+        ];
+        for b in &self.binds {
+            mounts.push(json!({"destination": b.destination, "type": "bind",
+                               "source": b.source, "options": ["rbind", "ro", "nosuid", "nodev", "noexec"]}));
+        }
+        let mut namespaces = vec![
+            json!({"type": "pid"}),
+            json!({"type": "ipc"}),
+            json!({"type": "uts"}),
+            json!({"type": "mount"}),
+        ];
+        namespaces.push(match &self.netns {
+            Some(path) => json!({"type": "network", "path": path}),
+            None => json!({"type": "network"}),
+        });
+        json!({
+            "ociVersion": "1.0.2",
+            "process": {
+                "terminal": false,
+                "user": {"uid": self.uid, "gid": self.gid, "additionalGids": []},
+                "args": self.args,
+                "env": self.env,
+                "cwd": "/",
+                "capabilities": {
+                    "bounding": caps, "effective": caps, "permitted": caps,
+                    "inheritable": [], "ambient": []
+                },
+                "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 65536, "soft": 65536}],
+                "noNewPrivileges": self.no_new_privileges
+            },
+            "root": {"path": rootfs, "readonly": self.readonly_root},
+            "hostname": hostname,
+            "mounts": mounts,
+            "linux": {
+                "resources": {"devices": [{"allow": false, "access": "rwm"}]},
+                "namespaces": namespaces,
+                "maskedPaths": [
+                    "/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys",
+                    "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats",
+                    "/proc/sched_debug", "/sys/firmware", "/proc/scsi"
+                ],
+                "readonlyPaths": [
+                    "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"
+                ]
+            }
+        })
+    }
+}
+
+/// `uid:gid` (or `uid`), numbers only; anything else is root, as runtimes
+/// without an `/etc/passwd` lookup would refuse it anyway.
+fn parse_user(user: &str) -> (u32, u32) {
+    let mut parts = user.splitn(2, ':');
+    let uid = parts.next().and_then(|u| u.parse().ok()).unwrap_or(0);
+    let gid = parts.next().and_then(|g| g.parse().ok()).unwrap_or(uid);
+    (uid, gid)
+}
+
+/// Whether a `runc` binary answers `runc --version`.
+pub fn available() -> bool {
+    Command::new("runc")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// A running container: its bundle (and runc's state) live in a temporary
+/// directory; dropping it kills and deletes the container.
+#[derive(Debug)]
+pub struct Container {
+    id: String,
+    pid: u32,
+    bundle: tempfile::TempDir,
+    deleted: bool,
+}
+
+impl Container {
+    /// Writes the bundle and runs `spec` detached, as container `id`,
+    /// with `rootfs` (an unpacked image) as its root. The program's
+    /// stdout and stderr (and runc's own errors) are appended to `log`.
+    pub fn start(id: &str, rootfs: &Path, spec: &Spec, log: &Path) -> Result<Self> {
+        let bundle = tempfile::Builder::new()
+            .prefix("ferrolb-runc-")
+            .tempdir()
+            .map_err(|e| Error::write("a runc bundle directory", e))?;
+        let config = bundle.path().join("config.json");
+        let text = serde_json::to_vec_pretty(&spec.to_config(rootfs, id)).unwrap_or_default();
+        std::fs::write(&config, text).map_err(|e| Error::write(config.display(), e))?;
+        let out = File::options()
+            .create(true)
+            .append(true)
+            .open(log)
+            .map_err(|e| Error::write(log.display(), e))?;
+        let err = out
+            .try_clone()
+            .map_err(|e| Error::write(log.display(), e))?;
+        let pid_file = bundle.path().join("pid");
+        let mut container = Self {
+            id: id.to_owned(),
+            pid: 0,
+            bundle,
+            deleted: false,
+        };
+        let status = container
+            .runc(&["run", "--detach", "--pid-file"])
+            .arg(&pid_file)
+            .arg("--bundle")
+            .arg(container.bundle.path())
+            .arg(id)
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .status()
+            .map_err(|e| container.error("run", e.to_string()))?;
+        if !status.success() {
+            let tail = std::fs::read_to_string(log).unwrap_or_default();
+            let tail: Vec<&str> = tail.lines().rev().take(5).collect();
+            let detail = format!(
+                "{status}: {}",
+                tail.into_iter().rev().collect::<Vec<_>>().join(" | ")
+            );
+            return Err(container.error("run", detail));
+        }
+        let pid =
+            std::fs::read_to_string(&pid_file).map_err(|e| Error::read(pid_file.display(), e))?;
+        container.pid = pid
+            .trim()
+            .parse()
+            .map_err(|_| container.error("run", format!("pid file holds {pid:?}")))?;
+        Ok(container)
+    }
+
+    fn runc(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new("runc");
+        cmd.arg("--root")
+            .arg(self.bundle.path().join("state"))
+            .args(args);
+        cmd
+    }
+
+    fn error(&self, action: &str, detail: String) -> Error {
+        Error::Runc {
+            action: action.into(),
+            container: self.id.clone(),
+            detail,
+        }
+    }
+
+    fn output(&self, action: &str, args: &[&str], after: &[&str]) -> Result<String> {
+        let out = self
+            .runc(args)
+            .arg(&self.id)
+            .args(after)
+            .output()
+            .map_err(|e| self.error(action, e.to_string()))?;
+        if !out.status.success() {
+            let stderr = String::from_utf8_lossy(&out.stderr).trim().to_owned();
+            return Err(self.error(action, format!("{}: {stderr}", out.status)));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// The container id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The pid (in this machine's pid namespace) of the container's process.
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// The bundle directory (holds `config.json`).
+    pub fn bundle(&self) -> &Path {
+        self.bundle.path()
+    }
+
+    /// runc's status: `running`, `stopped`, ...
+    pub fn status(&self) -> Result<String> {
+        let text = self.output("state", &["state"], &[])?;
+        let state: Value =
+            serde_json::from_str(&text).map_err(|e| self.error("state", e.to_string()))?;
+        Ok(state["status"].as_str().unwrap_or("unknown").to_owned())
+    }
+
+    /// Sends `signal` (`TERM`, `KILL`) to the container's process.
+    pub fn kill(&self, signal: &str) -> Result<()> {
+        self.output("kill", &["kill"], &[signal]).map(drop)
+    }
+
+    /// Kills (SIGKILL) and deletes the container, waiting at most 5 s.
+    pub fn delete(mut self) -> Result<()> {
+        self.delete_now()
+    }
+
+    fn delete_now(&mut self) -> Result<()> {
+        if self.deleted {
+            return Ok(());
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            match self.output("delete", &["delete", "--force"], &[]) {
+                Ok(_) => break,
+                Err(e) if Instant::now() > deadline => return Err(e),
+                Err(_) => std::thread::sleep(Duration::from_millis(50)),
+            }
+        }
+        self.deleted = true;
+        Ok(())
+    }
+}
+
+impl Drop for Container {
+    fn drop(&mut self) {
+        if let Err(e) = self.delete_now() {
+            eprintln!("ferrolb-image: {e}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn image() -> ImageConfig {
+        let meta = crate::archive::Metadata {
+            reference: crate::oci::Reference::parse("ferrolb:t").unwrap(),
+            version: "0.1.0".into(),
+            revision: None,
+            epoch: 0,
+            architecture: "amd64".into(),
+            licenses: "Apache-2.0".into(),
+        };
+        crate::archive::config(&meta, "sha256:00").unwrap()
+    }
+
+    #[test]
+    fn the_controller_runs_as_nobody_with_no_capabilities_at_all() {
+        let c = Spec::controller(&image()).to_config(Path::new("/r"), "c");
+        let p = &c["process"];
+        assert_eq!(p["user"]["uid"], 65534);
+        assert_eq!(p["user"]["gid"], 65534);
+        assert_eq!(p["args"], json!(["/ferrolb-controller"]));
+        for set in [
+            "bounding",
+            "effective",
+            "permitted",
+            "inheritable",
+            "ambient",
+        ] {
+            assert_eq!(p["capabilities"][set], json!([]), "{set}");
+        }
+        assert_eq!(p["noNewPrivileges"], true);
+        assert_eq!(c["root"], json!({"path": "/r", "readonly": true}));
+    }
+
+    #[test]
+    fn the_speaker_is_root_with_only_net_raw() {
+        let c = Spec::speaker(&image())
+            .netns("/var/run/netns/x")
+            .bind("/tmp/k", "/etc/ferrolb/kubeconfig")
+            .to_config(Path::new("/r"), "s");
+        let p = &c["process"];
+        assert_eq!(p["user"]["uid"], 0);
+        assert_eq!(p["args"], json!(["/ferrolb-speaker"]));
+        for set in ["bounding", "effective", "permitted"] {
+            assert_eq!(p["capabilities"][set], json!(["CAP_NET_RAW"]), "{set}");
+        }
+        for set in ["inheritable", "ambient"] {
+            assert_eq!(p["capabilities"][set], json!([]), "{set}");
+        }
+        assert_eq!(p["noNewPrivileges"], true);
+        let ns = c["linux"]["namespaces"].as_array().unwrap();
+        assert!(ns.contains(&json!({"type": "network", "path": "/var/run/netns/x"})));
+        let bind = c["mounts"].as_array().unwrap().last().unwrap();
+        assert_eq!(bind["destination"], "/etc/ferrolb/kubeconfig");
+        assert!(bind["options"].as_array().unwrap().contains(&json!("ro")));
+    }
+
+    #[test]
+    fn users_parse_as_numbers() {
+        assert_eq!(parse_user("65534:65534"), (65534, 65534));
+        assert_eq!(parse_user("1000"), (1000, 1000));
+        assert_eq!(parse_user(""), (0, 0));
+    }
+}

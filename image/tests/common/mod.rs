@@ -1,0 +1,80 @@
+//! What the image's test files share: where the shipped archive is, and
+//! the skip-or-fail rule for what a test needs (netlab's: skip with a
+//! printed reason outside CI, fail under `CI=true`).
+
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+/// The variable the test command sets after `bash scripts/image`.
+pub const ARCHIVE_VAR: &str = "FERROLB_IMAGE_ARCHIVE";
+
+/// The archive `bash scripts/image` built, or `None` after printing why
+/// the test is skipped (a failure under `CI=true`).
+pub fn shipped_archive(test: &str) -> Option<PathBuf> {
+    match std::env::var_os(ARCHIVE_VAR) {
+        Some(path) if !path.is_empty() => Some(PathBuf::from(path)),
+        _ => {
+            let _ = netlab::skip_or_fail(
+                test,
+                format!(
+                    "{ARCHIVE_VAR} is not set: run `bash scripts/image` and export \
+                     {ARCHIVE_VAR}=target/image/ferrolb.tar"
+                ),
+            );
+            None
+        }
+    }
+}
+
+/// Whether `tool --version` runs; if not, prints the skip (or fails
+/// under `CI=true`).
+pub fn require_tool(test: &str, tool: &str) -> bool {
+    let found = std::process::Command::new(tool)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        let _ = netlab::skip_or_fail(
+            test,
+            format!("needs `{tool}` on PATH (apt-get install {tool})"),
+        );
+    }
+    found
+}
+
+/// Reads and checks the archive at `path`.
+pub fn load(path: &std::path::Path) -> ferrolb_image::archive::Loaded {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    ferrolb_image::archive::read(&bytes, &path.display().to_string()).unwrap()
+}
+
+/// Image metadata for test archives.
+pub fn metadata(architecture: &str) -> ferrolb_image::archive::Metadata {
+    ferrolb_image::archive::Metadata {
+        reference: ferrolb_image::oci::Reference::parse("ghcr.io/ferrolb/ferrolb:test").unwrap(),
+        version: ferrolb_image::VERSION.into(),
+        revision: Some("0000000000000000000000000000000000000000".into()),
+        epoch: 1_700_000_000,
+        architecture: architecture.into(),
+        licenses: ferrolb_image::LICENSES.into(),
+    }
+}
+
+/// A small real image: `/bin/true` and `/bin/false` of this machine (small
+/// dynamic ELF binaries) stand in for the controller and the speaker,
+/// gathered like the real ones (ldd, loader, CA bundle); written to
+/// `dir/small.tar`.
+pub fn small_archive(dir: &std::path::Path) -> (PathBuf, ferrolb_image::archive::Built) {
+    use ferrolb_image::{archive, rootfs};
+    let gathered = rootfs::gather(&rootfs::Inputs {
+        controller: "/bin/true".into(),
+        speaker: "/bin/false".into(),
+        ca_certs: archive::CA_CERTS.into(),
+    })
+    .unwrap();
+    let built = archive::build(&gathered.tree, &metadata(&gathered.architecture)).unwrap();
+    let path = dir.join("small.tar");
+    std::fs::write(&path, &built.bytes).unwrap();
+    (path, built)
+}
