@@ -25,6 +25,12 @@ use crate::objects::{self, ServiceSpec};
 use crate::topology::{self, API_PORT, API_V4, SPEAKER_HTTP_PORT, SYSTEM_NS};
 use crate::{endpoints, manifests, proxy, relay, AbortOnDrop};
 
+/// The user the controller's kubeconfig names (its bearer token): the
+/// ServiceAccount deploy/ferrolb.yaml runs it as.
+pub const CONTROLLER_USER: &str = "system:serviceaccount:ferrolb-system:ferrolb-controller";
+/// The user every speaker's kubeconfig names.
+pub const SPEAKER_USER: &str = "system:serviceaccount:ferrolb-system:ferrolb-speaker";
+
 /// Where the binaries are.
 #[derive(Debug, Clone)]
 pub struct Bins {
@@ -160,6 +166,10 @@ pub struct Options {
     /// Give every node a second interface, `eth1`, on a second LAN
     /// (`lan2`) with a client of its own ([`Cluster::client2`]).
     pub second_lan: bool,
+    /// Log every API request from the start, with the user that sent it
+    /// ([`CONTROLLER_USER`], [`SPEAKER_USER`]): see
+    /// [`kube_test_server::TestServer::requests`].
+    pub record_requests: bool,
 }
 
 impl Default for Options {
@@ -171,6 +181,7 @@ impl Default for Options {
             speaker_args: Vec::new(),
             controller: true,
             second_lan: false,
+            record_requests: false,
         }
     }
 }
@@ -343,14 +354,32 @@ impl Cluster {
         done(p, t);
 
         let t = step(p, "starting API server");
-        let server =
-            kube_test_server::TestServer::start(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
+        let options = kube_test_server::ServerOptions {
+            request_log: opts.record_requests,
+            ..Default::default()
+        };
+        let server = kube_test_server::TestServer::start_with(
+            SocketAddr::from(([127, 0, 0, 1], 0)),
+            options,
+        )
+        .await?;
         server.write_kubeconfig(&dir.path().join("kubeconfig"))?;
         let ns_url = format!("http://{API_V4}:{API_PORT}");
         std::fs::write(
             dir.path().join("kubeconfig-lab"),
             server.kubeconfig().replace(&server.url(), &ns_url),
         )?;
+        // Each component as its ServiceAccount in deploy/ferrolb.yaml
+        // would be, so the request log tells their calls apart.
+        for (file, user) in [
+            ("kubeconfig-controller", CONTROLLER_USER),
+            ("kubeconfig-speaker", SPEAKER_USER),
+        ] {
+            std::fs::write(
+                dir.path().join(file),
+                kube_test_server::kubeconfig_with_token(&ns_url, user),
+            )?;
+        }
         let relay = relay::start(&api, SocketAddr::from((API_V4, API_PORT)), server.addr())?;
         let kube = server.client().await?;
         done(p, t);
@@ -542,7 +571,7 @@ impl Cluster {
         self.controller.take();
         let (out, err) = self.log_file("controller")?;
         let mut cmd = self.api.command(&self.bins.controller.to_string_lossy());
-        cmd.env("KUBECONFIG", self.dir.path().join("kubeconfig-lab"))
+        cmd.env("KUBECONFIG", self.dir.path().join("kubeconfig-controller"))
             .args([
                 "--lease-namespace",
                 SYSTEM_NS,
@@ -588,7 +617,7 @@ impl Cluster {
         let v4 = topology::node_v4(node.index);
         let mut cmd = node.host.command(&bin);
         cmd.env("NODE_NAME", &node.name)
-            .env("KUBECONFIG", dir.join("kubeconfig-lab"))
+            .env("KUBECONFIG", dir.join("kubeconfig-speaker"))
             .args(["--namespace", SYSTEM_NS, "--log-format", "text"])
             .arg("--http-addr")
             .arg(format!("{v4}:{SPEAKER_HTTP_PORT}"))
