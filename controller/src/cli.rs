@@ -21,6 +21,9 @@ pub struct Args {
     /// Leader election.
     #[command(flatten)]
     pub lease: LeaseArgs,
+    /// The speakers' gossip Secret.
+    #[command(flatten)]
+    pub memberlist: MemberlistArgs,
     /// Metrics and health endpoints.
     #[command(flatten)]
     pub http: HttpArgs,
@@ -89,6 +92,34 @@ pub struct LeaseArgs {
         value_parser = parse_lease_duration
     )]
     pub lease_duration: Duration,
+}
+
+/// The speakers' memberlist (gossip) Secret, which the leader creates in
+/// its namespace when it is missing.
+#[derive(clap::Args, Debug, Clone, PartialEq, Eq)]
+#[command(next_help_heading = "Memberlist secret")]
+pub struct MemberlistArgs {
+    /// Name of the Secret holding the speakers' gossip key (key
+    /// `secretkey`), created with a random key in the controller's
+    /// namespace when missing and never modified. Empty: never create it.
+    #[arg(
+        long = "memberlist-secret-name",
+        env = "FERROLB_MEMBERLIST_SECRET_NAME",
+        default_value = "ferrolb-memberlist",
+        value_name = "NAME"
+    )]
+    pub secret_name: String,
+
+    /// How often the leader checks that the Secret exists and is usable,
+    /// e.g. `60s`; a deleted Secret is created again within this time.
+    #[arg(
+        long = "memberlist-secret-check-interval",
+        env = "FERROLB_MEMBERLIST_SECRET_CHECK_INTERVAL",
+        default_value = "60s",
+        value_name = "DURATION",
+        value_parser = parse_duration
+    )]
+    pub check_interval: Duration,
 }
 
 /// The metrics and health HTTP server.
@@ -220,6 +251,8 @@ mod tests {
         "FERROLB_HTTP_ADDR",
         "FERROLB_LOG_FORMAT",
         "FERROLB_LOG_LEVEL",
+        "FERROLB_MEMBERLIST_SECRET_NAME",
+        "FERROLB_MEMBERLIST_SECRET_CHECK_INTERVAL",
     ];
 
     /// Runs `f` with only `vars` set among the flags' env vars.
@@ -255,6 +288,16 @@ mod tests {
         assert_eq!(args.http.http_addr, "0.0.0.0:7472".parse().unwrap());
         assert_eq!(args.log.log_format, LogFormat::Json);
         assert_eq!(args.log.log_level, "info");
+        assert_eq!(args.memberlist.secret_name, "ferrolb-memberlist");
+        assert_eq!(args.memberlist.check_interval, Duration::from_secs(60));
+    }
+
+    #[test]
+    fn an_empty_memberlist_secret_name_disables_creation_from_flag_or_env() {
+        let args = with_env(&[], || parse(&["--memberlist-secret-name", ""])).unwrap();
+        assert_eq!(args.memberlist.secret_name, "");
+        let args = with_env(&[("FERROLB_MEMBERLIST_SECRET_NAME", "")], || parse(&[])).unwrap();
+        assert_eq!(args.memberlist.secret_name, "");
     }
 
     #[test]
@@ -270,6 +313,8 @@ mod tests {
                 ("FERROLB_HTTP_ADDR", "127.0.0.1:9000"),
                 ("FERROLB_LOG_FORMAT", "text"),
                 ("FERROLB_LOG_LEVEL", "debug,kube=warn"),
+                ("FERROLB_MEMBERLIST_SECRET_NAME", "gossip-key"),
+                ("FERROLB_MEMBERLIST_SECRET_CHECK_INTERVAL", "5s"),
             ],
             || parse(&[]),
         )
@@ -283,6 +328,8 @@ mod tests {
         assert_eq!(args.http.http_addr, "127.0.0.1:9000".parse().unwrap());
         assert_eq!(args.log.log_format, LogFormat::Text);
         assert_eq!(args.log.log_level, "debug,kube=warn");
+        assert_eq!(args.memberlist.secret_name, "gossip-key");
+        assert_eq!(args.memberlist.check_interval, Duration::from_secs(5));
     }
 
     #[test]

@@ -83,6 +83,7 @@ fn action(reason: &str) -> &'static str {
     match reason {
         "IPAllocated" | "AllocationFailed" => "Allocate",
         "ClearAssignment" => "Release",
+        crate::memberlist::INVALID_REASON => "CheckMemberlistSecret",
         _ => "SelectPools",
     }
 }

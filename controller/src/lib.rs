@@ -5,7 +5,9 @@
 //! pool, or exactly why not. [`config`] turns custom resources into
 //! allocator pools; [`index`] turns watch events into allocator calls and
 //! desired status; [`status`] is the one task that writes to the API
-//! server, and only while [`lease`] says this replica leads. [`cli`], [`telemetry`], [`metrics`] and [`http`] are the shell.
+//! server, and only while [`lease`] says this replica leads. [`memberlist`]
+//! creates the speakers' gossip Secret when it is missing (leader only).
+//! [`cli`], [`telemetry`], [`metrics`] and [`http`] are the shell.
 
 #![forbid(unsafe_code)]
 
@@ -16,6 +18,7 @@ pub mod events;
 pub mod http;
 pub mod index;
 pub mod lease;
+pub mod memberlist;
 pub mod metrics;
 pub mod run;
 pub mod status;

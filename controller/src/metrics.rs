@@ -8,6 +8,7 @@
 //! | `metallb_allocator_addresses_total` | gauge | `pool` (both families summed) |
 //! | `ferrolb_allocation_failures_total` | counter | `reason` |
 //! | `ferrolb_reconcile_duration_seconds` | histogram | `kind` |
+//! | `ferrolb_controller_memberlist_secret_ok` | gauge | `secret` (leader only) |
 //!
 //! The two `metallb_*` gauges repeat MetalLB's own names and labels so that
 //! dashboards and alerts written for MetalLB keep working after a switch;
@@ -47,6 +48,11 @@ struct ReasonLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SecretLabels {
+    secret: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct KindLabels {
     kind: &'static str,
 }
@@ -70,6 +76,7 @@ pub struct Metrics {
     metallb_total: Family<PoolLabels, Gauge>,
     allocation_failures: Family<ReasonLabels, Counter>,
     reconcile_duration: HistogramFamily,
+    memberlist_secret_ok: Family<SecretLabels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -122,8 +129,16 @@ impl Metrics {
             reconcile_duration.clone(),
         );
 
+        let memberlist_secret_ok = Family::<SecretLabels, Gauge>::default();
+        registry.register(
+            "ferrolb_controller_memberlist_secret_ok",
+            "1 if the speakers' memberlist Secret exists and is usable, 0 if not (leader only)",
+            memberlist_secret_ok.clone(),
+        );
+
         Metrics {
             registry: Arc::new(registry),
+            memberlist_secret_ok,
             in_use,
             total,
             metallb_in_use,
@@ -197,6 +212,24 @@ impl Metrics {
         self.reconcile_duration
             .get_or_create(&KindLabels { kind })
             .observe(seconds);
+    }
+
+    /// Whether the memberlist Secret `name` is usable, as the leader last
+    /// found it.
+    pub fn set_memberlist_secret_ok(&self, name: &str, ok: bool) {
+        self.memberlist_secret_ok
+            .get_or_create(&SecretLabels {
+                secret: name.to_owned(),
+            })
+            .set(i64::from(ok));
+    }
+
+    /// Drops the memberlist Secret series: a replica that stopped leading
+    /// no longer checks it.
+    pub fn clear_memberlist_secret(&self, name: &str) {
+        self.memberlist_secret_ok.remove(&SecretLabels {
+            secret: name.to_owned(),
+        });
     }
 
     /// Every series in OpenMetrics text format, ending with `# EOF`.
@@ -329,6 +362,26 @@ mod tests {
         );
         let sum = s[r#"ferrolb_reconcile_duration_seconds_sum{kind="service"}"#];
         assert!((sum - 20.00305).abs() < 1e-9, "{sum}");
+    }
+
+    #[test]
+    fn the_memberlist_secret_gauge_exists_only_while_reported() {
+        let m = Metrics::new();
+        assert!(!m.encode().contains("memberlist_secret_ok{"));
+        m.set_memberlist_secret_ok("ferrolb-memberlist", false);
+        let s = samples(&m.encode());
+        assert_eq!(
+            s[r#"ferrolb_controller_memberlist_secret_ok{secret="ferrolb-memberlist"}"#],
+            0.0
+        );
+        m.set_memberlist_secret_ok("ferrolb-memberlist", true);
+        let s = samples(&m.encode());
+        assert_eq!(
+            s[r#"ferrolb_controller_memberlist_secret_ok{secret="ferrolb-memberlist"}"#],
+            1.0
+        );
+        m.clear_memberlist_secret("ferrolb-memberlist");
+        assert!(!m.encode().contains("memberlist_secret_ok{"));
     }
 
     #[test]

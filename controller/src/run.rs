@@ -29,7 +29,7 @@ use crate::index::{Index, Settings, Update};
 use crate::lease::Leadership;
 use crate::metrics::Metrics;
 use crate::status::Writer;
-use crate::{http, telemetry};
+use crate::{http, memberlist, telemetry};
 
 /// Most watch events handled before the index is flushed.
 const BATCH: usize = 1024;
@@ -237,6 +237,29 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     );
     let writer_task = tokio::spawn(writer.run(rx).instrument(info_span!("status")));
 
+    let secret_task = (!args.memberlist.secret_name.is_empty()).then(|| {
+        let settings = memberlist::keeper::Settings {
+            namespace: args.lease.lease_namespace.clone(),
+            name: args.memberlist.secret_name.clone(),
+            interval: args.memberlist.check_interval,
+        };
+        let span = info_span!("memberlist_secret", secret = %settings.name);
+        tokio::spawn(
+            memberlist::keeper::run(
+                client.clone(),
+                settings,
+                leadership.is_leader(),
+                stop_rx.clone(),
+                Publisher::new(client.clone(), args.lease.identity.clone()),
+                metrics.clone(),
+            )
+            .instrument(span),
+        )
+    });
+    if secret_task.is_none() {
+        info!("--memberlist-secret-name is empty: the memberlist Secret is not managed");
+    }
+
     // Pools and advertisements live in the controller's own namespace,
     // as MetalLB reads them from metallb-system.
     let config_ns = args.lease.lease_namespace.clone();
@@ -331,6 +354,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .is_err()
     {
         warn!("status writer did not stop in time");
+    }
+    if let Some(task) = secret_task {
+        // It ends on the stop signal; a check in flight is not worth waiting for.
+        task.abort();
     }
     leadership.step_down().await;
     let _ = http_task.await;

@@ -3,6 +3,8 @@
 //! kill-on-drop guard, object builders and bounded polling.
 #![allow(dead_code)]
 
+pub mod http;
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
