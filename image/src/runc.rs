@@ -169,7 +169,6 @@ impl Spec {
                     "bounding": caps, "effective": caps, "permitted": caps,
                     "inheritable": [], "ambient": []
                 },
-                "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 65536, "soft": 65536}],
                 "noNewPrivileges": self.no_new_privileges
             },
             "root": {"path": rootfs, "readonly": self.readonly_root},
@@ -347,6 +346,7 @@ impl Container {
         loop {
             match self.output("delete", &["delete", "--force"], &[]) {
                 Ok(_) => break,
+                Err(e) if e.to_string().contains("does not exist") => break,
                 Err(e) if Instant::now() > deadline => return Err(e),
                 Err(_) => std::thread::sleep(Duration::from_millis(50)),
             }
