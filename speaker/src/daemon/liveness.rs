@@ -95,7 +95,9 @@ pub fn spawn(
     secret: watch::Receiver<SecretState>,
     metrics: Arc<Metrics>,
 ) -> Liveness {
-    let (live_tx, live) = watch::channel(node_ready(&world.borrow()));
+    // Nobody until the first decision (made at once): never a live set
+    // from a source that is not in force.
+    let (live_tx, live) = watch::channel(BTreeSet::new());
     let (source_tx, source) = watch::channel(LivenessSource::NodeConditions);
     let (leave, leave_rx) = mpsc::channel(1);
     let span = tracing::info_span!("liveness", node = %node);
