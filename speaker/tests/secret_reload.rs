@@ -15,12 +15,13 @@ use std::time::Duration;
 use clap::Parser;
 use ferrolb_speaker::cli::Cli;
 use ferrolb_speaker::daemon::desired::World;
+use ferrolb_speaker::daemon::events::Notice;
 use ferrolb_speaker::daemon::liveness::{self, Liveness};
 use ferrolb_speaker::daemon::metrics::Metrics;
 use ferrolb_speaker::daemon::model::NodeFacts;
 use ferrolb_speaker::membership::secret_file::watch_file;
 use ferrolb_speaker::membership::{LivenessSource, Membership, MembershipConfig, Secret};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 
 const CONVERGE: Duration = Duration::from_secs(10);
 
@@ -160,7 +161,7 @@ async fn speaker(
     port: u16,
     file: &Path,
     world: &watch::Receiver<World>,
-) -> (Liveness, Arc<Metrics>) {
+) -> (Liveness, Arc<Metrics>, mpsc::Receiver<Notice>) {
     let port = port.to_string();
     let file = file.to_str().unwrap();
     let cli = Cli::try_parse_from([
@@ -185,14 +186,16 @@ async fn speaker(
     )
     .await;
     let metrics = Arc::new(Metrics::default());
+    let (events, notices) = mpsc::channel(8);
     let live = liveness::spawn(
         cli.memberlist,
         name.to_owned(),
         world.clone(),
         secret,
         Arc::clone(&metrics),
+        Some(events),
     );
-    (live, metrics)
+    (live, metrics, notices)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -203,8 +206,8 @@ async fn a_speaker_whose_secret_file_appears_late_joins_gossip() {
     let port = free_port();
     let (_world_tx, world) = watch::channel(world());
 
-    let (a, _) = speaker("node-a", "127.0.0.1", port, &file_a, &world).await;
-    let (b, b_metrics) = speaker("node-b", "127.0.0.2", port, &file_b, &world).await;
+    let (a, _, _) = speaker("node-a", "127.0.0.1", port, &file_a, &world).await;
+    let (b, b_metrics, mut b_events) = speaker("node-b", "127.0.0.2", port, &file_b, &world).await;
     let (mut a_live, mut b_live) = (a.live(), b.live());
     assert!(
         sees(&mut a_live, &["node-a"], CONVERGE).await,
@@ -233,11 +236,19 @@ async fn a_speaker_whose_secret_file_appears_late_joins_gossip() {
     })
     .await;
     assert!(broken.is_ok(), "the broken file was not noticed");
+    match tokio::time::timeout(CONVERGE, b_events.recv()).await {
+        Ok(Some(Notice::Secret { node, problem })) => {
+            assert_eq!(node, "node-b");
+            assert_eq!(problem.reason(), "too_short");
+        }
+        other => panic!("expected one InvalidMemberlistSecret notice, got {other:?}"),
+    }
     b_live.borrow_and_update();
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert!(!b_live.has_changed().unwrap(), "{:?}", *b_live.borrow());
     assert_eq!(*b_live.borrow(), set(&["node-a", "node-b"]));
     assert_eq!(*b.source().borrow(), LivenessSource::Gossip);
+    assert!(b_events.try_recv().is_err(), "one notice per problem");
 
     b.leave().await;
     assert!(sees(&mut a_live, &["node-a"], CONVERGE).await);

@@ -10,12 +10,15 @@
 //!   chosen like an owner among the live nodes, so N speakers do not send
 //!   N copies;
 //! - `InterfaceMissing` / `InterfaceDown` / `InterfaceUnusable` (Warning)
-//!   on the L2Advertisement, by the node concerned.
+//!   on the L2Advertisement, by the node concerned;
+//! - `InvalidMemberlistSecret` (Warning) on this node's Node object, when
+//!   its mounted secret file becomes unusable (sent by the liveness task).
 
 use super::desired::{Desired, Unannounced, Verdict, World};
 use super::model::ObjectKey;
 use crate::election;
 use crate::links::LinkProblem;
+use crate::membership::SecretProblem;
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::Client;
@@ -26,6 +29,10 @@ use tracing::{debug, warn, Instrument};
 
 /// The Event reason MetalLB uses when a node starts announcing a Service.
 pub const NODE_ASSIGNED: &str = "nodeAssigned";
+
+/// The Event reason for a secret file this node cannot use (the
+/// controller uses the same reason on the Secret itself).
+pub const INVALID_SECRET: &str = "InvalidMemberlistSecret";
 
 /// Something worth an Event.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,6 +64,13 @@ pub enum Notice {
         /// What is wrong.
         problem: LinkProblem,
     },
+    /// This node's memberlist secret file is unusable.
+    Secret {
+        /// This node.
+        node: String,
+        /// What is wrong, naming the file and the fix.
+        problem: SecretProblem,
+    },
 }
 
 impl Notice {
@@ -80,6 +94,19 @@ impl Notice {
                 problem.reason(),
                 format!("on node {node:?}: {problem}"),
             ),
+            Self::Secret { problem, .. } => (
+                EventType::Warning,
+                INVALID_SECRET,
+                format!("the speaker keeps the gossip key it had, or none: {problem}"),
+            ),
+        }
+    }
+
+    /// The Event's `action`: what the speaker was doing.
+    pub fn action(&self) -> &'static str {
+        match self {
+            Self::Secret { .. } => "Gossip",
+            _ => "Announce",
         }
     }
 
@@ -88,6 +115,17 @@ impl Notice {
     /// object's UID.
     pub fn regarding(&self, world: &World) -> ObjectReference {
         let (api_version, kind, key, uid) = match self {
+            // kubectl describe node looks for Events whose UID is the
+            // node's name (as kubelet writes them), not its metadata.uid.
+            Self::Secret { node, .. } => {
+                return ObjectReference {
+                    api_version: Some("v1".into()),
+                    kind: Some("Node".into()),
+                    name: Some(node.clone()),
+                    uid: Some(node.clone()),
+                    ..ObjectReference::default()
+                }
+            }
             Self::Assigned { service, .. } | Self::Unannounced { service, .. } => (
                 "v1",
                 "Service",
@@ -221,7 +259,7 @@ pub fn spawn_publisher(
                     type_,
                     reason: reason.into(),
                     note: Some(note),
-                    action: "Announce".into(),
+                    action: notice.action().into(),
                     secondary: None,
                 };
                 let regarding = notice.regarding(&world.borrow());
@@ -241,6 +279,32 @@ pub fn spawn_publisher(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_broken_secret_file_is_reported_on_the_node_as_kubectl_describe_node_finds_it() {
+        let notice = Notice::Secret {
+            node: "node-a".into(),
+            problem: SecretProblem::Empty {
+                path: "/etc/ferrolb/memberlist/secretkey".into(),
+            },
+        };
+        let (type_, reason, note) = notice.render();
+        assert_eq!(type_, EventType::Warning);
+        assert_eq!(reason, "InvalidMemberlistSecret");
+        assert!(
+            note.contains("/etc/ferrolb/memberlist/secretkey is empty"),
+            "{note}"
+        );
+        let r = notice.regarding(&World::default());
+        assert_eq!(r.kind.as_deref(), Some("Node"));
+        assert_eq!(r.name.as_deref(), Some("node-a"));
+        assert_eq!(r.uid.as_deref(), Some("node-a"));
+        assert_eq!(
+            r.namespace, None,
+            "cluster-scoped: the Event goes to default"
+        );
+        assert_eq!(notice.action(), "Gossip");
+    }
     use crate::daemon::desired::Decision;
     use crate::election::NoCandidate;
 

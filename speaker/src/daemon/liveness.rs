@@ -16,6 +16,7 @@
 //! [`step`] is the decision, pure; [`spawn`] is the shell.
 
 use super::desired::World;
+use super::events::Notice;
 use super::metrics::Metrics;
 use super::run::STATS_EVERY;
 use crate::membership::{self, LivenessSource, Membership, MembershipArgs, Secret, SecretState};
@@ -87,13 +88,15 @@ impl Liveness {
 }
 
 /// Starts the task: gossip at once if the secret is valid, else the
-/// Node-Ready fallback until it becomes valid.
+/// Node-Ready fallback until it becomes valid. Each time the secret file
+/// becomes unusable, a Warning Event on this node goes to `events`.
 pub fn spawn(
     args: MembershipArgs,
     node: String,
     world: watch::Receiver<World>,
     secret: watch::Receiver<SecretState>,
     metrics: Arc<Metrics>,
+    events: Option<mpsc::Sender<Notice>>,
 ) -> Liveness {
     // Nobody until the first decision (made at once): never a live set
     // from a source that is not in force.
@@ -107,6 +110,7 @@ pub fn spawn(
         world,
         secret,
         metrics,
+        events,
         live_tx,
         source_tx,
         gossip: None,
@@ -137,6 +141,7 @@ struct Supervisor {
     world: watch::Receiver<World>,
     secret: watch::Receiver<SecretState>,
     metrics: Arc<Metrics>,
+    events: Option<mpsc::Sender<Notice>>,
     live_tx: watch::Sender<BTreeSet<String>>,
     source_tx: watch::Sender<LivenessSource>,
     gossip: Option<(Membership, watch::Receiver<BTreeSet<String>>)>,
@@ -221,6 +226,16 @@ impl Supervisor {
     async fn on_secret(&mut self) {
         let state = self.secret.borrow_and_update().clone();
         self.metrics.set_secret_state(&state);
+        // The watcher publishes changes only: one Event per new problem.
+        if let (Some(problem), Some(events)) = (state.problem(), &self.events) {
+            let notice = Notice::Secret {
+                node: self.node.clone(),
+                problem: problem.clone(),
+            };
+            if events.try_send(notice).is_err() {
+                self.metrics.events_dropped.inc();
+            }
+        }
         match step(&state, self.gossip.is_some()) {
             Step::Start(key) => self.start(key).await,
             Step::Offer(key) => {

@@ -93,12 +93,14 @@ pub async fn start(cli: Cli) -> anyhow::Result<()> {
         .context("the watches stopped before listing")?;
     ready_tx.send_replace(true);
 
+    let events = events::spawn_publisher(client, &node, watched.world.clone(), &mut tasks);
     let liveness = liveness::spawn(
         cli.memberlist.clone(),
         node.clone(),
         watched.world.clone(),
         secret,
         Arc::clone(&metrics),
+        Some(events.clone()),
     );
 
     let links = RtNetlink::connect().context("opening netlink")?;
@@ -113,7 +115,6 @@ pub async fn start(cli: Cli) -> anyhow::Result<()> {
             ..PacketConfig::default()
         },
     );
-    let events = events::spawn_publisher(client, &node, watched.world.clone(), &mut tasks);
     let daemon = run::Daemon {
         node: node.clone(),
         excludes,
