@@ -224,13 +224,7 @@ impl Container {
     /// with `rootfs` (an unpacked image) as its root. The program's
     /// stdout and stderr (and runc's own errors) are appended to `log`.
     pub fn start(id: &str, rootfs: &Path, spec: &Spec, log: &Path) -> Result<Self> {
-        let bundle = tempfile::Builder::new()
-            .prefix("ferrolb-runc-")
-            .tempdir()
-            .map_err(|e| Error::write("a runc bundle directory", e))?;
-        let config = bundle.path().join("config.json");
-        let text = serde_json::to_vec_pretty(&spec.to_config(rootfs, id)).unwrap_or_default();
-        std::fs::write(&config, text).map_err(|e| Error::write(config.display(), e))?;
+        let bundle = write_bundle(id, rootfs, spec)?;
         let out = File::options()
             .create(true)
             .append(true)
@@ -276,11 +270,7 @@ impl Container {
     }
 
     fn runc(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new("runc");
-        cmd.arg("--root")
-            .arg(self.bundle.path().join("state"))
-            .args(args);
-        cmd
+        runc_in(self.bundle.path(), args)
     }
 
     fn error(&self, action: &str, detail: String) -> Error {
@@ -353,6 +343,143 @@ impl Container {
         }
         self.deleted = true;
         Ok(())
+    }
+}
+
+/// A fresh bundle directory holding `config.json` for `spec`.
+fn write_bundle(id: &str, rootfs: &Path, spec: &Spec) -> Result<tempfile::TempDir> {
+    let bundle = tempfile::Builder::new()
+        .prefix("ferrolb-runc-")
+        .tempdir()
+        .map_err(|e| Error::write("a runc bundle directory", e))?;
+    let config = bundle.path().join("config.json");
+    let text = serde_json::to_vec_pretty(&spec.to_config(rootfs, id)).unwrap_or_default();
+    std::fs::write(&config, text).map_err(|e| Error::write(config.display(), e))?;
+    Ok(bundle)
+}
+
+/// `runc --root <bundle>/state ARGS`: every container keeps runc's state
+/// beside its bundle, so containers of parallel tests never meet.
+fn runc_in(bundle: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new("runc");
+    cmd.arg("--root").arg(bundle.join("state")).args(args);
+    cmd
+}
+
+/// A container run in the foreground: `runc run` is this process's child,
+/// forwards the signals it gets to the container's process and exits with
+/// that process's status, so a caller can wait for it and read its exit
+/// status like any child's (the lab's graceful-stop check does). Dropping
+/// it SIGKILLs the container and deletes it.
+#[derive(Debug)]
+pub struct Attached {
+    id: String,
+    pid: u32,
+    runc: std::process::Child,
+    bundle: tempfile::TempDir,
+}
+
+impl Attached {
+    /// Starts `spec` as container `id` with `rootfs` as its root; its
+    /// output goes to `stdout` and `stderr`. Returns once the container's
+    /// process exists (at most 10 s).
+    pub fn spawn(
+        id: &str,
+        rootfs: &Path,
+        spec: &Spec,
+        stdout: impl Into<Stdio>,
+        stderr: impl Into<Stdio>,
+    ) -> Result<Self> {
+        let bundle = write_bundle(id, rootfs, spec)?;
+        let pid_file = bundle.path().join("pid");
+        let error = |detail: String| Error::Runc {
+            action: "run".into(),
+            container: id.into(),
+            detail,
+        };
+        let mut runc = runc_in(bundle.path(), &["run", "--pid-file"])
+            .arg(&pid_file)
+            .arg("--bundle")
+            .arg(bundle.path())
+            .arg(id)
+            .stdin(Stdio::null())
+            .stdout(stdout)
+            .stderr(stderr)
+            .spawn()
+            .map_err(|e| error(e.to_string()))?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let pid = loop {
+            if let Some(pid) = std::fs::read_to_string(&pid_file)
+                .ok()
+                .and_then(|p| p.trim().parse::<u32>().ok())
+            {
+                break pid;
+            }
+            let exited = runc.try_wait().map_err(|e| error(e.to_string()))?;
+            if let Some(status) = exited {
+                return Err(error(format!(
+                    "runc exited with {status} before the container started"
+                )));
+            }
+            if Instant::now() > deadline {
+                let _ = runc.kill();
+                let _ = runc.wait();
+                return Err(error("the container did not start within 10 s".into()));
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        Ok(Self {
+            id: id.to_owned(),
+            pid,
+            runc,
+            bundle,
+        })
+    }
+
+    /// The container id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The pid (in this machine's pid namespace) of the container's
+    /// process: signal it directly for a SIGKILL, which `runc run` cannot
+    /// forward.
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// `runc run`'s exit status, once the container's process has exited.
+    pub fn try_wait(&mut self) -> std::io::Result<Option<std::process::ExitStatus>> {
+        self.runc.try_wait()
+    }
+
+    /// Waits for the container's process to exit.
+    pub fn wait(&mut self) -> std::io::Result<std::process::ExitStatus> {
+        self.runc.wait()
+    }
+
+    fn kill_and_delete(&mut self) {
+        let _ = runc_in(self.bundle.path(), &["kill", &self.id, "KILL"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        // `runc run` exits once the container's process is gone.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while matches!(self.runc.try_wait(), Ok(None)) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let _ = self.runc.kill();
+        let _ = self.runc.wait();
+        let _ = runc_in(self.bundle.path(), &["delete", "--force", &self.id])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+impl Drop for Attached {
+    fn drop(&mut self) {
+        self.kill_and_delete();
     }
 }
 

@@ -4,6 +4,7 @@
 
 use std::fs::File;
 use std::net::{IpAddr, SocketAddr};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -17,11 +18,12 @@ use kube::api::{
     PostParams,
 };
 use kube::{Api, Client};
-use netlab::{ChildGuard, Host, Lab, MacAddr};
+use netlab::{Host, Lab, MacAddr};
 use serde_json::Value;
 
 use crate::client::{ProbeError, Prober};
 use crate::objects::{self, ServiceSpec};
+use crate::process::{Launcher, Proc, Program};
 use crate::topology::{self, API_PORT, API_V4, SPEAKER_HTTP_PORT, SYSTEM_NS};
 use crate::{endpoints, manifests, proxy, relay, AbortOnDrop};
 
@@ -198,7 +200,7 @@ pub struct LabNode {
     /// Its `eth0` MAC.
     pub mac: MacAddr,
     /// The running speaker, if any.
-    pub speaker: Option<ChildGuard>,
+    pub speaker: Option<Proc>,
 }
 
 /// The running lab. Dropping it stops everything and deletes the
@@ -210,7 +212,7 @@ pub struct Cluster {
     relay: Option<AbortOnDrop>,
     prober: Option<Prober>,
     /// The controller, if running.
-    pub controller: Option<ChildGuard>,
+    pub controller: Option<Proc>,
     /// Nodes, `node-1` first.
     pub nodes: Vec<LabNode>,
     /// The client namespace.
@@ -221,7 +223,7 @@ pub struct Cluster {
     pub api: Host,
     server: kube_test_server::TestServer,
     kube: Client,
-    bins: Bins,
+    launcher: Launcher,
     opts: Options,
     dir: tempfile::TempDir,
     lab: Option<Lab>,
@@ -296,7 +298,8 @@ fn done(progress: bool, t: Instant) {
 impl Cluster {
     /// Builds and starts everything. Fails with a clear message when not
     /// root or when namespaces cannot be created.
-    pub async fn start(opts: Options, bins: Bins) -> anyhow::Result<Self> {
+    pub async fn start(opts: Options, launcher: impl Into<Launcher>) -> anyhow::Result<Self> {
+        let launcher = launcher.into();
         if !nix::unistd::geteuid().is_root() {
             bail!(
                 "ferrolb-lab needs root (network namespaces, raw sockets); \
@@ -312,6 +315,9 @@ impl Cluster {
             .prefix("ferrolb-lab-")
             .tempdir()
             .context("creating the lab's temporary directory")?;
+        // Containers (`--image`) see this directory at the same path; the
+        // controller's runs as uid 65534 and must read its kubeconfig.
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))?;
 
         let t = step(p, "creating namespaces");
         let mut lab = Lab::with_prefix(&opts.prefix)
@@ -396,7 +402,7 @@ impl Cluster {
             api,
             server,
             kube,
-            bins,
+            launcher,
             opts,
             dir,
             lab: Some(lab),
@@ -552,10 +558,9 @@ impl Cluster {
         self.lab.as_ref().expect("lab lives until drop")
     }
 
-    fn log_file(&self, name: &str) -> anyhow::Result<(File, File)> {
+    fn log_file(&self, name: &str) -> anyhow::Result<File> {
         let path = self.dir.path().join(format!("{name}.log"));
-        let f = File::options().create(true).append(true).open(&path)?;
-        Ok((f.try_clone()?, f))
+        Ok(File::options().create(true).append(true).open(&path)?)
     }
 
     /// The last `lines` lines of a component's log (`node-1`, `controller`).
@@ -569,25 +574,29 @@ impl Cluster {
     /// Starts (or restarts) the controller in the `api` namespace.
     pub fn start_controller(&mut self) -> anyhow::Result<()> {
         self.controller.take();
-        let (out, err) = self.log_file("controller")?;
-        let mut cmd = self.api.command(&self.bins.controller.to_string_lossy());
-        cmd.env("KUBECONFIG", self.dir.path().join("kubeconfig-controller"))
-            .args([
-                "--lease-namespace",
-                SYSTEM_NS,
-                "--identity",
-                "ferrolb-lab-controller",
-                "--lease-duration",
-                "4s",
-                "--http-addr",
-                "127.0.0.1:7472",
-                "--log-format",
-                "text",
-            ])
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err);
-        self.controller = Some(ChildGuard::spawn(&mut cmd)?);
+        let log = self.log_file("controller")?;
+        let dir = self.dir.path();
+        let env = [(
+            "KUBECONFIG",
+            dir.join("kubeconfig-controller").display().to_string(),
+        )];
+        let args = [
+            "--lease-namespace",
+            SYSTEM_NS,
+            "--identity",
+            "ferrolb-lab-controller",
+            "--lease-duration",
+            "4s",
+            "--http-addr",
+            "127.0.0.1:7472",
+            "--log-format",
+            "text",
+        ]
+        .map(String::from);
+        let proc = self
+            .launcher
+            .spawn(Program::Controller, &self.api, &env, &args, dir, &log)?;
+        self.controller = Some(proc);
         Ok(())
     }
 
@@ -608,33 +617,40 @@ impl Cluster {
 
     /// Starts the speaker of node `name` (replacing a previous one).
     pub fn start_speaker(&mut self, name: &str) -> anyhow::Result<()> {
-        let (out, err) = self.log_file(name)?;
+        let log = self.log_file(name)?;
         let dir = self.dir.path().to_path_buf();
-        let bin = self.bins.speaker.to_string_lossy().into_owned();
-        let extra = self.opts.speaker_args.clone();
         let node = self.node_mut(name)?;
         node.speaker.take();
         let v4 = topology::node_v4(node.index);
-        let mut cmd = node.host.command(&bin);
-        cmd.env("NODE_NAME", &node.name)
-            .env("KUBECONFIG", dir.join("kubeconfig-speaker"))
-            .args(["--namespace", SYSTEM_NS, "--log-format", "text"])
-            .arg("--http-addr")
-            .arg(format!("{v4}:{SPEAKER_HTTP_PORT}"))
-            .arg("--memberlist-advertise-addr")
-            .arg(v4.to_string())
-            .arg("--memberlist-secret-file")
-            .arg(dir.join("secret"))
-            .args(&extra)
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err);
-        node.speaker = Some(ChildGuard::spawn(&mut cmd)?);
+        let env = [
+            ("NODE_NAME", node.name.clone()),
+            (
+                "KUBECONFIG",
+                dir.join("kubeconfig-speaker").display().to_string(),
+            ),
+        ];
+        let mut args: Vec<String> = ["--namespace", SYSTEM_NS, "--log-format", "text"]
+            .map(String::from)
+            .into();
+        args.extend([
+            "--http-addr".into(),
+            format!("{v4}:{SPEAKER_HTTP_PORT}"),
+            "--memberlist-advertise-addr".into(),
+            v4.to_string(),
+            "--memberlist-secret-file".into(),
+            dir.join("secret").display().to_string(),
+        ]);
+        args.extend(self.opts.speaker_args.iter().cloned());
+        let node = self.node(name)?;
+        let proc = self
+            .launcher
+            .spawn(Program::Speaker, &node.host, &env, &args, &dir, &log)?;
+        self.node_mut(name)?.speaker = Some(proc);
         Ok(())
     }
 
     /// The pid of node `name`'s speaker (`ip netns exec` execs it, so the
-    /// child's pid is the speaker's).
+    /// child's pid is the speaker's; under runc, the container's process).
     pub fn speaker_pid(&self, name: &str) -> Option<u32> {
         self.node(name).ok()?.speaker.as_ref().map(|c| c.id())
     }
@@ -643,7 +659,7 @@ impl Cluster {
     /// status and log tail.
     pub fn dead_children(&mut self) -> Vec<String> {
         let mut dead = Vec::new();
-        let mut check = |name: &str, child: &mut Option<ChildGuard>| {
+        let mut check = |name: &str, child: &mut Option<Proc>| {
             if let Some(c) = child {
                 if let Ok(Some(status)) = c.try_wait() {
                     dead.push((name.to_owned(), status.to_string()));

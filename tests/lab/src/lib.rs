@@ -18,6 +18,7 @@ pub mod endpoints;
 pub mod failover;
 pub mod manifests;
 pub mod objects;
+pub mod process;
 pub mod proxy;
 pub mod relay;
 pub mod stats;

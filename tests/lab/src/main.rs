@@ -2,16 +2,18 @@
 #![forbid(unsafe_code)]
 
 use std::net::IpAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
 use ferrolb_lab::client::ProbeError;
-use ferrolb_lab::cluster::{Bins, Cluster, Options};
+use ferrolb_lab::cluster::{Cluster, Options};
 use ferrolb_lab::failover::{self, Fault};
 use ferrolb_lab::manifests;
 use ferrolb_lab::objects::{self, Families, ServiceSpec};
+use ferrolb_lab::process::Launcher;
 use ferrolb_lab::stats::{ms, Summary};
 use ferrolb_lab::topology;
 use serde_json::json;
@@ -26,6 +28,18 @@ struct Cli {
     /// Number of nodes.
     #[arg(long, global = true, default_value_t = 3, env = "FERROLB_LAB_NODES")]
     nodes: usize,
+    /// Run the controller and the speakers from this image archive (built
+    /// by `scripts/image`) under runc, with the manifests' security
+    /// settings, instead of the build's binaries.
+    #[arg(long, global = true, value_name = "ARCHIVE", env = "FERROLB_LAB_IMAGE")]
+    image: Option<PathBuf>,
+}
+
+/// What every lab this command starts is made of.
+#[derive(Debug)]
+struct Setup {
+    nodes: usize,
+    image: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -106,9 +120,13 @@ async fn shutdown_signal() {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
+    let setup = Setup {
+        nodes: cli.nodes,
+        image: cli.image,
+    };
     match cli.command.unwrap_or(Command::Demo) {
-        Command::Demo => demo(cli.nodes).await,
-        Command::Up => up(cli.nodes).await,
+        Command::Demo => demo(&setup).await,
+        Command::Up => up(&setup).await,
         Command::Down => down(),
         Command::Client { ip, port, udp } => client(ip, port, udp),
         Command::Bench {
@@ -116,18 +134,21 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             json,
             v6,
             services,
-        } => bench(cli.nodes, rounds, json, v6, services.into()).await,
+        } => bench(&setup, rounds, json, v6, services.into()).await,
     }
 }
 
-async fn start(nodes: usize, progress: bool) -> anyhow::Result<Cluster> {
-    let bins = Bins::locate()?;
+async fn start(setup: &Setup, progress: bool) -> anyhow::Result<Cluster> {
+    let launcher = Launcher::locate(setup.image.as_deref())?;
+    if progress {
+        println!("running the {}", launcher.describe());
+    }
     let opts = Options {
-        nodes,
+        nodes: setup.nodes,
         progress,
         ..Options::default()
     };
-    Cluster::start(opts, bins).await
+    Cluster::start(opts, launcher).await
 }
 
 /// Creates Service `name` and waits for its IPs and a first answer.
@@ -255,11 +276,11 @@ fn report_dead(c: &mut Cluster) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn demo(nodes: usize) -> anyhow::Result<()> {
-    if nodes < 2 {
+async fn demo(setup: &Setup) -> anyhow::Result<()> {
+    if setup.nodes < 2 {
         bail!("the demo fails over, so it needs at least 2 nodes");
     }
-    let mut c = start(nodes, true).await?;
+    let mut c = start(setup, true).await?;
     let t = Instant::now();
     println!("applying the example Services:");
     example_services(&c).await?;
@@ -308,7 +329,7 @@ async fn demo(nodes: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn up(nodes: usize) -> anyhow::Result<()> {
+async fn up(setup: &Setup) -> anyhow::Result<()> {
     std::fs::create_dir_all(STATE_DIR)?;
     let pid_file = format!("{STATE_DIR}/up.pid");
     if let Ok(old) = std::fs::read_to_string(&pid_file) {
@@ -319,7 +340,7 @@ async fn up(nodes: usize) -> anyhow::Result<()> {
             );
         }
     }
-    let mut c = start(nodes, true).await?;
+    let mut c = start(setup, true).await?;
     println!("applying the example Services:");
     example_services(&c).await?;
     std::fs::write(&pid_file, std::process::id().to_string())?;
@@ -408,16 +429,16 @@ fn client(ip: IpAddr, port: u16, udp: bool) -> anyhow::Result<()> {
 }
 
 async fn bench(
-    nodes: usize,
+    setup: &Setup,
     rounds: usize,
     json_out: bool,
     v6: bool,
     services: usize,
 ) -> anyhow::Result<()> {
-    if nodes < 2 {
+    if setup.nodes < 2 {
         bail!("bench fails over, so it needs at least 2 nodes");
     }
-    let mut c = start(nodes, !json_out).await?;
+    let mut c = start(setup, !json_out).await?;
     let ips = web(&c, "web").await?;
     let ip = if v6 { ips[1] } else { ips[0] };
     let limit = Duration::from_secs(10);
@@ -476,7 +497,7 @@ async fn bench(
     ];
     if json_out {
         let mut out = serde_json::Map::new();
-        out.insert("nodes".into(), json!(nodes));
+        out.insert("nodes".into(), json!(setup.nodes));
         out.insert("rounds".into(), json!(rounds));
         out.insert("family".into(), json!(if v6 { "IPv6" } else { "IPv4" }));
         for (name, s) in &summaries {
@@ -486,7 +507,8 @@ async fn bench(
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
         println!(
-            "\n{rounds} rounds, {nodes} nodes, {} (requests every 10 ms, 20 ms connect timeout)",
+            "\n{rounds} rounds, {} nodes, {} (requests every 10 ms, 20 ms connect timeout)",
+            setup.nodes,
             if v6 { "IPv6" } else { "IPv4" }
         );
         println!(

@@ -3,7 +3,8 @@
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
-use ferrolb_lab::cluster::{Bins, Cluster, Options};
+use ferrolb_lab::cluster::{Cluster, Options};
+use ferrolb_lab::process::Launcher;
 use ferrolb_speaker::transport::packet::PacketLink;
 use ferrolb_speaker::transport::Datalink;
 use ferrolb_speaker::wire::arp::{ArpFrame, ArpOperation, ArpRepr};
@@ -38,8 +39,11 @@ pub async fn lab_with(
         return None;
     }
     let guard = LOCK.lock().await;
-    let bins = Bins::locate().expect("speaker and controller binaries");
-    let cluster = Cluster::start(opts, bins).await.expect("lab starts");
+    // FERROLB_LAB_IMAGE: the same tests against the shipped image, run
+    // under runc (README's test command does both).
+    let image = std::env::var_os("FERROLB_LAB_IMAGE").map(std::path::PathBuf::from);
+    let launcher = Launcher::locate(image.as_deref()).expect("speaker and controller binaries");
+    let cluster = Cluster::start(opts, launcher).await.expect("lab starts");
     Some((guard, cluster))
 }
 
