@@ -199,6 +199,34 @@ fn parse_user(user: &str) -> (u32, u32) {
     (uid, gid)
 }
 
+/// The lines of `/proc/<pid>/status` that show a process's privileges
+/// (`Uid`, `Gid`, `NoNewPrivs` and the `Cap*` sets, hex), whitespace
+/// collapsed: what a test compares with the manifests' security settings.
+pub fn privileges(pid: u32) -> std::io::Result<std::collections::BTreeMap<String, String>> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    Ok(text
+        .lines()
+        .filter_map(|l| l.split_once(':'))
+        .filter(|(k, _)| k.starts_with("Cap") || ["Uid", "Gid", "NoNewPrivs"].contains(k))
+        .map(|(k, v)| {
+            (
+                k.to_owned(),
+                v.split_whitespace().collect::<Vec<_>>().join(" "),
+            )
+        })
+        .collect())
+}
+
+/// Whether the process's `/` is mounted read-only (its mountinfo line for
+/// mount point `/` lists `ro` among the per-mount options).
+pub fn root_is_read_only(pid: u32) -> std::io::Result<bool> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/mountinfo"))?;
+    Ok(text.lines().any(|l| {
+        let f: Vec<&str> = l.split(' ').collect();
+        f.get(4) == Some(&"/") && f.get(5).is_some_and(|o| o.split(',').any(|x| x == "ro"))
+    }))
+}
+
 /// Whether a `runc` binary answers `runc --version`.
 pub fn available() -> bool {
     Command::new("runc")

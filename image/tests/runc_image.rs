@@ -17,7 +17,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use ferrolb_image::runc::{Container, Spec};
+use ferrolb_image::runc::{self, Container, Spec};
 use ferrolb_lab::manifests;
 use ferrolb_lab::objects::{self, Families, ServiceSpec};
 use ferrolb_lab::topology::SYSTEM_NS;
@@ -35,31 +35,6 @@ const KUBECONFIG: &str = "/etc/ferrolb/kubeconfig";
 /// `CAP_NET_RAW` (13) as `/proc/<pid>/status` shows a capability set.
 const NET_RAW_ONLY: &str = "0000000000002000";
 const NO_CAPS: &str = "0000000000000000";
-
-/// The fields of `/proc/<pid>/status` that show a container's privileges.
-fn privileges(pid: u32) -> std::collections::BTreeMap<String, String> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    text.lines()
-        .filter_map(|l| l.split_once(':'))
-        .filter(|(k, _)| k.starts_with("Cap") || ["Uid", "Gid", "NoNewPrivs"].contains(k))
-        .map(|(k, v)| {
-            (
-                k.to_owned(),
-                v.split_whitespace().collect::<Vec<_>>().join(" "),
-            )
-        })
-        .collect()
-}
-
-/// Whether the container's `/` is mounted read-only (its mountinfo line
-/// for mount point `/` lists `ro` among the per-mount options).
-fn root_is_read_only(pid: u32) -> bool {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/mountinfo")).unwrap();
-    text.lines().any(|l| {
-        let f: Vec<&str> = l.split(' ').collect();
-        f.get(4) == Some(&"/") && f.get(5).is_some_and(|o| o.split(',').any(|x| x == "ro"))
-    })
-}
 
 /// Whether `pid` lives in `host`'s network namespace.
 fn in_netns(pid: u32, host: &Host) -> bool {
@@ -264,14 +239,14 @@ async fn the_image_runs_controller_and_speaker_under_runc_as_the_manifests_do() 
     .unwrap_or_else(|e| panic!("{e}\n{}", logs(dir.path())));
 
     // The manifests' security settings, as the kernel sees them.
-    let c = privileges(controller.pid());
+    let c = runc::privileges(controller.pid()).unwrap();
     assert_eq!(c["Uid"], "65534 65534 65534 65534", "{c:?}");
     assert_eq!(c["Gid"], "65534 65534 65534 65534", "{c:?}");
     for set in ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"] {
         assert_eq!(c[set], NO_CAPS, "controller {set}: {c:?}");
     }
     assert_eq!(c["NoNewPrivs"], "1");
-    let s = privileges(speaker.pid());
+    let s = runc::privileges(speaker.pid()).unwrap();
     assert_eq!(s["Uid"], "0 0 0 0", "{s:?}");
     for set in ["CapPrm", "CapEff", "CapBnd"] {
         assert_eq!(s[set], NET_RAW_ONLY, "speaker {set}: {s:?}");
@@ -284,7 +259,10 @@ async fn the_image_runs_controller_and_speaker_under_runc_as_the_manifests_do() 
         ("controller", &controller, &api),
         ("speaker", &speaker, &node),
     ] {
-        assert!(root_is_read_only(ctr.pid()), "{name}: / is writable");
+        assert!(
+            runc::root_is_read_only(ctr.pid()).unwrap(),
+            "{name}: / is writable"
+        );
         assert!(
             in_netns(ctr.pid(), host),
             "{name} is not in {}",
