@@ -74,4 +74,5 @@ async fn from_the_image_every_component_runs_with_the_manifests_privileges() {
     c.wait_answer(ips[0], 8080, Duration::from_secs(15))
         .await
         .unwrap();
+    assert_eq!(common::who_has(&c, ips[0]).len(), 1, "exactly one answer");
 }
