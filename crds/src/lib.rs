@@ -30,6 +30,7 @@ pub mod conditions;
 pub mod generate;
 mod ip_address_pool;
 mod l2_advertisement;
+pub mod memberlist;
 pub mod range;
 mod schema;
 pub mod selector;

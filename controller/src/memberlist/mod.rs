@@ -21,16 +21,10 @@ use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::ByteString;
 
-/// The key in the Secret's `data` that the speaker's volume mounts.
-pub const SECRET_KEY: &str = "secretkey";
+pub use ferrolb_crds::memberlist::{trim_secret, MIN_SECRET_LEN, SECRET_KEY};
 
 /// Random bytes in a key the controller creates.
 pub const KEY_BYTES: usize = 32;
-
-/// The shortest key the speaker accepts, after trimming trailing
-/// newlines. Mirrors `ferrolb_speaker::membership::MIN_SECRET_LEN`
-/// (a test keeps them equal).
-pub const MIN_SECRET_LEN: usize = 16;
 
 /// The Event reason for a Secret the speakers cannot use.
 pub const INVALID_REASON: &str = "InvalidMemberlistSecret";
@@ -87,11 +81,7 @@ pub fn assess(secret: &Secret) -> Result<(), Problem> {
     let Some(value) = secret.data.as_ref().and_then(|d| d.get(SECRET_KEY)) else {
         return Err(Problem::NoKey { namespace, name });
     };
-    let bytes = &value.0;
-    let len = bytes
-        .iter()
-        .rposition(|b| !matches!(b, b'\n' | b'\r'))
-        .map_or(0, |i| i + 1);
+    let len = trim_secret(&value.0).len();
     if len < MIN_SECRET_LEN {
         return Err(Problem::TooShort {
             namespace,
@@ -205,17 +195,6 @@ mod tests {
         );
         assert_eq!(assess(&secret(Some(b"sixteen bytes...\n"))), Ok(()));
         assert!(assess(&secret(Some(b""))).is_err());
-    }
-
-    #[test]
-    fn the_minimum_length_is_the_speakers() {
-        let speaker = include_str!("../../../speaker/src/membership/auth.rs");
-        assert!(
-            speaker.contains(&format!(
-                "pub const MIN_SECRET_LEN: usize = {MIN_SECRET_LEN};"
-            )),
-            "controller and speaker disagree on the minimum secret length"
-        );
     }
 
     #[test]

@@ -42,8 +42,7 @@ pub const MAGIC: [u8; 4] = *b"FLB\x01";
 pub const TAG_LEN: usize = 32;
 /// Bytes the envelope adds to a payload.
 pub const OVERHEAD: usize = MAGIC.len() + TAG_LEN;
-/// The shortest secret accepted: 16 bytes (128 bits) of key material.
-pub const MIN_SECRET_LEN: usize = 16;
+pub use ferrolb_crds::memberlist::MIN_SECRET_LEN;
 
 /// Why a datagram was dropped before reaching foca.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, thiserror::Error)]
@@ -101,16 +100,7 @@ impl PartialEq for Secret {
 
 impl Eq for Secret {}
 
-/// `bytes` without trailing `\n` and `\r`, as the secret file is read:
-/// secrets made with `echo` or an editor end with one, and a speaker whose
-/// key differs from its peers' by a newline would silently never join.
-pub fn trim_secret(bytes: &[u8]) -> &[u8] {
-    let end = bytes
-        .iter()
-        .rposition(|b| !matches!(b, b'\n' | b'\r'))
-        .map_or(0, |i| i + 1);
-    &bytes[..end]
-}
+pub use ferrolb_crds::memberlist::trim_secret;
 
 impl Secret {
     /// A secret from raw bytes, refusing fewer than [`MIN_SECRET_LEN`].
