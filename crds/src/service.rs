@@ -38,6 +38,31 @@ pub fn ingress_ips(svc: &Service) -> Vec<IpAddr> {
         .collect()
 }
 
+/// Whether `spec.loadBalancerClass` says the Service is ferrolb's: no class
+/// when ferrolb runs without `--lb-class`, else exactly that class. The
+/// controller assigns and the speakers announce only such Services, so
+/// ferrolb can run beside another implementation (MetalLB during a move).
+///
+/// ```
+/// use k8s_openapi::api::core::v1::{Service, ServiceSpec};
+/// use ferrolb_crds::service::class_is_ours;
+///
+/// let other = Service {
+///     spec: Some(ServiceSpec { load_balancer_class: Some("metallb".into()), ..Default::default() }),
+///     ..Default::default()
+/// };
+/// assert!(!class_is_ours(&other, None));
+/// assert!(class_is_ours(&other, Some("metallb")));
+/// assert!(class_is_ours(&Service::default(), None));
+/// ```
+pub fn class_is_ours(svc: &Service, lb_class: Option<&str>) -> bool {
+    let class = svc
+        .spec
+        .as_ref()
+        .and_then(|s| s.load_balancer_class.as_deref());
+    class == lb_class
+}
+
 /// The pool named by the `ferrolb.io/ip-allocated-from-pool` annotation.
 pub fn allocated_pool(svc: &Service) -> Option<String> {
     svc.metadata

@@ -38,6 +38,12 @@ pub struct KubeArgs {
     /// Namespace of the IPAddressPools and L2Advertisements.
     #[arg(long, env = "FERROLB_NAMESPACE", default_value = "ferrolb-system")]
     pub namespace: String,
+    /// Announce only Services whose `spec.loadBalancerClass` is this value
+    /// (the controller's `--lb-class`). Without it, only Services with no
+    /// class at all, so ferrolb never answers for another implementation's
+    /// Services (MetalLB's during a move).
+    #[arg(long = "lb-class", env = "FERROLB_LB_CLASS", value_name = "CLASS")]
+    pub lb_class: Option<String>,
 }
 
 /// The metrics and health endpoints.

@@ -205,7 +205,7 @@ async fn two_speakers_agree_on_one_owner_which_alone_reports_node_assigned() -> 
     setup(&client).await?;
 
     let mut tasks = JoinSet::new();
-    let watched = watches::spawn(&client, NS, &mut tasks);
+    let watched = watches::spawn(&client, NS, None, &mut tasks);
     let (_live_tx, live) =
         watch::channel(BTreeSet::from(["node-a".to_string(), "node-b".to_string()]));
     let hub = Hub::new();
@@ -293,6 +293,67 @@ async fn two_speakers_agree_on_one_owner_which_alone_reports_node_assigned() -> 
 
     let _ = a.stop.send(());
     let _ = b.stop.send(());
+    tasks.abort_all();
+    Ok(())
+}
+
+/// Which Services each of two speakers (one without `--lb-class`, one
+/// with MetalLB's class) holds once every watch has listed.
+#[tokio::test]
+async fn a_speaker_acts_only_on_services_of_its_load_balancer_class() -> TestResult {
+    const METALLB: &str = "metallb.io/metallb";
+    let server = kube_test_server::TestServer::start("127.0.0.1:0".parse()?).await?;
+    let client = server.client().await?;
+    setup(&client).await?;
+    let services: Api<Service> = Api::namespaced(client.clone(), "default");
+    let other: Service = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": "metallbs", "namespace": "default"},
+        "spec": {"type": "LoadBalancer", "loadBalancerClass": METALLB,
+                 "ports": [{"port": 80, "protocol": "TCP"}]},
+    }))?;
+    services.create(&PostParams::default(), &other).await?;
+    services
+        .patch_status(
+            "metallbs",
+            &PatchParams::default(),
+            // Inside ferrolb's pool, as when both implementations were
+            // given overlapping ranges by mistake.
+            &Patch::Merge(json!({"status": {"loadBalancer": {"ingress": [{"ip": "192.0.2.20"}]}}})),
+        )
+        .await?;
+
+    let mut tasks = JoinSet::new();
+    let ours = watches::spawn(&client, NS, None, &mut tasks);
+    let metallbs = watches::spawn(&client, NS, Some(METALLB.into()), &mut tasks);
+    let names = |w: &watches::Watched| -> Vec<String> {
+        w.world
+            .borrow()
+            .services
+            .keys()
+            .map(|k| k.name.clone())
+            .collect()
+    };
+    for (w, want) in [(&ours, "web"), (&metallbs, "metallbs")] {
+        let mut world = w.world.clone();
+        tokio::time::timeout(
+            Duration::from_secs(10),
+            world.wait_for(|world| world.services.keys().any(|k| k.name == want)),
+        )
+        .await??;
+        let mut synced = w.synced.clone();
+        tokio::time::timeout(
+            Duration::from_secs(10),
+            synced.wait_for(|s| s.len() == watches::KINDS.len()),
+        )
+        .await??;
+    }
+    assert_eq!(names(&ours), ["web"], "no class: only classless Services");
+    assert_eq!(
+        names(&metallbs),
+        ["metallbs"],
+        "--lb-class: only that class"
+    );
     tasks.abort_all();
     Ok(())
 }

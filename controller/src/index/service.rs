@@ -22,15 +22,7 @@ pub fn key(svc: &Service) -> ServiceKey {
     ServiceKey::new(svc.namespace().unwrap_or_default(), svc.name_any())
 }
 
-/// Whether `spec.loadBalancerClass` says the Service is for us: no class
-/// when we run without `--lb-class`, else exactly that class.
-pub fn class_is_ours(svc: &Service, lb_class: Option<&str>) -> bool {
-    let class = svc
-        .spec
-        .as_ref()
-        .and_then(|s| s.load_balancer_class.as_deref());
-    class == lb_class
-}
+pub use ferrolb_crds::service::class_is_ours;
 
 /// Whether the Service is a LoadBalancer.
 pub fn is_load_balancer(svc: &Service) -> bool {

@@ -72,7 +72,12 @@ pub async fn start(cli: Cli) -> anyhow::Result<()> {
     .await;
     metrics.set_secret_state(&secret.borrow());
 
-    let watched = watch::spawn(&client, &cli.kube.namespace, &mut tasks);
+    let watched = watch::spawn(
+        &client,
+        &cli.kube.namespace,
+        cli.kube.lb_class.clone(),
+        &mut tasks,
+    );
     let (ready_tx, ready) = channel::channel(false);
     let router = metrics::router(registry, ready, secret.clone());
     let http_addr = cli.http.http_addr;

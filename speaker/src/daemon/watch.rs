@@ -40,8 +40,15 @@ impl Watched {
 }
 
 /// Starts one watch task per kind: Services, EndpointSlices and Nodes
-/// cluster-wide, pools and advertisements in `namespace`.
-pub fn spawn(client: &Client, namespace: &str, tasks: &mut JoinSet<()>) -> Watched {
+/// cluster-wide, pools and advertisements in `namespace`. Services whose
+/// `spec.loadBalancerClass` is not `lb_class` never enter the world (a
+/// Service that stops being ours leaves it).
+pub fn spawn(
+    client: &Client,
+    namespace: &str,
+    lb_class: Option<String>,
+    tasks: &mut JoinSet<()>,
+) -> Watched {
     let (world_tx, world) = watch::channel(World::default());
     let (synced_tx, synced) = watch::channel(BTreeSet::new());
     let out = Watched { world, synced };
@@ -49,22 +56,37 @@ pub fn spawn(client: &Client, namespace: &str, tasks: &mut JoinSet<()>) -> Watch
         world: world_tx,
         synced: synced_tx,
     };
-    spawn_kind(tasks, Api::<Service>::all(client.clone()), feed.clone());
+    let ours: Keep<Service> =
+        Box::new(move |svc| ferrolb_crds::service::class_is_ours(svc, lb_class.as_deref()));
+    spawn_kind(
+        tasks,
+        Api::<Service>::all(client.clone()),
+        feed.clone(),
+        ours,
+    );
     spawn_kind(
         tasks,
         Api::<EndpointSlice>::all(client.clone()),
         feed.clone(),
+        every(),
     );
-    spawn_kind(tasks, Api::<Node>::all(client.clone()), feed.clone());
+    spawn_kind(
+        tasks,
+        Api::<Node>::all(client.clone()),
+        feed.clone(),
+        every(),
+    );
     spawn_kind(
         tasks,
         Api::<IPAddressPool>::namespaced(client.clone(), namespace),
         feed.clone(),
+        every(),
     );
     spawn_kind(
         tasks,
         Api::<L2Advertisement>::namespaced(client.clone(), namespace),
         feed,
+        every(),
     );
     out
 }
@@ -75,12 +97,19 @@ struct Feed {
     synced: watch::Sender<BTreeSet<&'static str>>,
 }
 
-fn spawn_kind<K: Indexed>(tasks: &mut JoinSet<()>, api: Api<K>, feed: Feed) {
-    let span = tracing::info_span!("watch", kind = K::KIND);
-    tasks.spawn(run_kind(api, feed).instrument(span));
+/// Which objects of a kind the speaker acts on; the others count as absent.
+type Keep<K> = Box<dyn Fn(&K) -> bool + Send + Sync>;
+
+fn every<K>() -> Keep<K> {
+    Box::new(|_| true)
 }
 
-async fn run_kind<K: Indexed>(api: Api<K>, feed: Feed) {
+fn spawn_kind<K: Indexed>(tasks: &mut JoinSet<()>, api: Api<K>, feed: Feed, keep: Keep<K>) {
+    let span = tracing::info_span!("watch", kind = K::KIND);
+    tasks.spawn(run_kind(api, feed, keep).instrument(span));
+}
+
+async fn run_kind<K: Indexed>(api: Api<K>, feed: Feed, keep: Keep<K>) {
     let stream = watcher::watcher(api, watcher::Config::default()).default_backoff();
     futures::pin_mut!(stream);
     // A relist arrives as Init, InitApply..., InitDone; it becomes one
@@ -89,14 +118,19 @@ async fn run_kind<K: Indexed>(api: Api<K>, feed: Feed) {
     while let Some(event) = stream.next().await {
         match event {
             Ok(Event::Init) => relist.clear(),
-            Ok(Event::InitApply(obj)) => relist.push(obj),
+            Ok(Event::InitApply(obj)) => {
+                if keep(&obj) {
+                    relist.push(obj);
+                }
+            }
             Ok(Event::InitDone) => {
                 let objs = std::mem::take(&mut relist);
                 info!(objects = objs.len(), "listed");
                 feed.world.send_modify(|w| K::reset(w, &objs));
                 feed.synced.send_if_modified(|s| s.insert(K::KIND));
             }
-            Ok(Event::Apply(obj)) => feed.world.send_modify(|w| K::apply(w, &obj)),
+            Ok(Event::Apply(obj)) if keep(&obj) => feed.world.send_modify(|w| K::apply(w, &obj)),
+            Ok(Event::Apply(obj)) => feed.world.send_modify(|w| K::delete(w, &obj)),
             Ok(Event::Delete(obj)) => feed.world.send_modify(|w| K::delete(w, &obj)),
             // The backoff retries; what we knew stays in place so the node
             // keeps announcing through an API server outage.
