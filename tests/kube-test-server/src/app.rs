@@ -104,6 +104,11 @@ fn bind_socket(addr: SocketAddr) -> std::io::Result<TcpSocket> {
         TcpSocket::new_v6()?
     };
     socket.set_reuseaddr(true)?;
+    // Lets the socket that holds the port while the server is stopped bind
+    // it before the listener closes: the port is never free for a moment,
+    // so no other socket on the machine (an outgoing connection's
+    // ephemeral port included) can take it between stop and listen.
+    socket.set_reuseport(true)?;
     socket.bind(addr)?;
     Ok(socket)
 }
@@ -258,15 +263,20 @@ impl App {
     async fn stop_locked(&self) {
         let running = self.listener().running.take();
         if let Some(Running { task, shutdown }) = running {
+            // Hold the port first, then close the listener (both sockets
+            // have SO_REUSEPORT; a bound socket that does not listen is
+            // never handed a connection).
+            let addr = self.listener().addr;
+            let reserved = bind_socket(addr)
+                .inspect_err(
+                    |e| tracing::warn!(error = %e, "could not hold the port while stopped"),
+                )
+                .ok();
             let _ = shutdown.send(());
             if let Err(e) = task.await {
                 tracing::warn!(error = %e, "server task ended abnormally");
             }
-            let mut l = self.listener();
-            match bind_socket(l.addr) {
-                Ok(socket) => l.reserved = Some(socket),
-                Err(e) => tracing::warn!(error = %e, "could not hold the port while stopped"),
-            }
+            self.listener().reserved = reserved;
         }
     }
 

@@ -377,3 +377,46 @@ async fn restart_rebinds_at_once_twenty_times_while_a_watcher_is_connected() {
     assert_eq!(s.bind_failures(), 0);
     task.abort();
 }
+
+/// The port is held at every moment of a restart: a plain bind of it (no
+/// SO_REUSEADDR, no SO_REUSEPORT: it succeeds exactly when no socket holds
+/// the port, which is also when an outgoing connection could be given it
+/// as its ephemeral port) never succeeds while the server stops and
+/// listens again, 50 times over. Before the port was held throughout, the
+/// window between closing the listener and holding the port again let such
+/// a socket in, and the next listen failed with AddrInUse (seen in the lab
+/// on a busy machine).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_other_socket_can_take_the_port_during_restarts() {
+    let (s, _client) = server().await;
+    let addr = s.addr();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let thief = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut tries = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) && tries < 2_000_000 {
+                tries += 1;
+                // std's bind would set SO_REUSEADDR, which may share a
+                // port held by a socket that does not listen.
+                let socket =
+                    socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
+                        .expect("a socket");
+                if socket.bind(&addr.into()).is_ok() {
+                    return Some(tries);
+                }
+            }
+            None
+        })
+    };
+    for i in 0..50 {
+        s.stop().await;
+        s.restart()
+            .await
+            .unwrap_or_else(|e| panic!("cycle {i}: restart failed: {e}"));
+    }
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let stolen = thief.join().unwrap();
+    assert_eq!(stolen, None, "another socket bound the server's port");
+    assert_eq!(s.bind_failures(), 0);
+}
