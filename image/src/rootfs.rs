@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::archive::{CA_CERTS, CONTROLLER, SPEAKER};
-use crate::tree::{Node, Tree, DATA_MODE, EXEC_MODE};
+use crate::tree::{walk, Node, Step, Tree, DATA_MODE, EXEC_MODE};
 use crate::{elf, oci, Error, Result};
 
 /// `/etc/passwd`: root, and `nobody` (65534), the image's default user.
@@ -139,48 +139,20 @@ pub fn parse_ldd(text: &str) -> Result<Vec<PathBuf>, String> {
 /// every symlink met on the way becomes a symlink in the tree (with its
 /// own target text), the final file a regular file with `mode`.
 pub fn add_host_path(tree: &mut Tree, path: &Path, mode: u32) -> Result<()> {
-    let parts = |p: &Path| -> Vec<String> {
-        p.to_string_lossy()
-            .split('/')
-            .rev()
-            .map(str::to_owned)
-            .collect()
-    };
-    let mut pending = parts(path);
-    let mut at = PathBuf::from("/");
-    let mut hops = 0;
-    while let Some(c) = pending.pop() {
-        match c.as_str() {
-            "" | "." => continue,
-            ".." => {
-                at.pop();
-                continue;
-            }
-            _ => {}
-        }
-        let here = at.join(&c);
+    let host = |at: &[String]| PathBuf::from(format!("/{}", at.join("/")));
+    let at = walk(&path.to_string_lossy(), |at, _| {
+        let here = host(at);
         let meta = std::fs::symlink_metadata(&here).map_err(|e| Error::read(here.display(), e))?;
         if !meta.file_type().is_symlink() {
-            at = here;
-            continue;
-        }
-        hops += 1;
-        if hops > 40 {
-            return Err(Error::read(
-                path.display(),
-                std::io::Error::other("too many symlinks"),
-            ));
+            return Ok(Step::Through);
         }
         let target = std::fs::read_link(&here).map_err(|e| Error::read(here.display(), e))?;
-        tree.insert(
-            &here.to_string_lossy(),
-            Node::Symlink(target.to_string_lossy().into_owned()),
-        )?;
-        if target.is_absolute() {
-            at = PathBuf::from("/");
-        }
-        pending.extend(parts(&target));
-    }
+        let target = target.to_string_lossy().into_owned();
+        tree.insert(&here.to_string_lossy(), Node::Symlink(target.clone()))?;
+        Ok(Step::Link(target))
+    })?
+    .ok_or_else(|| Error::read(path.display(), std::io::Error::other("too many symlinks")))?;
+    let at = host(&at);
     let data = std::fs::read(&at).map_err(|e| Error::read(at.display(), e))?;
     tree.add_file(&at.to_string_lossy(), mode, data)
 }

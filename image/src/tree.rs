@@ -40,6 +40,56 @@ pub struct Tree {
     nodes: BTreeMap<String, Node>,
 }
 
+/// What [`walk`] finds at one step of a path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// A directory or file: go on.
+    Through,
+    /// A symlink with this target text: follow it.
+    Link(String),
+}
+
+/// Walks `path` one component at a time, as the kernel resolves a path:
+/// `.` and empty components are skipped, `..` goes up, and a symlink's
+/// target is walked in its place (from the root when absolute), at most 40
+/// of them. `look(at, more)` is asked about each prefix `at` (components
+/// from the root; `more` says whether components follow). Returns the
+/// resolved components, `None` after 40 symlinks, or `look`'s error. One
+/// walker for the tree inside the image and for the host files copied
+/// into it, so both resolve a path the same way.
+pub fn walk<E>(
+    path: &str,
+    mut look: impl FnMut(&[String], bool) -> std::result::Result<Step, E>,
+) -> std::result::Result<Option<Vec<String>>, E> {
+    let mut pending: Vec<String> = path.split('/').rev().map(str::to_owned).collect();
+    let mut at: Vec<String> = Vec::new();
+    let mut hops = 0;
+    while let Some(c) = pending.pop() {
+        match c.as_str() {
+            "" | "." => continue,
+            ".." => {
+                at.pop();
+                continue;
+            }
+            _ => {}
+        }
+        at.push(c);
+        let more = !pending.iter().all(|p| p.is_empty() || p == ".");
+        if let Step::Link(target) = look(&at, more)? {
+            hops += 1;
+            if hops > 40 {
+                return Ok(None);
+            }
+            at.pop();
+            if target.starts_with('/') {
+                at.clear();
+            }
+            pending.extend(target.split('/').rev().map(str::to_owned));
+        }
+    }
+    Ok(Some(at))
+}
+
 /// Checks and normalizes a path for the tree: no leading `/`, no empty,
 /// `.` or `..` components, no trailing `/`.
 pub fn clean(path: &str) -> Result<String> {
@@ -124,36 +174,13 @@ impl Tree {
     /// The entry `path` leads to after following symlinks inside the tree
     /// (at most 40), as the kernel would inside the container.
     pub fn resolve(&self, path: &str) -> Option<&Node> {
-        let mut pending: Vec<String> = path.split('/').rev().map(str::to_owned).collect();
-        let mut at: Vec<String> = Vec::new();
-        let mut hops = 0;
-        while let Some(c) = pending.pop() {
-            match c.as_str() {
-                "" | "." => continue,
-                ".." => {
-                    at.pop();
-                    continue;
-                }
-                _ => {}
-            }
-            at.push(c);
-            let joined = at.join("/");
-            match self.nodes.get(&joined)? {
-                Node::Symlink(target) => {
-                    hops += 1;
-                    if hops > 40 {
-                        return None;
-                    }
-                    at.pop();
-                    if target.starts_with('/') {
-                        at.clear();
-                    }
-                    pending.extend(target.split('/').rev().map(str::to_owned));
-                }
-                Node::File { .. } if !pending.iter().all(|p| p.is_empty()) => return None,
-                _ => {}
-            }
-        }
+        let at = walk(path, |at, more| match self.nodes.get(&at.join("/")) {
+            None => Err(()),
+            Some(Node::Symlink(target)) => Ok(Step::Link(target.clone())),
+            Some(Node::File { .. }) if more => Err(()),
+            Some(_) => Ok(Step::Through),
+        })
+        .ok()??;
         if at.is_empty() {
             return Some(&Node::Dir);
         }
