@@ -1,7 +1,8 @@
 //! Running the image's binaries under `runc` with the security settings
 //! of `deploy/ferrolb.yaml`: a typed [`Spec`] becomes the bundle's
-//! `config.json`; a [`Container`] is `runc run --detach`ed and deleted
-//! (killed) when dropped, a failing test included.
+//! `config.json`; an [`Attached`] container runs under `runc run` in the
+//! foreground and is killed and deleted when dropped, a failing test
+//! included.
 //!
 //! ```no_run
 //! # fn main() -> ferrolb_image::Result<()> {
@@ -13,13 +14,13 @@
 //!     .env("NODE_NAME=node-1")
 //!     .bind("/tmp/kubeconfig", "/etc/ferrolb/kubeconfig")
 //!     .env("KUBECONFIG=/etc/ferrolb/kubeconfig");
-//! let speaker = runc::Container::start("speaker-1", "/tmp/rootfs".as_ref(), &spec, "/tmp/speaker.log".as_ref())?;
+//! let log = std::fs::File::create("/tmp/speaker.log").unwrap();
+//! let speaker = runc::Attached::spawn("speaker-1", "/tmp/rootfs".as_ref(), &spec, log.try_clone().unwrap(), log)?;
 //! println!("speaker pid {}", speaker.pid());
 //! # Ok(())
 //! # }
 //! ```
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -237,143 +238,6 @@ pub fn available() -> bool {
         .is_ok_and(|s| s.success())
 }
 
-/// A running container: its bundle (and runc's state) live in a temporary
-/// directory; dropping it kills and deletes the container.
-#[derive(Debug)]
-pub struct Container {
-    id: String,
-    pid: u32,
-    bundle: tempfile::TempDir,
-    deleted: bool,
-}
-
-impl Container {
-    /// Writes the bundle and runs `spec` detached, as container `id`,
-    /// with `rootfs` (an unpacked image) as its root. The program's
-    /// stdout and stderr (and runc's own errors) are appended to `log`.
-    pub fn start(id: &str, rootfs: &Path, spec: &Spec, log: &Path) -> Result<Self> {
-        let bundle = write_bundle(id, rootfs, spec)?;
-        let out = File::options()
-            .create(true)
-            .append(true)
-            .open(log)
-            .map_err(|e| Error::write(log.display(), e))?;
-        let err = out
-            .try_clone()
-            .map_err(|e| Error::write(log.display(), e))?;
-        let pid_file = bundle.path().join("pid");
-        let mut container = Self {
-            id: id.to_owned(),
-            pid: 0,
-            bundle,
-            deleted: false,
-        };
-        let status = container
-            .runc(&["run", "--detach", "--pid-file"])
-            .arg(&pid_file)
-            .arg("--bundle")
-            .arg(container.bundle.path())
-            .arg(id)
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            .status()
-            .map_err(|e| container.error("run", e.to_string()))?;
-        if !status.success() {
-            let tail = std::fs::read_to_string(log).unwrap_or_default();
-            let tail: Vec<&str> = tail.lines().rev().take(5).collect();
-            let detail = format!(
-                "{status}: {}",
-                tail.into_iter().rev().collect::<Vec<_>>().join(" | ")
-            );
-            return Err(container.error("run", detail));
-        }
-        let pid =
-            std::fs::read_to_string(&pid_file).map_err(|e| Error::read(pid_file.display(), e))?;
-        container.pid = pid
-            .trim()
-            .parse()
-            .map_err(|_| container.error("run", format!("pid file holds {pid:?}")))?;
-        Ok(container)
-    }
-
-    fn runc(&self, args: &[&str]) -> Command {
-        runc_in(self.bundle.path(), args)
-    }
-
-    fn error(&self, action: &str, detail: String) -> Error {
-        Error::Runc {
-            action: action.into(),
-            container: self.id.clone(),
-            detail,
-        }
-    }
-
-    fn output(&self, action: &str, args: &[&str], after: &[&str]) -> Result<String> {
-        let out = self
-            .runc(args)
-            .arg(&self.id)
-            .args(after)
-            .output()
-            .map_err(|e| self.error(action, e.to_string()))?;
-        if !out.status.success() {
-            let stderr = String::from_utf8_lossy(&out.stderr).trim().to_owned();
-            return Err(self.error(action, format!("{}: {stderr}", out.status)));
-        }
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    }
-
-    /// The container id.
-    pub fn id(&self) -> &str {
-        &self.id
-    }
-
-    /// The pid (in this machine's pid namespace) of the container's process.
-    pub fn pid(&self) -> u32 {
-        self.pid
-    }
-
-    /// The bundle directory (holds `config.json`).
-    pub fn bundle(&self) -> &Path {
-        self.bundle.path()
-    }
-
-    /// runc's status: `running`, `stopped`, ...
-    pub fn status(&self) -> Result<String> {
-        let text = self.output("state", &["state"], &[])?;
-        let state: Value =
-            serde_json::from_str(&text).map_err(|e| self.error("state", e.to_string()))?;
-        Ok(state["status"].as_str().unwrap_or("unknown").to_owned())
-    }
-
-    /// Sends `signal` (`TERM`, `KILL`) to the container's process.
-    pub fn kill(&self, signal: &str) -> Result<()> {
-        self.output("kill", &["kill"], &[signal]).map(drop)
-    }
-
-    /// Kills (SIGKILL) and deletes the container, waiting at most 5 s.
-    pub fn delete(mut self) -> Result<()> {
-        self.delete_now()
-    }
-
-    fn delete_now(&mut self) -> Result<()> {
-        if self.deleted {
-            return Ok(());
-        }
-        let deadline = Instant::now() + Duration::from_secs(5);
-        loop {
-            match self.output("delete", &["delete", "--force"], &[]) {
-                Ok(_) => break,
-                Err(e) if e.to_string().contains("does not exist") => break,
-                Err(e) if Instant::now() > deadline => return Err(e),
-                Err(_) => std::thread::sleep(Duration::from_millis(50)),
-            }
-        }
-        self.deleted = true;
-        Ok(())
-    }
-}
-
 /// A fresh bundle directory holding `config.json` for `spec`.
 fn write_bundle(id: &str, rootfs: &Path, spec: &Spec) -> Result<tempfile::TempDir> {
     let bundle = tempfile::Builder::new()
@@ -508,14 +372,6 @@ impl Attached {
 impl Drop for Attached {
     fn drop(&mut self) {
         self.kill_and_delete();
-    }
-}
-
-impl Drop for Container {
-    fn drop(&mut self) {
-        if let Err(e) = self.delete_now() {
-            eprintln!("ferrolb-image: {e}");
-        }
     }
 }
 

@@ -17,7 +17,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use ferrolb_image::runc::{self, Container, Spec};
+use ferrolb_image::runc::{self, Attached, Spec};
 use ferrolb_lab::manifests;
 use ferrolb_lab::objects::{self, Families, ServiceSpec};
 use ferrolb_lab::topology::SYSTEM_NS;
@@ -200,17 +200,25 @@ async fn the_image_runs_controller_and_speaker_under_runc_as_the_manifests_do() 
     let netns = |h: &Host| format!("/var/run/netns/{}", h.netns());
     let id = |role: &str| format!("flbimg-{}-{role}", std::process::id());
 
+    let log = |role: &str| {
+        std::fs::File::options()
+            .create(true)
+            .append(true)
+            .open(dir.path().join(format!("{role}.log")))
+            .unwrap()
+    };
     let controller_spec = Spec::controller(&image.config)
         .netns(netns(&api))
         .bind(&kubeconfig, KUBECONFIG)
         .env(&format!("KUBECONFIG={KUBECONFIG}"))
         .args(["--lease-namespace", SYSTEM_NS, "--identity", "image-test"])
         .args(["--http-addr", "127.0.0.1:7472", "--log-format", "text"]);
-    let controller = Container::start(
+    let mut controller = Attached::spawn(
         &id("controller"),
         &rootfs,
         &controller_spec,
-        &dir.path().join("controller.log"),
+        log("controller"),
+        log("controller"),
     )
     .unwrap_or_else(|e| panic!("{e}\n{}", logs(dir.path())));
     let speaker_spec = Spec::speaker(&image.config)
@@ -230,11 +238,12 @@ async fn the_image_runs_controller_and_speaker_under_runc_as_the_manifests_do() 
             "--memberlist-secret-file",
             "/etc/ferrolb/memberlist/secretkey",
         ]);
-    let speaker = Container::start(
+    let mut speaker = Attached::spawn(
         &id("speaker"),
         &rootfs,
         &speaker_spec,
-        &dir.path().join("speaker.log"),
+        log("speaker"),
+        log("speaker"),
     )
     .unwrap_or_else(|e| panic!("{e}\n{}", logs(dir.path())));
 
@@ -306,11 +315,11 @@ async fn the_image_runs_controller_and_speaker_under_runc_as_the_manifests_do() 
             node.dump()
         );
     }
-    for (name, ctr) in [("controller", &controller), ("speaker", &speaker)] {
+    for (name, ctr) in [("controller", &mut controller), ("speaker", &mut speaker)] {
         assert_eq!(
-            ctr.status().unwrap(),
-            "running",
-            "{name}\n{}",
+            ctr.try_wait().unwrap(),
+            None,
+            "{name} is not running\n{}",
             logs(dir.path())
         );
     }
