@@ -31,7 +31,7 @@ use crate::allocator::{self, Pool, PoolCounts, ServiceAllocation, Validity};
 /// the caller reports the error in a `Valid` condition and the selector
 /// selects nothing.
 pub fn label_selector(k8s: &K8sSelector) -> selector::Result<LabelSelector> {
-    let out = LabelSelector::from(k8s);
+    let out = selector::from_k8s(k8s);
     out.validate()?;
     Ok(out)
 }

@@ -5,8 +5,9 @@
 //!   and on which interfaces.
 //!
 //! [`selector`] evaluates their label selectors and [`range`] parses a
-//! pool's addresses; the controller and the speakers share both so they
-//! always select the same objects and agree on which addresses a pool owns.
+//! pool's addresses; both live in the pure `ferrolb-core` crate (re-exported
+//! here), which the controller and the speakers share so they always select
+//! the same objects and agree on which addresses a pool owns.
 //!
 //! Field names, defaults and meanings match MetalLB's `metallb.io/v1beta1`
 //! kinds, so a MetalLB manifest works after changing only its `apiVersion`.
@@ -31,7 +32,7 @@ pub mod generate;
 mod ip_address_pool;
 mod l2_advertisement;
 pub mod memberlist;
-pub mod range;
+pub use ferrolb_core::range;
 mod schema;
 pub mod selector;
 pub mod service;

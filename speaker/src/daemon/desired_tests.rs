@@ -20,7 +20,7 @@ fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
 }
 
 fn selector(pairs: &[(&str, &str)]) -> LabelSelector {
-    LabelSelector::from(&meta::LabelSelector {
+    ferrolb_crds::selector::from_k8s(&meta::LabelSelector {
         match_labels: Some(labels(pairs)),
         match_expressions: None,
     })
@@ -212,7 +212,7 @@ fn pools_are_selected_by_label_selectors() {
         by_selector(selector(&[("tier", "silver")])),
     );
     assert!(announcers(&w, &all_live()).is_empty());
-    let expr = LabelSelector::from(&meta::LabelSelector {
+    let expr = ferrolb_crds::selector::from_k8s(&meta::LabelSelector {
         match_labels: None,
         match_expressions: Some(vec![meta::LabelSelectorRequirement {
             key: "tier".into(),

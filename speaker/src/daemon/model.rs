@@ -236,13 +236,13 @@ impl AdInfo {
                 .spec
                 .ip_address_pool_selectors
                 .iter()
-                .map(|s| LabelSelector::from(s).valid_or_nothing())
+                .map(|s| ferrolb_crds::selector::from_k8s(s).valid_or_nothing())
                 .collect(),
             node_selectors: ad
                 .spec
                 .node_selectors
                 .iter()
-                .map(|s| LabelSelector::from(s).valid_or_nothing())
+                .map(|s| ferrolb_crds::selector::from_k8s(s).valid_or_nothing())
                 .collect(),
             interfaces: ad.spec.interfaces.clone(),
             uid: ad.uid(),

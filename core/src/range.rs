@@ -148,7 +148,7 @@ impl AddressRange {
     ///   `start <= end`, with optional spaces around the `-`.
     ///
     /// ```
-    /// use ferrolb_crds::range::AddressRange;
+    /// use ferrolb_core::range::AddressRange;
     /// let r = AddressRange::parse("198.51.100.10 - 198.51.100.20").unwrap();
     /// assert_eq!(r.len(), 11);
     /// assert!(r.contains("198.51.100.20".parse().unwrap()));

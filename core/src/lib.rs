@@ -1,0 +1,14 @@
+//! ferrolb's decisions, as plain synchronous code over small domain types.
+//!
+//! - [`range`]: IP families and `IPAddressPool.spec.addresses` entries, the
+//!   one parser and containment test.
+//! - [`selector`]: Kubernetes label selectors, evaluated locally.
+//!
+//! This crate has no kube, k8s-openapi, tokio or other I/O dependency, and
+//! `scripts/check-core-deps` keeps it that way: the binaries convert API
+//! objects into these types at their watch edge, then call in here. Every
+//! function is deterministic, so the tests need no cluster, root or network.
+#![forbid(unsafe_code)]
+
+pub mod range;
+pub mod selector;
