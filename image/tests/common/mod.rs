@@ -1,6 +1,7 @@
 //! What the image's test files share: where the shipped archive is, and
-//! the skip-or-fail rule for what a test needs (netlab's: skip with a
-//! printed reason outside CI, fail under `CI=true`).
+//! small archives to test with. Tests that need the archive, root or a tool
+//! are `#[ignore]`d and fail with the reason when run without it
+//! (netlab's rule).
 
 #![allow(dead_code)]
 
@@ -9,38 +10,19 @@ use std::path::PathBuf;
 /// The variable the test command sets after `bash scripts/image`.
 pub const ARCHIVE_VAR: &str = "FERROLB_IMAGE_ARCHIVE";
 
-/// The archive `bash scripts/image` built, or `None` after printing why
-/// the test is skipped (a failure under `CI=true`).
-pub fn shipped_archive(test: &str) -> Option<PathBuf> {
+/// The archive `bash scripts/image` built; fails the test (which is
+/// `#[ignore]`d for this reason) when the variable is not set.
+pub fn shipped_archive(test: &str) -> PathBuf {
     match std::env::var_os(ARCHIVE_VAR) {
-        Some(path) if !path.is_empty() => Some(PathBuf::from(path)),
-        _ => {
-            let _ = netlab::skip_or_fail(
-                test,
-                format!(
-                    "{ARCHIVE_VAR} is not set: run `bash scripts/image` and export \
-                     {ARCHIVE_VAR}=target/image/ferrolb.tar"
-                ),
-            );
-            None
-        }
-    }
-}
-
-/// Whether `tool --version` runs; if not, prints the skip (or fails
-/// under `CI=true`).
-pub fn require_tool(test: &str, tool: &str) -> bool {
-    let found = std::process::Command::new(tool)
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !found {
-        let _ = netlab::skip_or_fail(
+        Some(path) if !path.is_empty() => PathBuf::from(path),
+        _ => netlab::unavailable(
             test,
-            format!("needs `{tool}` on PATH (apt-get install {tool})"),
-        );
+            format!(
+                "{ARCHIVE_VAR} is not set: run `bash scripts/image` and export \
+                 {ARCHIVE_VAR}=target/image/ferrolb.tar"
+            ),
+        ),
     }
-    found
 }
 
 /// Reads and checks the archive at `path`.

@@ -1,6 +1,6 @@
 //! End-to-end: the real controller and speakers in network namespaces, a
-//! client on the LAN. Root only: skipped with a printed reason otherwise,
-//! failed under `CI=true`. Tests take turns (one lab at a time: timings on
+//! client on the LAN. Root only: `#[ignore = "needs root"]`
+//! (docs/testing.md). Tests take turns (one lab at a time: timings on
 //! two cores stay meaningful).
 
 mod common;
@@ -15,7 +15,7 @@ use ferrolb_speaker::wire::MacAddr;
 
 const PORT: u16 = 8080;
 
-async fn lab(test: &str) -> Option<(tokio::sync::MutexGuard<'static, ()>, Cluster)> {
+async fn lab(test: &str) -> (tokio::sync::MutexGuard<'static, ()>, Cluster) {
     common::lab(test, "flbe2e").await
 }
 
@@ -35,10 +35,9 @@ fn mac_of(c: &Cluster, node: &str) -> netlab::MacAddr {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs root"]
 async fn a_service_ip_answers_over_both_families_from_the_owner() {
-    let Some((_g, c)) = lab("a_service_ip_answers_over_both_families_from_the_owner").await else {
-        return;
-    };
+    let (_g, c) = lab("a_service_ip_answers_over_both_families_from_the_owner").await;
     let (v4, v6) = web(&c, "web").await;
     let a4 = c
         .wait_answer(v4, PORT, Duration::from_secs(10))
@@ -77,10 +76,9 @@ async fn a_service_ip_answers_over_both_families_from_the_owner() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs root"]
 async fn exactly_one_node_answers_who_has_for_a_service_ip() {
-    let Some((_g, c)) = lab("exactly_one_node_answers_who_has_for_a_service_ip").await else {
-        return;
-    };
+    let (_g, c) = lab("exactly_one_node_answers_who_has_for_a_service_ip").await;
     let (v4, v6) = web(&c, "web").await;
     let owner = c
         .wait_answer(v4, PORT, Duration::from_secs(10))
@@ -100,12 +98,9 @@ async fn exactly_one_node_answers_who_has_for_a_service_ip() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs root"]
 async fn node_death_moves_the_ip_and_gratuitous_arp_updates_the_client() {
-    let Some((_g, mut c)) =
-        lab("node_death_moves_the_ip_and_gratuitous_arp_updates_the_client").await
-    else {
-        return;
-    };
+    let (_g, mut c) = lab("node_death_moves_the_ip_and_gratuitous_arp_updates_the_client").await;
     let (v4, v6) = web(&c, "web").await;
     c.wait_answer(v6, PORT, Duration::from_secs(10))
         .await
@@ -132,10 +127,9 @@ async fn node_death_moves_the_ip_and_gratuitous_arp_updates_the_client() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs root"]
 async fn a_graceful_speaker_stop_moves_the_ip_quickly() {
-    let Some((_g, mut c)) = lab("a_graceful_speaker_stop_moves_the_ip_quickly").await else {
-        return;
-    };
+    let (_g, mut c) = lab("a_graceful_speaker_stop_moves_the_ip_quickly").await;
     let (v4, _) = web(&c, "web").await;
     let f = failover::measure(
         &mut c,
@@ -153,12 +147,10 @@ async fn a_graceful_speaker_stop_moves_the_ip_quickly() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs root"]
 async fn restarting_the_controller_or_the_api_server_keeps_ips_and_answers() {
-    let Some((_g, mut c)) =
-        lab("restarting_the_controller_or_the_api_server_keeps_ips_and_answers").await
-    else {
-        return;
-    };
+    let (_g, mut c) =
+        lab("restarting_the_controller_or_the_api_server_keeps_ips_and_answers").await;
     let (v4, v6) = web(&c, "web").await;
     let owner = c
         .wait_answer(v4, PORT, Duration::from_secs(10))
@@ -199,10 +191,9 @@ fn announced_pairs(c: &Cluster) -> f64 {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs root"]
 async fn dropped_and_expired_watches_are_recovered() {
-    let Some((_g, mut c)) = lab("dropped_and_expired_watches_are_recovered").await else {
-        return;
-    };
+    let (_g, mut c) = lab("dropped_and_expired_watches_are_recovered").await;
     let (v4, _v6) = web(&c, "web").await;
     c.wait_answer(v4, PORT, Duration::from_secs(10))
         .await

@@ -1,7 +1,7 @@
 //! More end-to-end scenarios on the lab: `externalTrafficPolicy: Local`,
 //! L2Advertisement node selectors and interfaces, IP sharing, pool exhaustion and invalid
 //! pools, and a flood of malformed frames at a speaker. Root only, with the
-//! same skip/fail rule as `e2e_lab.rs`; nextest runs one lab at a time.
+//! same `needs root` rule as `e2e_lab.rs`; nextest runs one lab at a time.
 
 mod common;
 
@@ -18,7 +18,7 @@ use serde_json::json;
 
 const PORT: u16 = 8080;
 
-async fn lab(test: &str) -> Option<(tokio::sync::MutexGuard<'static, ()>, Cluster)> {
+async fn lab(test: &str) -> (tokio::sync::MutexGuard<'static, ()>, Cluster) {
     common::lab(test, "flbe2m").await
 }
 
@@ -62,10 +62,9 @@ fn v4_of(ips: &[IpAddr]) -> Ipv4Addr {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs root"]
 async fn local_policy_follows_the_ready_endpoint() {
-    let Some((_g, mut c)) = lab("local_policy_follows_the_ready_endpoint").await else {
-        return;
-    };
+    let (_g, mut c) = lab("local_policy_follows_the_ready_endpoint").await;
     let mut spec = v4_spec("local", PORT);
     spec.local = true;
     c.create_service(&spec, Some(&["node-3"])).await.unwrap();
@@ -89,11 +88,9 @@ async fn local_policy_follows_the_ready_endpoint() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs root"]
 async fn an_advertisement_announces_only_from_the_nodes_it_selects() {
-    let Some((_g, mut c)) = lab("an_advertisement_announces_only_from_the_nodes_it_selects").await
-    else {
-        return;
-    };
+    let (_g, mut c) = lab("an_advertisement_announces_only_from_the_nodes_it_selects").await;
     const LABEL: &str = "ferrolb.io/announce";
     c.label_node("node-2", LABEL, Some("yes")).await.unwrap();
     c.patch_custom(
@@ -148,11 +145,9 @@ async fn an_advertisement_announces_only_from_the_nodes_it_selects() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs root"]
 async fn services_sharing_a_key_share_an_ip_and_both_ports_answer() {
-    let Some((_g, c)) = lab("services_sharing_a_key_share_an_ip_and_both_ports_answer").await
-    else {
-        return;
-    };
+    let (_g, c) = lab("services_sharing_a_key_share_an_ip_and_both_ports_answer").await;
     let mut a = v4_spec("share-a", 8080);
     a.sharing_key = Some("k".into());
     let mut b = v4_spec("share-b", 8081);
@@ -186,10 +181,9 @@ async fn services_sharing_a_key_share_an_ip_and_both_ports_answer() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs root"]
 async fn an_exhausted_pool_and_a_reversed_range_are_reported() {
-    let Some((_g, mut c)) = lab("an_exhausted_pool_and_a_reversed_range_are_reported").await else {
-        return;
-    };
+    let (_g, mut c) = lab("an_exhausted_pool_and_a_reversed_range_are_reported").await;
     c.patch_custom(
         "IPAddressPool",
         "ipaddresspools",
@@ -322,10 +316,9 @@ fn flood(client: &netlab::Host, dst: MacAddr, count: usize) -> usize {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs root"]
 async fn a_flood_of_malformed_frames_does_not_stop_the_owner() {
-    let Some((_g, mut c)) = lab("a_flood_of_malformed_frames_does_not_stop_the_owner").await else {
-        return;
-    };
+    let (_g, mut c) = lab("a_flood_of_malformed_frames_does_not_stop_the_owner").await;
     c.create_service(&v4_spec("web", PORT), None).await.unwrap();
     let ip4 = v4_of(&c.wait_ips("web", 1, Duration::from_secs(20)).await.unwrap());
     let ip = IpAddr::V4(ip4);
@@ -404,6 +397,7 @@ async fn wait_who_has(host: &Host, sender: Ipv4Addr, ip: Ipv4Addr, want: &[MacAd
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs root"]
 async fn an_advertisement_announces_only_on_the_interfaces_it_names() {
     const TEST: &str = "an_advertisement_announces_only_on_the_interfaces_it_names";
     let opts = Options {
@@ -411,9 +405,7 @@ async fn an_advertisement_announces_only_on_the_interfaces_it_names() {
         second_lan: true,
         ..Options::default()
     };
-    let Some((_g, c)) = common::lab_with(TEST, opts).await else {
-        return;
-    };
+    let (_g, c) = common::lab_with(TEST, opts).await;
     let client2 = c.client2.clone().expect("a second LAN");
     let (lan1, lan2) = (
         Ipv4Addr::new(192, 0, 2, 100),

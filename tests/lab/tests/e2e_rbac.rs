@@ -155,6 +155,7 @@ async fn repeated_event(c: &Cluster, service: &str, node: &str) -> bool {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs root"]
 async fn the_rendered_rbac_grants_every_call_and_nothing_unused() {
     const TEST: &str = "the_rendered_rbac_grants_every_call_and_nothing_unused";
     let opts = Options {
@@ -162,9 +163,7 @@ async fn the_rendered_rbac_grants_every_call_and_nothing_unused() {
         record_requests: true,
         ..Options::default()
     };
-    let Some((_g, mut c)) = common::lab_with(TEST, opts).await else {
-        return;
-    };
+    let (_g, mut c) = common::lab_with(TEST, opts).await;
     let secret_created = exercise(&c).await;
     assert!(c.dead_children().is_empty(), "{:?}", c.dead_children());
 

@@ -91,24 +91,16 @@ impl Lab {
         Ok(lab)
     }
 
-    /// For tests: applies [`precondition::require_root`], then builds a lab.
-    /// `None` means the skip was printed and the test should return; under
-    /// `CI=true` both "not root" and "no namespaces" panic instead.
+    /// For tests (`#[ignore = "needs root"]`): applies
+    /// [`precondition::require_root`], then builds a lab. Fails the test with
+    /// the reason when it is not root or namespaces cannot be made.
     ///
     /// ```no_run
-    /// let Some(mut lab) = netlab::Lab::for_test("udp_reaches_peer") else { return };
+    /// let mut lab = netlab::Lab::for_test("udp_reaches_peer");
     /// ```
-    pub fn for_test(test: &str) -> Option<Self> {
-        if precondition::require_root(test).is_some() {
-            return None;
-        }
-        match Self::new() {
-            Ok(lab) => Some(lab),
-            Err(e) => {
-                let _ = precondition::skip_or_fail(test, e);
-                None
-            }
-        }
+    pub fn for_test(test: &str) -> Self {
+        precondition::require_root(test);
+        Self::new().unwrap_or_else(|e| precondition::unavailable(test, e))
     }
 
     fn build_switch(&mut self) -> Result<()> {

@@ -11,12 +11,13 @@
 //! tables. Everything is deleted when the lab drops, panics included; the
 //! next lab sweeps what a killed process left behind ([`sweep_stale`]).
 //!
-//! Needs root. [`Lab::for_test`] and [`require_root`] implement the rule:
-//! skip with a message outside CI, fail under `CI=true`.
+//! Needs root. Tests that use it are `#[ignore = "needs root"]`;
+//! [`Lab::for_test`] and [`require_root`] fail such a test with the reason
+//! when it is run without root (see [`require_tool`] for tools).
 //!
 //! ```no_run
 //! # fn main() -> netlab::Result<()> {
-//! let Some(mut lab) = netlab::Lab::for_test("echo_over_the_lab") else { return Ok(()) };
+//! let mut lab = netlab::Lab::for_test("echo_over_the_lab");
 //! let a = lab.add_host("a")?;
 //! let b = lab.add_host("b")?;
 //! a.add_addr("198.51.100.11/24")?;
@@ -55,5 +56,5 @@ pub use lab::{Lab, BRIDGE, DEFAULT_PREFIX};
 pub use neigh::{MacAddr, MacParseError, Neighbour};
 pub use netns::{list_namespaces, owner_pid, sweep_stale};
 pub use ns::NsThread;
-pub use precondition::{decide, is_ci, require_root, skip_or_fail, Precondition, Skip};
+pub use precondition::{require_root, require_tool, root_problem, unavailable};
 pub use segment::Segment;

@@ -1,89 +1,68 @@
-//! The skip-or-fail rule for tests that need root.
+//! What a test needs beyond cargo (root, a tool such as kubectl or runc, the
+//! built image), checked when it runs.
 //!
-//! Outside CI a test that cannot run says so and returns; under `CI=true` the
-//! same situation is a failure, so a CI run never passes by skipping.
+//! Such tests carry `#[ignore = "needs root"]` (or `needs kubectl`, ...), so
+//! the test runner reports them as ignored wherever nobody asked for them.
+//! `scripts/test` asks for them (`cargo nextest run --run-ignored all`) when
+//! it runs as root and always under `CI=true`. Once asked, a test whose need
+//! is not met fails with the reason: no test passes by skipping.
 
 use std::fmt;
 
-/// What a root-only test should do, given who runs it and where.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Precondition {
-    /// Root: go ahead.
-    Run,
-    /// Not root and not CI: print the reason and return.
-    Skip(String),
-    /// Not root under CI: fail with the reason.
-    Fail(String),
+/// Why a process with effective uid `euid` cannot run a root-only test, or
+/// `None` when it can. Pure, so the rule is tested without being root.
+pub fn root_problem(euid: u32) -> Option<String> {
+    (euid != 0).then(|| format!("needs root (uid {euid}) to create network namespaces"))
 }
 
-/// Decides from the effective uid and whether `CI=true`. Pure, so the rule is
-/// tested without being root or touching the environment.
-pub fn decide(euid: u32, ci: bool) -> Precondition {
-    if euid == 0 {
-        return Precondition::Run;
-    }
-    let reason = format!("needs root (uid {euid}) to create network namespaces");
-    if ci {
-        Precondition::Fail(format!("{reason}, and CI=true forbids skipping"))
-    } else {
-        Precondition::Skip(reason)
-    }
-}
-
-/// Whether the `CI` variable value means "running in CI" (`true` or `1`).
-pub fn is_ci(value: Option<&str>) -> bool {
-    value.is_some_and(|v| v.eq_ignore_ascii_case("true") || v == "1")
-}
-
-/// A test that was skipped, and why. Returned so the caller can `return`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[must_use = "a skipped test must return"]
-pub struct Skip {
-    /// The test's name.
-    pub test: String,
-    /// Why it cannot run here.
-    pub reason: String,
-}
-
-impl fmt::Display for Skip {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "SKIPPED {}: {}", self.test, self.reason)
-    }
-}
-
-/// Applies [`decide`] to this process: `None` means run; `Some(skip)` means
-/// the skip was printed and the test should return. Panics under `CI=true`.
+/// Fails the test unless this process runs as root.
 ///
 /// ```no_run
-/// if netlab::require_root("arp_reply_is_counted").is_some() {
-///     return;
+/// #[test]
+/// #[ignore = "needs root"]
+/// fn arp_reply_is_counted() {
+///     netlab::require_root("arp_reply_is_counted");
+///     // ...
 /// }
 /// ```
-pub fn require_root(test: &str) -> Option<Skip> {
-    let ci = is_ci(std::env::var("CI").ok().as_deref());
-    match decide(nix::unistd::geteuid().as_raw(), ci) {
-        Precondition::Run => None,
-        Precondition::Skip(reason) => Some(skip(test, reason)),
-        Precondition::Fail(reason) => panic!("{test}: {reason}"),
+pub fn require_root(test: &str) {
+    if let Some(problem) = root_problem(nix::unistd::geteuid().as_raw()) {
+        unavailable(test, problem);
     }
 }
 
-/// Reports an environment problem found after the root check (e.g. root
-/// without `CAP_SYS_ADMIN`): prints and returns a skip, or panics under CI.
-pub fn skip_or_fail(test: &str, reason: impl fmt::Display) -> Skip {
-    if is_ci(std::env::var("CI").ok().as_deref()) {
-        panic!("{test}: {reason} (CI=true forbids skipping)");
+/// Fails the test unless `program args...` runs and exits 0 (for example
+/// `kubectl version --client`, `runc --version`).
+pub fn require_tool(test: &str, program: &str, args: &[&str]) {
+    match std::process::Command::new(program).args(args).output() {
+        Ok(out) if out.status.success() => {}
+        Ok(out) => unavailable(
+            test,
+            format!(
+                "`{program} {}` exited with {}: {}",
+                args.join(" "),
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            ),
+        ),
+        Err(e) => unavailable(
+            test,
+            format!("needs `{program}` on PATH ({e}; apt-get install {program})"),
+        ),
     }
-    skip(test, reason.to_string())
 }
 
-fn skip(test: &str, reason: String) -> Skip {
-    let skip = Skip {
-        test: test.to_owned(),
-        reason,
-    };
-    eprintln!("{skip}");
-    skip
+/// Fails the test because something it needs is missing; the message names
+/// the test, the reason and how such tests are run.
+pub fn unavailable(test: &str, reason: impl fmt::Display) -> ! {
+    panic!("{}", unavailable_message(test, &reason.to_string()))
+}
+
+fn unavailable_message(test: &str, reason: &str) -> String {
+    format!(
+        "{test} cannot run here: {reason}. It is #[ignore]d so that it only runs when asked \
+         (`cargo nextest run --run-ignored all`, which scripts/test does as root and in CI)"
+    )
 }
 
 #[cfg(test)]
@@ -91,46 +70,33 @@ mod tests {
     use super::*;
 
     #[test]
-    fn root_runs_in_and_out_of_ci() {
-        assert_eq!(decide(0, false), Precondition::Run);
-        assert_eq!(decide(0, true), Precondition::Run);
+    fn root_may_run_root_only_tests() {
+        assert_eq!(root_problem(0), None);
     }
 
     #[test]
-    fn non_root_outside_ci_skips_and_names_the_uid() {
-        match decide(1000, false) {
-            Precondition::Skip(reason) => assert!(reason.contains("uid 1000"), "{reason}"),
-            other => panic!("expected a skip, got {other:?}"),
-        }
+    fn any_other_user_gets_a_reason_naming_the_uid() {
+        let reason = root_problem(1000).expect("uid 1000 is not root");
+        assert!(reason.contains("needs root"), "{reason}");
+        assert!(reason.contains("uid 1000"), "{reason}");
     }
 
     #[test]
-    fn non_root_under_ci_fails_instead_of_skipping() {
-        match decide(1000, true) {
-            Precondition::Fail(reason) => {
-                assert!(reason.contains("needs root"), "{reason}");
-                assert!(reason.contains("CI=true"), "{reason}");
-            }
-            other => panic!("expected a failure, got {other:?}"),
-        }
+    fn the_failure_names_the_test_the_reason_and_how_to_run_it() {
+        let message = unavailable_message("arp_in_namespaces", "needs root (uid 1000)");
+        assert!(message.starts_with("arp_in_namespaces cannot run here: needs root (uid 1000)"));
+        assert!(message.contains("--run-ignored all"), "{message}");
     }
 
     #[test]
-    fn only_true_or_one_means_ci() {
-        assert!(is_ci(Some("true")));
-        assert!(is_ci(Some("TRUE")));
-        assert!(is_ci(Some("1")));
-        assert!(!is_ci(Some("false")));
-        assert!(!is_ci(Some("")));
-        assert!(!is_ci(None));
+    #[should_panic(expected = "needs `ferrolb-no-such-tool` on PATH")]
+    fn a_missing_tool_fails_the_test() {
+        require_tool("t", "ferrolb-no-such-tool", &["--version"]);
     }
 
     #[test]
-    fn a_skip_prints_as_skipped_test_and_reason() {
-        let s = Skip {
-            test: "t".into(),
-            reason: "r".into(),
-        };
-        assert_eq!(s.to_string(), "SKIPPED t: r");
+    #[should_panic(expected = "`false ` exited with")]
+    fn a_tool_that_fails_its_probe_fails_the_test() {
+        require_tool("t", "false", &[]);
     }
 }

@@ -22,22 +22,21 @@ const B_V4: &str = "198.51.100.12";
 const A_V6: &str = "2001:db8:100::11";
 const B_V6: &str = "2001:db8:100::12";
 
-fn two_hosts(test: &str) -> Option<(Lab, Host, Host)> {
-    let mut lab = Lab::for_test(test)?;
+fn two_hosts(test: &str) -> (Lab, Host, Host) {
+    let mut lab = Lab::for_test(test);
     let a = lab.add_host("a").unwrap();
     let b = lab.add_host("b").unwrap();
     a.add_addr(&format!("{A_V4}/24")).unwrap();
     b.add_addr(&format!("{B_V4}/24")).unwrap();
     a.add_addr(&format!("{A_V6}/64")).unwrap();
     b.add_addr(&format!("{B_V6}/64")).unwrap();
-    Some((lab, a, b))
+    (lab, a, b)
 }
 
 #[test]
+#[ignore = "needs root"]
 fn host_a_reaches_host_b_over_udp_on_ipv4() {
-    let Some((_lab, a, b)) = two_hosts("host_a_reaches_host_b_over_udp_on_ipv4") else {
-        return;
-    };
+    let (_lab, a, b) = two_hosts("host_a_reaches_host_b_over_udp_on_ipv4");
     let _echo = Echo::start(&b, addr(B_V4, PORT));
     assert_echoes(
         &[&a, &b],
@@ -48,10 +47,9 @@ fn host_a_reaches_host_b_over_udp_on_ipv4() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn host_a_reaches_host_b_over_udp_on_ipv6() {
-    let Some((_lab, a, b)) = two_hosts("host_a_reaches_host_b_over_udp_on_ipv6") else {
-        return;
-    };
+    let (_lab, a, b) = two_hosts("host_a_reaches_host_b_over_udp_on_ipv6");
     let _echo = Echo::start(&b, addr(B_V6, PORT));
     assert_echoes(
         &[&a, &b],
@@ -62,10 +60,9 @@ fn host_a_reaches_host_b_over_udp_on_ipv6() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn a_closure_thread_inside_a_host_serves_udp() {
-    let Some((_lab, a, b)) = two_hosts("a_closure_thread_inside_a_host_serves_udp") else {
-        return;
-    };
+    let (_lab, a, b) = two_hosts("a_closure_thread_inside_a_host_serves_udp");
     // Here the socket is created on the namespace thread itself.
     let server = b
         .spawn_in(|| {
@@ -87,12 +84,10 @@ fn a_closure_thread_inside_a_host_serves_udp() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn traffic_stops_within_a_bounded_time_when_a_link_or_port_goes_down() {
-    let Some((_lab, a, b)) =
-        two_hosts("traffic_stops_within_a_bounded_time_when_a_link_or_port_goes_down")
-    else {
-        return;
-    };
+    let (_lab, a, b) =
+        two_hosts("traffic_stops_within_a_bounded_time_when_a_link_or_port_goes_down");
     let _echo = Echo::start(&b, addr(B_V4, PORT));
     let socket = client(&a, A_V4);
     let to = addr(B_V4, PORT);
@@ -114,11 +109,9 @@ fn traffic_stops_within_a_bounded_time_when_a_link_or_port_goes_down() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn the_neighbour_table_shows_the_peers_mac_after_traffic() {
-    let Some((_lab, a, b)) = two_hosts("the_neighbour_table_shows_the_peers_mac_after_traffic")
-    else {
-        return;
-    };
+    let (_lab, a, b) = two_hosts("the_neighbour_table_shows_the_peers_mac_after_traffic");
     let b_v4: IpAddr = B_V4.parse().unwrap();
     let b_v6: IpAddr = B_V6.parse().unwrap();
     assert_eq!(a.neighbour(b_v4).unwrap(), None);
@@ -158,10 +151,9 @@ fn the_neighbour_table_shows_the_peers_mac_after_traffic() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn sysctls_and_vips_stay_inside_their_namespace() {
-    let Some((_lab, a, b)) = two_hosts("sysctls_and_vips_stay_inside_their_namespace") else {
-        return;
-    };
+    let (_lab, a, b) = two_hosts("sysctls_and_vips_stay_inside_their_namespace");
     let key = "net.ipv4.conf.all.arp_ignore";
     let root_before = std::fs::read_to_string("/proc/sys/net/ipv4/conf/all/arp_ignore").unwrap();
     b.sysctl(key, "1").unwrap();
@@ -192,10 +184,9 @@ fn sysctls_and_vips_stay_inside_their_namespace() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn thousands_of_vips_change_in_one_batch() {
-    let Some(mut lab) = Lab::for_test("thousands_of_vips_change_in_one_batch") else {
-        return;
-    };
+    let mut lab = Lab::for_test("thousands_of_vips_change_in_one_batch");
     let h = lab.add_host("h").unwrap();
     let lo = || {
         h.exec("ip", &["-o", "address", "show", "dev", "lo"])
@@ -221,11 +212,9 @@ fn thousands_of_vips_change_in_one_batch() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn dropping_the_lab_removes_every_namespace_and_process() {
-    let Some(mut lab) = Lab::for_test("dropping_the_lab_removes_every_namespace_and_process")
-    else {
-        return;
-    };
+    let mut lab = Lab::for_test("dropping_the_lab_removes_every_namespace_and_process");
     let a = lab.add_host("a").unwrap();
     lab.add_host("b").unwrap();
     let names = lab.namespaces().to_vec();
@@ -256,10 +245,9 @@ fn dropping_the_lab_removes_every_namespace_and_process() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn a_panic_in_the_test_body_still_removes_the_namespaces() {
-    if netlab::require_root("a_panic_in_the_test_body_still_removes_the_namespaces").is_some() {
-        return;
-    }
+    netlab::require_root("a_panic_in_the_test_body_still_removes_the_namespaces");
     let mut names = Vec::new();
     let outcome = catch_unwind(AssertUnwindSafe(|| {
         let mut lab = Lab::new().unwrap();
@@ -288,10 +276,9 @@ impl Drop for NsGuard {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn sweep_removes_namespaces_whose_owner_pid_is_dead() {
-    if netlab::require_root("sweep_removes_namespaces_whose_owner_pid_is_dead").is_some() {
-        return;
-    }
+    netlab::require_root("sweep_removes_namespaces_whose_owner_pid_is_dead");
     // Our own prefix, so labs of concurrent tests never sweep it first.
     let prefix = "flbsweep";
     let mut dead = Command::new("true").spawn().unwrap();
@@ -335,11 +322,9 @@ fn sweep_removes_namespaces_whose_owner_pid_is_dead() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn bad_host_names_are_rejected_before_anything_is_created() {
-    let Some(mut lab) = Lab::for_test("bad_host_names_are_rejected_before_anything_is_created")
-    else {
-        return;
-    };
+    let mut lab = Lab::for_test("bad_host_names_are_rejected_before_anything_is_created");
     lab.add_host("a").unwrap();
     for bad in ["a", "sw", "far-too-long-name", "A"] {
         assert!(lab.add_host(bad).is_err(), "{bad}");

@@ -16,13 +16,9 @@ use netlab::Host;
 /// under nextest the `lab` test group in `.config/nextest.toml` does it.
 static LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-/// Starts a lab whose namespaces carry `prefix`, or returns `None` after
-/// printing why the test is skipped (not root outside CI; under `CI=true`
-/// `netlab::require_root` fails the test instead).
-pub async fn lab(
-    test: &str,
-    prefix: &str,
-) -> Option<(tokio::sync::MutexGuard<'static, ()>, Cluster)> {
+/// Starts a lab whose namespaces carry `prefix`. Every lab test is
+/// `#[ignore = "needs root"]`; run without root, it fails with the reason.
+pub async fn lab(test: &str, prefix: &str) -> (tokio::sync::MutexGuard<'static, ()>, Cluster) {
     let opts = Options {
         prefix: prefix.into(),
         ..Options::default()
@@ -34,17 +30,15 @@ pub async fn lab(
 pub async fn lab_with(
     test: &str,
     opts: Options,
-) -> Option<(tokio::sync::MutexGuard<'static, ()>, Cluster)> {
-    if netlab::require_root(test).is_some() {
-        return None;
-    }
+) -> (tokio::sync::MutexGuard<'static, ()>, Cluster) {
+    netlab::require_root(test);
     let guard = LOCK.lock().await;
     // FERROLB_LAB_IMAGE: the same tests against the shipped image, run
     // under runc (README's test command does both).
     let image = std::env::var_os("FERROLB_LAB_IMAGE").map(std::path::PathBuf::from);
     let launcher = Launcher::locate(image.as_deref()).expect("speaker and controller binaries");
     let cluster = Cluster::start(opts, launcher).await.expect("lab starts");
-    Some((guard, cluster))
+    (guard, cluster)
 }
 
 /// Sends one who-has for `target` from the lab client's eth0 (an ARP
