@@ -172,24 +172,25 @@ mod tests {
     /// Env vars are process-wide: tests that read or set them take turns.
     static ENV: Mutex<()> = Mutex::new(());
 
-    const VARS: &[&str] = &[
-        "FERROLB_LB_CLASS",
-        "FERROLB_STATUS_QUEUE_CAPACITY",
-        "FERROLB_LEASE_NAME",
-        "POD_NAMESPACE",
-        "POD_NAME",
-        "FERROLB_LEASE_DURATION",
-        "FERROLB_HTTP_ADDR",
-        "FERROLB_LOG_FORMAT",
-        "FERROLB_LOG_LEVEL",
-        "FERROLB_MEMBERLIST_SECRET_NAME",
-        "FERROLB_MEMBERLIST_SECRET_CHECK_INTERVAL",
+    /// Every env var the flags read, as deploy/ and the docs name them.
+    const EVERY_ENV_VAR: &[(&str, &str)] = &[
+        ("FERROLB_LB_CLASS", "ferrolb.io/l2"),
+        ("FERROLB_STATUS_QUEUE_CAPACITY", "8"),
+        ("FERROLB_LEASE_NAME", "lb"),
+        ("POD_NAMESPACE", "kube-system"),
+        ("POD_NAME", "ferrolb-controller-7d9f-abcde"),
+        ("FERROLB_LEASE_DURATION", "1m"),
+        ("FERROLB_HTTP_ADDR", "127.0.0.1:9000"),
+        ("FERROLB_LOG_FORMAT", "text"),
+        ("FERROLB_LOG_LEVEL", "debug,kube=warn"),
+        ("FERROLB_MEMBERLIST_SECRET_NAME", "gossip-key"),
+        ("FERROLB_MEMBERLIST_SECRET_CHECK_INTERVAL", "5s"),
     ];
 
     /// Runs `f` with only `vars` set among the flags' env vars.
     fn with_env<T>(vars: &[(&str, &str)], f: impl FnOnce() -> T) -> T {
         let _guard = ENV.lock().unwrap_or_else(|e| e.into_inner());
-        for v in VARS {
+        for (v, _) in EVERY_ENV_VAR {
             std::env::remove_var(v);
         }
         for (k, v) in vars {
@@ -200,6 +201,19 @@ mod tests {
             std::env::remove_var(k);
         }
         out
+    }
+
+    #[test]
+    fn the_list_above_is_every_env_var_the_flags_read() {
+        use clap::CommandFactory as _;
+        let mut declared: Vec<String> = Args::command()
+            .get_arguments()
+            .filter_map(|a| Some(a.get_env()?.to_str()?.to_owned()))
+            .collect();
+        let mut listed: Vec<String> = EVERY_ENV_VAR.iter().map(|(k, _)| k.to_string()).collect();
+        declared.sort();
+        listed.sort();
+        assert_eq!(declared, listed);
     }
 
     fn parse(argv: &[&str]) -> Result<Args, clap::Error> {
@@ -233,23 +247,7 @@ mod tests {
 
     #[test]
     fn every_flag_can_be_set_from_the_environment() {
-        let args = with_env(
-            &[
-                ("FERROLB_LB_CLASS", "ferrolb.io/l2"),
-                ("FERROLB_STATUS_QUEUE_CAPACITY", "8"),
-                ("FERROLB_LEASE_NAME", "lb"),
-                ("POD_NAMESPACE", "kube-system"),
-                ("POD_NAME", "ferrolb-controller-7d9f-abcde"),
-                ("FERROLB_LEASE_DURATION", "1m"),
-                ("FERROLB_HTTP_ADDR", "127.0.0.1:9000"),
-                ("FERROLB_LOG_FORMAT", "text"),
-                ("FERROLB_LOG_LEVEL", "debug,kube=warn"),
-                ("FERROLB_MEMBERLIST_SECRET_NAME", "gossip-key"),
-                ("FERROLB_MEMBERLIST_SECRET_CHECK_INTERVAL", "5s"),
-            ],
-            || parse(&[]),
-        )
-        .unwrap();
+        let args = with_env(EVERY_ENV_VAR, || parse(&[])).unwrap();
         assert_eq!(args.controller.lb_class.as_deref(), Some("ferrolb.io/l2"));
         assert_eq!(args.controller.status_queue, 8);
         assert_eq!(args.lease.lease_name, "lb");
@@ -264,10 +262,11 @@ mod tests {
     }
 
     /// The spellings the lab, deploy/ and docs/ use, unchanged since the
-    /// logging, HTTP and duration flags moved into ferrolb-runtime.
+    /// logging, HTTP and duration flags moved into ferrolb-runtime: each
+    /// flag gives what its env var gives in the test above.
     #[test]
     fn every_flag_keeps_its_spelling() {
-        let args = with_env(&[], || {
+        let from_flags = with_env(&[], || {
             parse(&[
                 "--lb-class",
                 "ferrolb.io/l2",
@@ -277,11 +276,11 @@ mod tests {
                 "--lease-namespace",
                 "kube-system",
                 "--identity",
-                "replica-a",
+                "ferrolb-controller-7d9f-abcde",
                 "--lease-duration",
-                "1m30s",
+                "PT1M",
                 "--http-addr",
-                "127.0.0.1:7472",
+                "127.0.0.1:9000",
                 "--log-format",
                 "text",
                 "--log-level",
@@ -289,21 +288,16 @@ mod tests {
                 "--memberlist-secret-name",
                 "gossip-key",
                 "--memberlist-secret-check-interval",
-                "PT90S",
+                "5000ms",
             ])
         })
         .unwrap();
-        assert_eq!(args.controller.lb_class.as_deref(), Some("ferrolb.io/l2"));
-        assert_eq!(args.controller.status_queue, 8);
-        assert_eq!(args.lease.lease_name, "lb");
-        assert_eq!(args.lease.lease_namespace, "kube-system");
-        assert_eq!(args.lease.identity, "replica-a");
-        assert_eq!(args.lease.lease_duration, Duration::from_secs(90));
-        assert_eq!(args.http.http_addr, "127.0.0.1:7472".parse().unwrap());
-        assert_eq!(args.log.log_format, LogFormat::Text);
-        assert_eq!(args.log.log_level, "debug,kube=warn");
-        assert_eq!(args.memberlist.secret_name, "gossip-key");
-        assert_eq!(args.memberlist.check_interval, Duration::from_secs(90));
+        let from_env = with_env(EVERY_ENV_VAR, || parse(&[])).unwrap();
+        assert_eq!(from_flags.controller, from_env.controller);
+        assert_eq!(from_flags.lease, from_env.lease);
+        assert_eq!(from_flags.memberlist, from_env.memberlist);
+        assert_eq!(from_flags.http, from_env.http);
+        assert_eq!(from_flags.log, from_env.log);
     }
 
     #[test]
