@@ -6,10 +6,11 @@
 //! in a Pod, where env (and the downward API for `POD_NAME` and
 //! `POD_NAMESPACE`) is the natural way to configure it.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::builder::RangedU64ValueParser;
+use ferrolb_runtime::duration;
+pub use ferrolb_runtime::{LogArgs, LogFormat};
 
 /// All flags of `ferrolb-controller`.
 #[derive(clap::Parser, Debug)]
@@ -117,88 +118,27 @@ pub struct MemberlistArgs {
         env = "FERROLB_MEMBERLIST_SECRET_CHECK_INTERVAL",
         default_value = "60s",
         value_name = "DURATION",
-        value_parser = parse_duration
+        value_parser = duration::parse_positive
     )]
     pub check_interval: Duration,
 }
 
-/// The metrics and health HTTP server.
-#[derive(clap::Args, Debug, Clone, PartialEq, Eq)]
-#[command(next_help_heading = "HTTP")]
-pub struct HttpArgs {
-    /// Address serving `/metrics`, `/healthz` and `/readyz`. 7472 is
-    /// MetalLB's metrics port, so existing scrape configs keep working.
-    #[arg(
-        long = "http-addr",
-        env = "FERROLB_HTTP_ADDR",
-        default_value = "0.0.0.0:7472",
-        value_name = "ADDR"
-    )]
-    pub http_addr: SocketAddr,
-}
+/// The metrics and health HTTP server, on MetalLB's metrics port 7472 so
+/// existing scrape configs keep working.
+pub type HttpArgs = ferrolb_runtime::HttpArgs<7472>;
 
-/// Log output format. JSON by default, like the speaker's: what the log
-/// pipeline of a Deployment wants; `text` is for people at a terminal.
-#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum LogFormat {
-    /// Human-readable lines.
-    Text,
-    /// One JSON object per line, for log collectors.
-    #[default]
-    Json,
-}
-
-/// Logging.
-#[derive(clap::Args, Debug, Clone, PartialEq, Eq)]
-#[command(next_help_heading = "Logging")]
-pub struct LogArgs {
-    /// Log line format.
-    #[arg(
-        long = "log-format",
-        env = "FERROLB_LOG_FORMAT",
-        value_enum,
-        default_value_t = LogFormat::Json,
-        value_name = "FORMAT"
-    )]
-    pub log_format: LogFormat,
-
-    /// Log filter in `RUST_LOG` syntax, e.g. `info` or
-    /// `info,ferrolb_controller::lease=debug`.
-    #[arg(
-        long = "log-level",
-        env = "FERROLB_LOG_LEVEL",
-        default_value = "info",
-        value_name = "FILTER",
-        value_parser = parse_log_filter
-    )]
-    pub log_level: String,
-}
-
-/// Parses a positive duration such as `15s`, `500ms`, `1m30s` or `PT15S`.
+/// Parses `--lease-duration`: a positive [`duration::parse`] of whole
+/// seconds, at least 2 s (the holder renews every third, in whole seconds).
 ///
 /// ```
 /// # use std::time::Duration;
-/// use ferrolb_controller::cli::parse_duration;
-/// assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
-/// assert!(parse_duration("15").is_err());
+/// use ferrolb_controller::cli::parse_lease_duration;
+/// assert_eq!(parse_lease_duration("1m30s"), Ok(Duration::from_secs(90)));
+/// assert!(parse_lease_duration("15").is_err());
+/// assert!(parse_lease_duration("1500ms").is_err());
 /// ```
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    // jiff's "friendly" format is already a dependency and accepts both the
-    // humantime-style units operators type and ISO 8601.
-    let signed: jiff::SignedDuration = s
-        .trim()
-        .parse()
-        .map_err(|e| format!("`{s}` is not a duration like `15s`, `500ms` or `1m`: {e}"))?;
-    if signed.is_negative() || signed.is_zero() {
-        return Err(format!("`{s}`: the duration must be greater than zero"));
-    }
-    Duration::try_from(signed).map_err(|e| format!("`{s}`: {e}"))
-}
-
-/// Parses `--lease-duration`: a [`parse_duration`] of whole seconds, at
-/// least 2 s (the holder renews every third, in whole seconds).
 pub fn parse_lease_duration(s: &str) -> Result<Duration, String> {
-    let d = parse_duration(s)?;
+    let d = duration::parse_positive(s)?;
     if d.subsec_nanos() != 0 {
         return Err(format!(
             "`{s}`: the lease duration must be a whole number of seconds (a Lease stores seconds)"
@@ -208,15 +148,6 @@ pub fn parse_lease_duration(s: &str) -> Result<Duration, String> {
         return Err(format!("`{s}`: the lease duration must be at least 2s"));
     }
     Ok(d)
-}
-
-/// Checks a `RUST_LOG`-style filter, so a typo fails at startup with the
-/// flag's name rather than silently logging nothing.
-fn parse_log_filter(s: &str) -> Result<String, String> {
-    tracing_subscriber::EnvFilter::builder()
-        .parse(s)
-        .map(|_| s.to_owned())
-        .map_err(|e| format!("`{s}` is not a log filter like `info` or `info,kube=warn`: {e}"))
 }
 
 /// The host name, used as the Lease identity when `POD_NAME` is not set.
@@ -241,24 +172,25 @@ mod tests {
     /// Env vars are process-wide: tests that read or set them take turns.
     static ENV: Mutex<()> = Mutex::new(());
 
-    const VARS: &[&str] = &[
-        "FERROLB_LB_CLASS",
-        "FERROLB_STATUS_QUEUE_CAPACITY",
-        "FERROLB_LEASE_NAME",
-        "POD_NAMESPACE",
-        "POD_NAME",
-        "FERROLB_LEASE_DURATION",
-        "FERROLB_HTTP_ADDR",
-        "FERROLB_LOG_FORMAT",
-        "FERROLB_LOG_LEVEL",
-        "FERROLB_MEMBERLIST_SECRET_NAME",
-        "FERROLB_MEMBERLIST_SECRET_CHECK_INTERVAL",
+    /// Every env var the flags read, as deploy/ and the docs name them.
+    const EVERY_ENV_VAR: &[(&str, &str)] = &[
+        ("FERROLB_LB_CLASS", "ferrolb.io/l2"),
+        ("FERROLB_STATUS_QUEUE_CAPACITY", "8"),
+        ("FERROLB_LEASE_NAME", "lb"),
+        ("POD_NAMESPACE", "kube-system"),
+        ("POD_NAME", "ferrolb-controller-7d9f-abcde"),
+        ("FERROLB_LEASE_DURATION", "1m"),
+        ("FERROLB_HTTP_ADDR", "127.0.0.1:9000"),
+        ("FERROLB_LOG_FORMAT", "text"),
+        ("FERROLB_LOG_LEVEL", "debug,kube=warn"),
+        ("FERROLB_MEMBERLIST_SECRET_NAME", "gossip-key"),
+        ("FERROLB_MEMBERLIST_SECRET_CHECK_INTERVAL", "5s"),
     ];
 
     /// Runs `f` with only `vars` set among the flags' env vars.
     fn with_env<T>(vars: &[(&str, &str)], f: impl FnOnce() -> T) -> T {
         let _guard = ENV.lock().unwrap_or_else(|e| e.into_inner());
-        for v in VARS {
+        for (v, _) in EVERY_ENV_VAR {
             std::env::remove_var(v);
         }
         for (k, v) in vars {
@@ -269,6 +201,19 @@ mod tests {
             std::env::remove_var(k);
         }
         out
+    }
+
+    #[test]
+    fn the_list_above_is_every_env_var_the_flags_read() {
+        use clap::CommandFactory as _;
+        let mut declared: Vec<String> = Args::command()
+            .get_arguments()
+            .filter_map(|a| Some(a.get_env()?.to_str()?.to_owned()))
+            .collect();
+        let mut listed: Vec<String> = EVERY_ENV_VAR.iter().map(|(k, _)| k.to_string()).collect();
+        declared.sort();
+        listed.sort();
+        assert_eq!(declared, listed);
     }
 
     fn parse(argv: &[&str]) -> Result<Args, clap::Error> {
@@ -302,23 +247,7 @@ mod tests {
 
     #[test]
     fn every_flag_can_be_set_from_the_environment() {
-        let args = with_env(
-            &[
-                ("FERROLB_LB_CLASS", "ferrolb.io/l2"),
-                ("FERROLB_STATUS_QUEUE_CAPACITY", "8"),
-                ("FERROLB_LEASE_NAME", "lb"),
-                ("POD_NAMESPACE", "kube-system"),
-                ("POD_NAME", "ferrolb-controller-7d9f-abcde"),
-                ("FERROLB_LEASE_DURATION", "1m"),
-                ("FERROLB_HTTP_ADDR", "127.0.0.1:9000"),
-                ("FERROLB_LOG_FORMAT", "text"),
-                ("FERROLB_LOG_LEVEL", "debug,kube=warn"),
-                ("FERROLB_MEMBERLIST_SECRET_NAME", "gossip-key"),
-                ("FERROLB_MEMBERLIST_SECRET_CHECK_INTERVAL", "5s"),
-            ],
-            || parse(&[]),
-        )
-        .unwrap();
+        let args = with_env(EVERY_ENV_VAR, || parse(&[])).unwrap();
         assert_eq!(args.controller.lb_class.as_deref(), Some("ferrolb.io/l2"));
         assert_eq!(args.controller.status_queue, 8);
         assert_eq!(args.lease.lease_name, "lb");
@@ -330,6 +259,45 @@ mod tests {
         assert_eq!(args.log.log_level, "debug,kube=warn");
         assert_eq!(args.memberlist.secret_name, "gossip-key");
         assert_eq!(args.memberlist.check_interval, Duration::from_secs(5));
+    }
+
+    /// The spellings the lab, deploy/ and docs/ use, unchanged since the
+    /// logging, HTTP and duration flags moved into ferrolb-runtime: each
+    /// flag gives what its env var gives in the test above.
+    #[test]
+    fn every_flag_keeps_its_spelling() {
+        let from_flags = with_env(&[], || {
+            parse(&[
+                "--lb-class",
+                "ferrolb.io/l2",
+                "--status-queue-capacity=8",
+                "--lease-name",
+                "lb",
+                "--lease-namespace",
+                "kube-system",
+                "--identity",
+                "ferrolb-controller-7d9f-abcde",
+                "--lease-duration",
+                "PT1M",
+                "--http-addr",
+                "127.0.0.1:9000",
+                "--log-format",
+                "text",
+                "--log-level",
+                "debug,kube=warn",
+                "--memberlist-secret-name",
+                "gossip-key",
+                "--memberlist-secret-check-interval",
+                "5000ms",
+            ])
+        })
+        .unwrap();
+        let from_env = with_env(EVERY_ENV_VAR, || parse(&[])).unwrap();
+        assert_eq!(from_flags.controller, from_env.controller);
+        assert_eq!(from_flags.lease, from_env.lease);
+        assert_eq!(from_flags.memberlist, from_env.memberlist);
+        assert_eq!(from_flags.http, from_env.http);
+        assert_eq!(from_flags.log, from_env.log);
     }
 
     #[test]
@@ -367,14 +335,5 @@ mod tests {
             .to_string();
         assert!(err.contains("--lease-duration"), "{err}");
         assert!(err.contains("`soon`"), "{err}");
-    }
-
-    #[test]
-    fn durations_accept_common_units() {
-        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
-        assert_eq!(parse_duration("15s"), Ok(Duration::from_secs(15)));
-        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
-        assert_eq!(parse_duration("PT15S"), Ok(Duration::from_secs(15)));
-        assert!(parse_duration("0s").is_err());
     }
 }

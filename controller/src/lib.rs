@@ -7,7 +7,8 @@
 //! desired status; [`status`] is the one task that writes to the API
 //! server, and only while [`lease`] says this replica leads. [`memberlist`]
 //! creates the speakers' gossip Secret when it is missing (leader only).
-//! [`cli`], [`telemetry`], [`metrics`] and [`http`] are the shell.
+//! [`cli`] and [`metrics`] are the shell; the rest of it (logging, the
+//! metrics and health server, signals) is the shared `ferrolb-runtime`.
 
 #![forbid(unsafe_code)]
 
@@ -15,11 +16,9 @@ pub mod allocator;
 pub mod cli;
 pub mod config;
 pub mod events;
-pub mod http;
 pub mod index;
 pub mod lease;
 pub mod memberlist;
 pub mod metrics;
 pub mod run;
 pub mod status;
-pub mod telemetry;

@@ -6,5 +6,7 @@ use clap::Parser as _;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    ferrolb_controller::run::run(ferrolb_controller::cli::Args::parse()).await
+    let args = ferrolb_controller::cli::Args::parse();
+    ferrolb_runtime::logging::init(&args.log)?;
+    ferrolb_controller::run::run(args).await
 }

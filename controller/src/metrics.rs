@@ -232,6 +232,11 @@ impl Metrics {
         });
     }
 
+    /// The registry holding every series, for the HTTP server.
+    pub fn registry(&self) -> Arc<Registry> {
+        Arc::clone(&self.registry)
+    }
+
     /// Every series in OpenMetrics text format, ending with `# EOF`.
     pub fn encode(&self) -> String {
         let mut out = String::new();

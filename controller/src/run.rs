@@ -12,6 +12,8 @@ use std::time::Instant;
 
 use anyhow::Context as _;
 use ferrolb_crds::{IPAddressPool, L2Advertisement};
+use ferrolb_runtime::http::{self, Readiness};
+use ferrolb_runtime::shutdown;
 use futures::stream::{BoxStream, SelectAll};
 use futures::{FutureExt as _, StreamExt as _};
 use k8s_openapi::api::core::v1::{Namespace, Service};
@@ -27,9 +29,9 @@ use crate::cli::Args;
 use crate::events::Publisher;
 use crate::index::{Index, Settings, Update};
 use crate::lease::Leadership;
+use crate::memberlist;
 use crate::metrics::Metrics;
 use crate::status::Writer;
-use crate::{http, memberlist, telemetry};
 
 /// Most watch events handled before the index is flushed.
 const BATCH: usize = 1024;
@@ -175,32 +177,22 @@ async fn list_services(client: &Client) -> anyhow::Result<Vec<Service>> {
     }
 }
 
-/// Resolves on SIGTERM or Ctrl-C.
-async fn signalled() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = tokio::signal::ctrl_c() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
+/// `/readyz`: ready once the caches synced and, when leading, the index
+/// is seeded, so a replica is not counted ready before it knows the
+/// cluster.
+fn readiness(ready: watch::Receiver<bool>) -> impl Readiness {
+    move || {
+        if *ready.borrow() {
+            Ok(())
+        } else {
+            Err("not ready: caches not synced".to_owned())
         }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
     }
 }
 
-/// Runs the controller until SIGTERM or Ctrl-C.
+/// Runs the controller until SIGTERM or Ctrl-C; logging is already set
+/// up (`ferrolb_runtime::logging::init`).
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    telemetry::init(&args.log)?;
     let client = Client::try_default()
         .await
         .context("building a Kubernetes client (KUBECONFIG or in-cluster)")?;
@@ -218,8 +210,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     };
     let http_task = tokio::spawn(http::serve_on(
         listener,
-        metrics.clone(),
-        ready_rx,
+        metrics.registry(),
+        readiness(ready_rx),
         http_stop,
     ));
 
@@ -282,7 +274,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     });
     let mut relists = Relists::default();
     let mut was_synced = false;
-    let shutdown = signalled();
+    // Listened for from here on, as before: during startup the default
+    // action of SIGTERM (exit at once) is right, nothing is handed over yet.
+    let shutdown = shutdown::signalled();
     tokio::pin!(shutdown);
     let started = Instant::now();
 
@@ -290,10 +284,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         loop {
             tokio::select! {
                 biased;
-                _ = &mut shutdown => {
-                    info!("signal received; shutting down");
-                    return Ok(());
-                }
+                _ = &mut shutdown => return Ok(()),
                 changed = leader.changed() => {
                     if changed.is_err() {
                         anyhow::bail!("the lease task ended");
@@ -363,4 +354,20 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let _ = http_task.await;
     info!("stopped");
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn readiness_follows_the_watch_channel() {
+        let (ready, rx) = watch::channel(false);
+        let check = readiness(rx);
+        assert_eq!(check.check(), Err("not ready: caches not synced".into()));
+        ready.send_replace(true);
+        assert_eq!(check.check(), Ok(()));
+        ready.send_replace(false);
+        assert!(check.check().is_err());
+    }
 }

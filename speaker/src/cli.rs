@@ -1,10 +1,10 @@
 //! The `ferrolb-speaker` command line: every flag also reads an
 //! environment variable, grouped by concern.
 
-use crate::membership::config::parse_duration;
 use crate::membership::MembershipArgs;
-use clap::{Args, Parser, ValueEnum};
-use std::net::SocketAddr;
+use clap::{Args, Parser};
+use ferrolb_runtime::duration;
+pub use ferrolb_runtime::{LogArgs, LogFormat};
 use std::time::Duration;
 
 /// ferrolb speaker: elects one node per LoadBalancer IP and answers ARP/NDP
@@ -46,33 +46,9 @@ pub struct KubeArgs {
     pub lb_class: Option<String>,
 }
 
-/// The metrics and health endpoints.
-#[derive(Debug, Clone, Args)]
-pub struct HttpArgs {
-    /// Address of `/metrics`, `/healthz` and `/readyz`.
-    #[arg(long, env = "FERROLB_HTTP_ADDR", default_value = "0.0.0.0:7473")]
-    pub http_addr: SocketAddr,
-}
-
-/// Log format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    /// One JSON object per line.
-    Json,
-    /// Human-readable.
-    Text,
-}
-
-/// Logging flags.
-#[derive(Debug, Clone, Args)]
-pub struct LogArgs {
-    /// `json` or `text`.
-    #[arg(long, env = "FERROLB_LOG_FORMAT", value_enum, default_value = "json")]
-    pub log_format: LogFormat,
-    /// A tracing filter, e.g. `info` or `info,ferrolb_speaker=debug`.
-    #[arg(long, env = "FERROLB_LOG_LEVEL", default_value = "info")]
-    pub log_level: String,
-}
+/// The metrics and health endpoints, on port 7473 by default (the
+/// controller has 7472).
+pub type HttpArgs = ferrolb_runtime::HttpArgs<7473>;
 
 /// How and where addresses are announced.
 #[derive(Debug, Clone, Args)]
@@ -97,7 +73,7 @@ pub struct AnnounceArgs {
     pub garp_repeats: u32,
     /// Time between takeover announcements (just over Linux's 1 s
     /// neighbour locktime by default).
-    #[arg(long, env = "FERROLB_GARP_SPACING", default_value = "1100ms", value_parser = parse_duration)]
+    #[arg(long, env = "FERROLB_GARP_SPACING", default_value = "1100ms", value_parser = duration::parse)]
     pub garp_spacing: Duration,
     /// Put interfaces in promiscuous mode, for NICs or drivers that do not
     /// deliver IPv6 multicast joined from a raw socket.
@@ -105,11 +81,11 @@ pub struct AnnounceArgs {
     pub promiscuous: bool,
 }
 
-/// `off` or a duration.
+/// `off` (or `0`, or nothing) or a [`duration::parse`].
 fn parse_optional_duration(s: &str) -> Result<Option<Duration>, String> {
     match s.trim() {
         "off" | "0" | "" => Ok(None),
-        other => parse_duration(other).map(Some),
+        other => duration::parse(other).map(Some),
     }
 }
 
@@ -148,6 +124,126 @@ mod tests {
             Some(Duration::from_secs(30))
         );
         assert_eq!(cli.log.log_format, LogFormat::Text);
+    }
+
+    /// The spellings the lab, deploy/ and docs/ use, unchanged since the
+    /// logging, HTTP and duration flags moved into ferrolb-runtime.
+    #[test]
+    fn every_flag_keeps_its_spelling() {
+        let cli = Cli::try_parse_from([
+            "ferrolb-speaker",
+            "--node-name",
+            "node-a",
+            "--namespace",
+            "ferrolb-system",
+            "--lb-class",
+            "ferrolb.io/l2",
+            "--http-addr",
+            "10.0.0.1:7473",
+            "--log-format",
+            "text",
+            "--log-level",
+            "info,ferrolb_speaker=debug",
+            "--exclude-interfaces",
+            "^veth",
+            "--reannounce-interval",
+            "1m30s",
+            "--garp-repeats",
+            "5",
+            "--garp-spacing",
+            "1.5s",
+            "--promiscuous",
+            "--memberlist-bind-addr",
+            "10.0.0.1",
+            "--memberlist-port",
+            "7947",
+            "--memberlist-advertise-addr",
+            "10.0.0.1",
+            "--memberlist-secret-file",
+            "/etc/ferrolb/memberlist/secretkey",
+            "--memberlist-secret-poll",
+            "2s",
+            "--memberlist-secret-rotation-grace",
+            "3m",
+            "--memberlist-probe-period",
+            "200ms",
+            "--memberlist-probe-rtt",
+            "100ms",
+            "--memberlist-suspect-timeout",
+            "500ms",
+        ])
+        .unwrap();
+        assert_eq!(cli.http.http_addr.to_string(), "10.0.0.1:7473");
+        assert_eq!(cli.log.log_format, LogFormat::Text);
+        assert_eq!(cli.log.log_level, "info,ferrolb_speaker=debug");
+        let a = &cli.announce;
+        assert_eq!(a.reannounce_interval, Some(Duration::from_secs(90)));
+        assert_eq!(a.garp_spacing, Duration::from_millis(1500));
+        assert!(a.promiscuous);
+        let m = &cli.memberlist;
+        assert_eq!(m.secret_poll, Duration::from_secs(2));
+        assert_eq!(m.secret_rotation_grace, Duration::from_secs(180));
+        assert_eq!(m.probe_period, Duration::from_millis(200));
+        assert_eq!(m.probe_rtt, Duration::from_millis(100));
+        assert_eq!(m.suspect_timeout, Duration::from_millis(500));
+        for off in ["off", "0", ""] {
+            let cli = Cli::try_parse_from(["s", "--node-name=n", "--reannounce-interval", off]);
+            assert_eq!(cli.unwrap().announce.reannounce_interval, None, "{off:?}");
+        }
+    }
+
+    /// The environment variables deploy/ sets, read off the command
+    /// definition rather than set, as tests share one process environment.
+    #[test]
+    fn every_flag_keeps_its_environment_variable() {
+        use clap::CommandFactory;
+        let expected = [
+            ("node-name", "NODE_NAME"),
+            ("namespace", "FERROLB_NAMESPACE"),
+            ("lb-class", "FERROLB_LB_CLASS"),
+            ("http-addr", "FERROLB_HTTP_ADDR"),
+            ("log-format", "FERROLB_LOG_FORMAT"),
+            ("log-level", "FERROLB_LOG_LEVEL"),
+            ("exclude-interfaces", "FERROLB_EXCLUDE_INTERFACES"),
+            ("reannounce-interval", "FERROLB_REANNOUNCE_INTERVAL"),
+            ("garp-repeats", "FERROLB_GARP_REPEATS"),
+            ("garp-spacing", "FERROLB_GARP_SPACING"),
+            ("promiscuous", "FERROLB_PROMISCUOUS"),
+            ("memberlist-bind-addr", "FERROLB_MEMBERLIST_BIND_ADDR"),
+            ("memberlist-port", "FERROLB_MEMBERLIST_PORT"),
+            (
+                "memberlist-advertise-addr",
+                "FERROLB_MEMBERLIST_ADVERTISE_ADDR",
+            ),
+            ("memberlist-secret-file", "FERROLB_MEMBERLIST_SECRET_FILE"),
+            ("memberlist-secret-poll", "FERROLB_MEMBERLIST_SECRET_POLL"),
+            (
+                "memberlist-secret-rotation-grace",
+                "FERROLB_MEMBERLIST_SECRET_ROTATION_GRACE",
+            ),
+            ("memberlist-probe-period", "FERROLB_MEMBERLIST_PROBE_PERIOD"),
+            ("memberlist-probe-rtt", "FERROLB_MEMBERLIST_PROBE_RTT"),
+            (
+                "memberlist-suspect-timeout",
+                "FERROLB_MEMBERLIST_SUSPECT_TIMEOUT",
+            ),
+        ];
+        let cmd = Cli::command();
+        let actual: Vec<(String, String)> = cmd
+            .get_arguments()
+            .filter_map(|a| {
+                let env = a.get_env()?.to_str()?.to_owned();
+                Some((a.get_long()?.to_owned(), env))
+            })
+            .collect();
+        let mut expected: Vec<(String, String)> = expected
+            .iter()
+            .map(|(f, e)| (f.to_string(), e.to_string()))
+            .collect();
+        let mut actual = actual;
+        expected.sort();
+        actual.sort();
+        assert_eq!(actual, expected);
     }
 
     #[test]

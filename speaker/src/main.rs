@@ -7,6 +7,6 @@ use ferrolb_speaker::cli::Cli;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    ferrolb_speaker::daemon::init_logging(cli.log.log_format, &cli.log.log_level)?;
+    ferrolb_runtime::logging::init(&cli.log)?;
     ferrolb_speaker::daemon::start(cli).await
 }

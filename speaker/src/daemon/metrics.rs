@@ -1,21 +1,14 @@
-//! Prometheus metrics and the `/metrics`, `/healthz`, `/readyz` endpoints.
+//! Prometheus metrics, and what `/readyz` means for the speaker (the
+//! endpoints themselves are `ferrolb_runtime::http`).
 
 use crate::announcer::Protocol;
 use crate::membership::{self, LivenessSource, SecretState};
 use crate::transport::run::Stats;
-use axum::extract::State;
-use axum::http::{header, StatusCode};
-use axum::response::IntoResponse;
-use axum::routing::get;
-use axum::Router;
-use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use tokio::sync::watch;
 
 type Labels = Vec<(String, String)>;
 
@@ -272,82 +265,28 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-#[derive(Debug)]
-struct HttpState {
-    registry: Registry,
-    ready: watch::Receiver<bool>,
-    secret: watch::Receiver<SecretState>,
-}
-
-/// The router: `/metrics`, `/healthz` (the process runs), `/readyz` (every
-/// watch has listed once and the secret file is not broken).
-pub fn router(
-    registry: Registry,
-    ready: watch::Receiver<bool>,
-    secret: watch::Receiver<SecretState>,
-) -> Router {
-    Router::new()
-        .route("/metrics", get(metrics))
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(readyz))
-        .with_state(Arc::new(HttpState {
-            registry,
-            ready,
-            secret,
-        }))
-}
-
-async fn metrics(State(state): State<Arc<HttpState>>) -> impl IntoResponse {
-    let mut body = String::new();
-    match encode(&mut body, &state.registry) {
-        Ok(()) => (
-            StatusCode::OK,
-            [(
-                header::CONTENT_TYPE,
-                "application/openmetrics-text; version=1.0.0; charset=utf-8",
-            )],
-            body,
-        ),
-        Err(e) => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            [(header::CONTENT_TYPE, "text/plain")],
-            e.to_string(),
-        ),
-    }
-}
-
-async fn readyz(State(state): State<Arc<HttpState>>) -> impl IntoResponse {
-    readiness(*state.ready.borrow(), &state.secret.borrow())
-}
-
 /// `/readyz`: not ready before every kind is listed, nor while the secret
 /// file is broken (unreadable, empty, too short), so a rolling update of
 /// the DaemonSet stops instead of spreading a bad Secret. A file that does
 /// not exist (yet) or is not configured is not a failure: gossip waits
 /// for it and the Node-Ready fallback works meanwhile.
-pub fn readiness(synced: bool, secret: &SecretState) -> (StatusCode, String) {
+///
+/// `Err` is the reason, answered with 503 by `ferrolb_runtime::http`.
+pub fn readiness(synced: bool, secret: &SecretState) -> Result<(), String> {
     if !synced {
-        return (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "waiting for the first list of every watched kind".into(),
-        );
+        return Err("waiting for the first list of every watched kind".into());
     }
     match secret.problem() {
-        Some(problem) => (StatusCode::SERVICE_UNAVAILABLE, problem.to_string()),
-        None => (StatusCode::OK, "ready".into()),
+        Some(problem) => Err(problem.to_string()),
+        None => Ok(()),
     }
-}
-
-/// Serves [`router`] on `addr` until the task is aborted.
-pub async fn serve(addr: SocketAddr, router: Router) -> std::io::Result<()> {
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    axum::serve(listener, router).await
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::announcer::{Counters, PerProtocol};
+    use prometheus_client::encoding::text::encode;
     use std::collections::BTreeMap;
 
     /// Every sample in the OpenMetrics text: `name{labels}` -> value.
@@ -454,17 +393,16 @@ mod tests {
             path: path.clone(),
             len: 5,
         });
-        let (code, body) = readiness(true, &broken);
-        assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE);
+        let body = readiness(true, &broken).unwrap_err();
         assert!(body.contains("/etc/ferrolb/memberlist/secretkey"), "{body}");
         assert!(body.contains("at least 16"), "{body}");
-        assert_eq!(readiness(false, &broken).0, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(readiness(false, &broken).is_err());
         for fine in [
             SecretState::Missing { path },
             SecretState::NotConfigured,
             SecretState::Valid(membership::Secret::from_bytes(b"0123456789abcdef", "t").unwrap()),
         ] {
-            assert_eq!(readiness(true, &fine).0, StatusCode::OK, "{fine}");
+            assert_eq!(readiness(true, &fine), Ok(()), "{fine}");
         }
     }
 

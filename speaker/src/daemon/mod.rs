@@ -25,30 +25,19 @@ pub mod run;
 pub mod watch;
 
 use crate::announcer::Config;
-use crate::cli::{Cli, LogFormat};
+use crate::cli::Cli;
 use crate::links::netlink::RtNetlink;
 use crate::links::Excludes;
 use crate::membership::secret_file;
 use crate::transport::packet::PacketConfig;
 use anyhow::Context;
+use ferrolb_runtime::{http, shutdown};
 pub use liveness::{node_ready, seeds};
 use prometheus_client::registry::Registry;
 use std::sync::Arc;
 use tokio::sync::watch as channel;
 use tokio::task::JoinSet;
 use tracing::{info, warn, Instrument};
-
-/// Sets up logging as the flags say.
-pub fn init_logging(format: LogFormat, level: &str) -> anyhow::Result<()> {
-    let filter = tracing_subscriber::EnvFilter::try_new(level)
-        .with_context(|| format!("invalid --log-level {level:?}"))?;
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    match format {
-        LogFormat::Json => builder.json().try_init(),
-        LogFormat::Text => builder.try_init(),
-    }
-    .map_err(|e| anyhow::anyhow!("{e}"))
-}
 
 /// The whole daemon, until SIGTERM or SIGINT.
 pub async fn start(cli: Cli) -> anyhow::Result<()> {
@@ -79,11 +68,22 @@ pub async fn start(cli: Cli) -> anyhow::Result<()> {
         &mut tasks,
     );
     let (ready_tx, ready) = channel::channel(false);
-    let router = metrics::router(registry, ready, secret.clone());
+    let readiness = {
+        let secret = secret.clone();
+        move || metrics::readiness(*ready.borrow(), &secret.borrow())
+    };
     let http_addr = cli.http.http_addr;
     tasks.spawn(
         async move {
-            if let Err(e) = metrics::serve(http_addr, router).await {
+            // Ends with the task (aborted on the way out); a failure is
+            // logged and the speaker announces on without its endpoints.
+            let serving = http::serve(
+                http_addr,
+                Arc::new(registry),
+                readiness,
+                std::future::pending(),
+            );
+            if let Err(e) = serving.await {
                 warn!(addr = %http_addr, error = %e, "the HTTP endpoint stopped");
             }
         }
@@ -131,8 +131,9 @@ pub async fn start(cli: Cli) -> anyhow::Result<()> {
         metrics,
         desired: channel::channel(desired::Desired::default()).0,
     };
+    let signalled = shutdown::signalled();
     let shutdown = async move {
-        terminated().await;
+        signalled.await;
         // Leave first, so peers take over at once instead of after a
         // failed probe, then stop answering.
         liveness.leave().await;
@@ -146,20 +147,4 @@ pub async fn start(cli: Cli) -> anyhow::Result<()> {
     tasks.abort_all();
     info!("stopped");
     Ok(())
-}
-
-async fn terminated() {
-    use tokio::signal::unix::{signal, SignalKind};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = term.recv() => info!(signal = "SIGTERM", "shutting down"),
-                _ = tokio::signal::ctrl_c() => info!(signal = "SIGINT", "shutting down"),
-            }
-        }
-        Err(e) => {
-            warn!(error = %e, "cannot listen for SIGTERM; only SIGINT stops the speaker");
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
 }

@@ -35,6 +35,8 @@ use std::num::{NonZeroU32, NonZeroUsize};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use ferrolb_runtime::duration;
+
 use super::auth::{Secret, OVERHEAD};
 use super::{Error, Result};
 
@@ -231,21 +233,21 @@ pub struct MembershipArgs {
     )]
     pub secret_file: Option<PathBuf>,
     /// How often the secret file is read for changes, e.g. `5s`.
-    #[arg(long = "memberlist-secret-poll", env = "FERROLB_MEMBERLIST_SECRET_POLL", default_value = "5s", value_parser = parse_positive_duration)]
+    #[arg(long = "memberlist-secret-poll", env = "FERROLB_MEMBERLIST_SECRET_POLL", default_value = "5s", value_parser = duration::parse_positive)]
     pub secret_poll: Duration,
     /// How long a changed key is accepted before it is used for sealing,
     /// and the old key accepted after that, e.g. `3m`. Must exceed the
     /// time kubelet takes to update the Secret on every node.
-    #[arg(long = "memberlist-secret-rotation-grace", env = "FERROLB_MEMBERLIST_SECRET_ROTATION_GRACE", default_value = "3m", value_parser = parse_positive_duration)]
+    #[arg(long = "memberlist-secret-rotation-grace", env = "FERROLB_MEMBERLIST_SECRET_ROTATION_GRACE", default_value = "3m", value_parser = duration::parse_positive)]
     pub secret_rotation_grace: Duration,
     /// How often each speaker probes another, e.g. `150ms`.
-    #[arg(long = "memberlist-probe-period", env = "FERROLB_MEMBERLIST_PROBE_PERIOD", default_value = "150ms", value_parser = parse_duration)]
+    #[arg(long = "memberlist-probe-period", env = "FERROLB_MEMBERLIST_PROBE_PERIOD", default_value = "150ms", value_parser = duration::parse)]
     pub probe_period: Duration,
     /// How long to wait for a direct probe answer, e.g. `75ms`.
-    #[arg(long = "memberlist-probe-rtt", env = "FERROLB_MEMBERLIST_PROBE_RTT", default_value = "75ms", value_parser = parse_duration)]
+    #[arg(long = "memberlist-probe-rtt", env = "FERROLB_MEMBERLIST_PROBE_RTT", default_value = "75ms", value_parser = duration::parse)]
     pub probe_rtt: Duration,
     /// How long a suspected speaker keeps counting as alive, e.g. `250ms`.
-    #[arg(long = "memberlist-suspect-timeout", env = "FERROLB_MEMBERLIST_SUSPECT_TIMEOUT", default_value = "250ms", value_parser = parse_duration)]
+    #[arg(long = "memberlist-suspect-timeout", env = "FERROLB_MEMBERLIST_SUSPECT_TIMEOUT", default_value = "250ms", value_parser = duration::parse)]
     pub suspect_timeout: Duration,
 }
 
@@ -282,33 +284,6 @@ impl MembershipArgs {
         config.validate()?;
         Ok(config)
     }
-}
-
-/// A [`parse_duration`] greater than zero.
-pub fn parse_positive_duration(s: &str) -> Result<Duration, String> {
-    match parse_duration(s)? {
-        d if d.is_zero() => Err(format!("{s:?}: must be greater than zero")),
-        d => Ok(d),
-    }
-}
-
-/// Parses `250ms`, `2s`, `1.5s` or `3m`.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let (number, scale) = if let Some(n) = s.strip_suffix("ms") {
-        (n, 1e-3)
-    } else if let Some(n) = s.strip_suffix('s') {
-        (n, 1.0)
-    } else if let Some(n) = s.strip_suffix('m') {
-        (n, 60.0)
-    } else {
-        return Err(format!("{s:?}: give a unit, e.g. 200ms, 1s or 3m"));
-    };
-    let value: f64 = number
-        .trim()
-        .parse()
-        .map_err(|_| format!("{s:?}: not a number of ms or s"))?;
-    Duration::try_from_secs_f64(value * scale).map_err(|_| format!("{s:?}: out of range"))
 }
 
 #[cfg(test)]
@@ -392,18 +367,6 @@ mod tests {
         assert_eq!(c.advertised(local), "192.0.2.1:40000".parse().unwrap());
         c.advertise = Some("192.0.2.1:7946".parse().unwrap());
         assert_eq!(c.advertised(local), "192.0.2.1:7946".parse().unwrap());
-    }
-
-    #[test]
-    fn durations_parse_in_milliseconds_and_seconds() {
-        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
-        assert_eq!(parse_duration("2s"), Ok(Duration::from_secs(2)));
-        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
-        assert_eq!(parse_duration("3m"), Ok(Duration::from_secs(180)));
-        assert!(parse_positive_duration("0s").is_err());
-        assert!(parse_duration("250").is_err());
-        assert!(parse_duration("fast").is_err());
-        assert!(parse_duration("-1s").is_err());
     }
 
     #[test]
