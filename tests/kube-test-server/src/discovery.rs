@@ -261,6 +261,7 @@ mod tests {
             names,
             vec![
                 "apiextensions.k8s.io",
+                "apps",
                 "coordination.k8s.io",
                 "discovery.k8s.io",
                 "events.k8s.io"

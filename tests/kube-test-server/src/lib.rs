@@ -30,6 +30,7 @@ mod http;
 mod meta;
 mod ops;
 mod patch;
+mod protobuf;
 pub mod rbac;
 pub mod request_log;
 mod resources;

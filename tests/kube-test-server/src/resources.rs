@@ -160,7 +160,7 @@ fn builtin(
 ) -> ResourceDef {
     let status = matches!(
         plural,
-        "services" | "nodes" | "namespaces" | "pods" | "customresourcedefinitions"
+        "services" | "nodes" | "namespaces" | "pods" | "deployments" | "customresourcedefinitions"
     );
     ResourceDef {
         group: group.to_string(),
@@ -203,6 +203,15 @@ pub fn builtins() -> Vec<ResourceDef> {
         builtin("", "v1", "configmaps", "ConfigMap", true, &["cm"], Plain),
         builtin("", "v1", "pods", "Pod", true, &["po"], Pod),
         builtin(
+            "apps",
+            "v1",
+            "deployments",
+            "Deployment",
+            true,
+            &["deploy"],
+            Plain,
+        ),
+        builtin(
             "discovery.k8s.io",
             "v1",
             "endpointslices",
@@ -242,10 +251,10 @@ pub fn builtins() -> Vec<ResourceDef> {
     for def in &mut defs {
         def.generation = matches!(
             def.plural.as_str(),
-            "services" | "pods" | "endpointslices" | "customresourcedefinitions"
+            "services" | "pods" | "deployments" | "endpointslices" | "customresourcedefinitions"
         );
         def.create_on_update = matches!(def.plural.as_str(), "endpoints" | "events");
-        if matches!(def.plural.as_str(), "services" | "pods") {
+        if matches!(def.plural.as_str(), "services" | "pods" | "deployments") {
             def.categories = vec!["all".to_string()];
         }
     }

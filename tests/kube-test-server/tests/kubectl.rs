@@ -1,6 +1,8 @@
 //! kubectl v1.32 against the server: apply, get (Tables), get -o yaml,
-//! patch (including --subresource=status), describe, delete. Skipped with a
-//! printed reason when kubectl is absent, unless CI=true.
+//! patch (including --subresource=status), describe, delete, and the
+//! imperative commands the lab suggests (create namespace|deployment, expose,
+//! run; `create` sends protobuf). Skipped with a printed reason when kubectl
+//! is absent, unless CI=true.
 
 mod common;
 
@@ -284,4 +286,132 @@ async fn kubectl_describe_shows_events_written_through_events_k8s_io() {
             && !events_part.contains("not about the service"),
         "{described}"
     );
+}
+
+fn json_of(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}: {text}"))
+}
+
+#[tokio::test]
+async fn kubectl_create_expose_and_run_make_a_namespace_deployment_service_and_pod() {
+    if !kubectl_present() {
+        return;
+    }
+    let k = Kubectl::start().await;
+    // `create` sends protobuf; `expose` and `run` send JSON.
+    assert!(k
+        .ok(&["create", "namespace", "demo"])
+        .await
+        .contains("namespace/demo created"));
+    let ns = json_of(&k.ok(&["get", "namespace", "demo", "-o", "json"]).await);
+    assert_eq!(ns["metadata"]["name"], "demo");
+    assert_eq!(ns["status"]["phase"], "Active");
+
+    assert!(k
+        .ok(&["create", "deployment", "web", "--image=nginx", "-n", "demo"])
+        .await
+        .contains("deployment.apps/web created"));
+    let deploy = json_of(
+        &k.ok(&["get", "deployment", "web", "-n", "demo", "-o", "json"])
+            .await,
+    );
+    assert_eq!(deploy["metadata"]["namespace"], "demo");
+    assert_eq!(deploy["spec"]["replicas"], 1);
+    assert_eq!(
+        deploy["spec"]["selector"]["matchLabels"],
+        serde_json::json!({"app": "web"})
+    );
+    let container = &deploy["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(container["name"], "nginx");
+    assert_eq!(container["image"], "nginx");
+
+    assert!(k
+        .ok(&[
+            "expose",
+            "deployment",
+            "web",
+            "--port",
+            "80",
+            "--type",
+            "LoadBalancer",
+            "-n",
+            "demo"
+        ])
+        .await
+        .contains("service/web exposed"));
+    let svc = json_of(
+        &k.ok(&["get", "svc", "web", "-n", "demo", "-o", "json"])
+            .await,
+    );
+    assert_eq!(svc["metadata"]["namespace"], "demo");
+    assert_eq!(svc["spec"]["type"], "LoadBalancer");
+    assert_eq!(svc["spec"]["selector"], serde_json::json!({"app": "web"}));
+    assert_eq!(svc["spec"]["ports"][0]["port"], 80);
+    assert_eq!(svc["spec"]["ports"][0]["targetPort"], 80);
+
+    assert!(k
+        .ok(&["run", "pod1", "--image=nginx", "-n", "demo"])
+        .await
+        .contains("pod/pod1 created"));
+    let pod = json_of(
+        &k.ok(&["get", "pod", "pod1", "-n", "demo", "-o", "json"])
+            .await,
+    );
+    assert_eq!(pod["metadata"]["namespace"], "demo");
+    assert_eq!(pod["metadata"]["labels"]["run"], "pod1");
+    assert_eq!(pod["spec"]["containers"][0]["image"], "nginx");
+
+    let table = k.ok(&["get", "svc", "-n", "demo"]).await;
+    let row = table.lines().nth(1).unwrap_or("");
+    assert!(
+        row.starts_with("web ") && row.contains("LoadBalancer") && row.contains("80:30000/TCP"),
+        "{table}"
+    );
+    // The same objects through the API, as ferrolb's controller reads them.
+    let client = k.server.client().await.unwrap();
+    let svc: k8s_openapi::api::core::v1::Service = kube::Api::namespaced(client.clone(), "demo")
+        .get("web")
+        .await
+        .unwrap();
+    assert_eq!(svc.spec.unwrap().type_.as_deref(), Some("LoadBalancer"));
+    let deploy: k8s_openapi::api::apps::v1::Deployment = kube::Api::namespaced(client, "demo")
+        .get("web")
+        .await
+        .unwrap();
+    assert_eq!(deploy.spec.unwrap().replicas, Some(1));
+}
+
+#[tokio::test]
+async fn kubectl_create_configmap_secret_and_service_send_protobuf_the_server_decodes() {
+    if !kubectl_present() {
+        return;
+    }
+    let k = Kubectl::start().await;
+    let out = k
+        .run(&["create", "configmap", "c", "--from-literal=k=v", "-v=8"])
+        .await;
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    // What makes this test about protobuf: kubectl sends it, asking for
+    // protobuf or JSON back (the server answers JSON).
+    assert!(
+        log.contains("Content-Type: application/vnd.kubernetes.protobuf")
+            && log.contains("Accept: application/vnd.kubernetes.protobuf,application/json"),
+        "{log}"
+    );
+    let cm = json_of(&k.ok(&["get", "configmap", "c", "-o", "json"]).await);
+    assert_eq!(cm["data"], serde_json::json!({"k": "v"}));
+
+    k.ok(&["create", "secret", "generic", "s", "--from-literal=k=v"])
+        .await;
+    let secret = json_of(&k.ok(&["get", "secret", "s", "-o", "json"]).await);
+    assert_eq!(secret["data"]["k"], "dg==");
+
+    k.ok(&["create", "service", "loadbalancer", "lb", "--tcp=443:8443"])
+        .await;
+    let svc = json_of(&k.ok(&["get", "svc", "lb", "-o", "json"]).await);
+    assert_eq!(svc["spec"]["type"], "LoadBalancer");
+    assert_eq!(svc["spec"]["ports"][0]["port"], 443);
+    assert_eq!(svc["spec"]["ports"][0]["targetPort"], 8443);
+    assert_eq!(svc["spec"]["selector"], serde_json::json!({"app": "lb"}));
 }
