@@ -1,8 +1,8 @@
 //! kubectl v1.32 against the server: apply, get (Tables), get -o yaml,
 //! patch (including --subresource=status), describe, delete, and the
 //! imperative commands the lab suggests (create namespace|deployment, expose,
-//! run; `create` sends protobuf). Skipped with a printed reason when kubectl
-//! is absent, unless CI=true.
+//! run; `create` sends protobuf). Every test needs kubectl, so each is
+//! `#[ignore = "needs kubectl"]` (docs/testing.md).
 
 mod common;
 
@@ -11,19 +11,8 @@ use std::process::Output;
 
 use kube_test_server::TestServer;
 
-fn kubectl_present() -> bool {
-    let found = std::process::Command::new("kubectl")
-        .args(["version", "--client"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !found {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "kubectl is required in CI"
-        );
-        println!("skipped: kubectl not found on PATH");
-    }
-    found
+fn require_kubectl(test: &str) {
+    netlab::require_tool(test, "kubectl", &["version", "--client"]);
 }
 
 struct Kubectl {
@@ -86,10 +75,9 @@ spec:
 ";
 
 #[tokio::test]
+#[ignore = "needs kubectl"]
 async fn kubectl_applies_gets_patches_describes_and_deletes_a_service() {
-    if !kubectl_present() {
-        return;
-    }
+    require_kubectl("kubectl_applies_gets_patches_describes_and_deletes_a_service");
     let k = Kubectl::start().await;
     let f = k.file("svc.yaml", SVC);
     assert!(k
@@ -173,10 +161,9 @@ async fn kubectl_applies_gets_patches_describes_and_deletes_a_service() {
 }
 
 #[tokio::test]
+#[ignore = "needs kubectl"]
 async fn kubectl_applies_the_project_crds_and_prints_their_columns() {
-    if !kubectl_present() {
-        return;
-    }
+    require_kubectl("kubectl_applies_the_project_crds_and_prints_their_columns");
     let crds = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/crds");
     let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/widgets-crd.yaml");
     let k = Kubectl::start().await;
@@ -232,10 +219,9 @@ async fn kubectl_applies_the_project_crds_and_prints_their_columns() {
 }
 
 #[tokio::test]
+#[ignore = "needs kubectl"]
 async fn kubectl_describe_shows_events_written_through_events_k8s_io() {
-    if !kubectl_present() {
-        return;
-    }
+    require_kubectl("kubectl_describe_shows_events_written_through_events_k8s_io");
     let k = Kubectl::start().await;
     let f = k.file("svc.yaml", SVC);
     k.ok(&["apply", "-f", &f]).await;
@@ -293,10 +279,9 @@ fn json_of(text: &str) -> serde_json::Value {
 }
 
 #[tokio::test]
+#[ignore = "needs kubectl"]
 async fn kubectl_create_expose_and_run_make_a_namespace_deployment_service_and_pod() {
-    if !kubectl_present() {
-        return;
-    }
+    require_kubectl("kubectl_create_expose_and_run_make_a_namespace_deployment_service_and_pod");
     let k = Kubectl::start().await;
     // `create` sends protobuf; `expose` and `run` send JSON.
     assert!(k
@@ -382,10 +367,9 @@ async fn kubectl_create_expose_and_run_make_a_namespace_deployment_service_and_p
 }
 
 #[tokio::test]
+#[ignore = "needs kubectl"]
 async fn kubectl_create_configmap_secret_and_service_send_protobuf_the_server_decodes() {
-    if !kubectl_present() {
-        return;
-    }
+    require_kubectl("kubectl_create_configmap_secret_and_service_send_protobuf_the_server_decodes");
     let k = Kubectl::start().await;
     let out = k
         .run(&["create", "configmap", "c", "--from-literal=k=v", "-v=8"])
