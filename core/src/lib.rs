@@ -3,6 +3,8 @@
 //! - [`range`]: IP families and `IPAddressPool.spec.addresses` entries, the
 //!   one parser and containment test.
 //! - [`selector`]: Kubernetes label selectors, evaluated locally.
+//! - [`election`]: which node announces a LoadBalancer IP, the same answer
+//!   on every speaker (MetalLB's hash, so a migrating cluster agrees).
 //!
 //! This crate has no kube, k8s-openapi, tokio or other I/O dependency, and
 //! `scripts/check-core-deps` keeps it that way: the binaries convert API
@@ -10,5 +12,6 @@
 //! function is deterministic, so the tests need no cluster, root or network.
 #![forbid(unsafe_code)]
 
+pub mod election;
 pub mod range;
 pub mod selector;

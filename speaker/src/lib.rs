@@ -1,6 +1,6 @@
-//! ferrolb speaker: the pure core and the thin I/O shell around it.
+//! ferrolb speaker: the thin I/O shell around the decisions in
+//! [`ferrolb_core`] (the election and what this node announces).
 //!
-//! - [`election`] decides which node owns (announces) each LoadBalancer IP.
 //! - [`wire`] parses and builds the Ethernet, ARP and NDP frames the speaker
 //!   answers and sends, and decides which received frames deserve an answer.
 //! - [`announcer`] keeps what this node announces: answers for owned
@@ -13,14 +13,13 @@
 //!   announce; [`daemon`] watches Kubernetes, computes what this node
 //!   announces and wires everything; [`cli`] holds the flags.
 //!
-//! [`election`], [`wire`] and [`announcer`] are pure; sockets and API calls
+//! [`wire`] and [`announcer`] are pure; sockets and API calls
 //! live in [`transport`], [`membership`], [`links`] and [`daemon`].
 #![forbid(unsafe_code)]
 
 pub mod announcer;
 pub mod cli;
 pub mod daemon;
-pub mod election;
 pub mod links;
 pub mod membership;
 pub mod transport;

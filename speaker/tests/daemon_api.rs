@@ -11,7 +11,7 @@ use ferrolb_speaker::daemon::metrics::Metrics;
 use ferrolb_speaker::daemon::model::ObjectKey;
 use ferrolb_speaker::daemon::run::Daemon;
 use ferrolb_speaker::daemon::{events, watch as watches};
-use ferrolb_speaker::election;
+use ferrolb_core::election;
 use ferrolb_speaker::links::{self, Excludes, LinkInfo, Links};
 use ferrolb_speaker::transport::memory::Hub;
 use ferrolb_speaker::transport::run::Running;

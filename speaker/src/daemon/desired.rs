@@ -2,7 +2,7 @@
 //! watches last saw it, the live speakers and the local interfaces.
 
 use super::model::{AdInfo, NodeFacts, ObjectKey, PoolInfo, ServiceInfo, SliceInfo};
-use crate::election::{self, NoCandidate, NodeInfo, TrafficPolicy};
+use ferrolb_core::election::{self, NoCandidate, NodeInfo, TrafficPolicy};
 use crate::links::{self, Excludes, LinkInfo, LinkProblem};
 use std::collections::HashMap;
 use std::collections::{BTreeMap, BTreeSet};

@@ -1,5 +1,5 @@
 use super::*;
-use crate::election::EXCLUDE_FROM_LB_LABEL;
+use ferrolb_core::election::EXCLUDE_FROM_LB_LABEL;
 use ferrolb_crds::selector::LabelSelector;
 use ferrolb_crds::{IPAddressPool, IPAddressPoolSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1 as meta;

@@ -16,7 +16,7 @@
 
 use super::desired::{Desired, Unannounced, Verdict, World};
 use super::model::ObjectKey;
-use crate::election;
+use ferrolb_core::election;
 use crate::links::LinkProblem;
 use crate::membership::SecretProblem;
 use k8s_openapi::api::core::v1::ObjectReference;
@@ -306,7 +306,7 @@ mod tests {
         assert_eq!(notice.action(), "Gossip");
     }
     use crate::daemon::desired::Decision;
-    use crate::election::NoCandidate;
+    use ferrolb_core::election::NoCandidate;
 
     fn key() -> ObjectKey {
         ObjectKey::new("default", "web")

@@ -1,7 +1,7 @@
 //! The daemon's own small types, converted from Kubernetes objects at the
 //! edge so the desired-state computation never sees `k8s_openapi`.
 
-use crate::election::TrafficPolicy;
+use ferrolb_core::election::TrafficPolicy;
 use ferrolb_crds::range::AddressRange;
 use ferrolb_crds::selector::LabelSelector;
 use ferrolb_crds::{IPAddressPool, L2Advertisement};

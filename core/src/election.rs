@@ -8,7 +8,7 @@
 //! differently, IPs spread over nodes and a node leaving moves only its own.
 //!
 //! ```
-//! use ferrolb_speaker::election::elect;
+//! use ferrolb_core::election::elect;
 //! use std::net::IpAddr;
 //!
 //! let ip: IpAddr = "192.0.2.10".parse().unwrap();

@@ -1,7 +1,7 @@
 //! Properties of the election: one owner, the same everywhere, and minimal
 //! movement when nodes come and go.
 
-use ferrolb_speaker::election::{elect, owned_ips};
+use ferrolb_core::election::{elect, owned_ips};
 use proptest::prelude::*;
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
