@@ -1,9 +1,9 @@
 //! Properties of the election: one owner, the same everywhere, and minimal
 //! movement when nodes come and go.
 
-use ferrolb_core::election::{elect, owned_ips};
+use ferrolb_core::election::{elect, owner, NodeInfo, TrafficPolicy};
 use proptest::prelude::*;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// 2,000 distinct documentation addresses, IPv4 and IPv6 mixed.
@@ -43,13 +43,14 @@ proptest! {
         ip in arb_ip(),
         nodes in arb_nodes(),
     ) {
-        let owner = elect(ip, nodes.iter().map(String::as_str));
-        prop_assert!(owner.is_some_and(|o| nodes.iter().any(|n| n == o)));
-        let claims = nodes
-            .iter()
-            .filter(|me| owned_ips(me, [ip], &nodes.iter().map(String::as_str).collect::<Vec<_>>()).len() == 1)
-            .count();
-        prop_assert_eq!(claims, 1);
+        let elected = elect(ip, nodes.iter().map(String::as_str));
+        prop_assert!(elected.is_some_and(|o| nodes.iter().any(|n| n == o)));
+        // The production path (`owner`: candidates, then `elect`) names the
+        // same node when every node is a candidate.
+        let infos: Vec<NodeInfo> = nodes.iter().map(NodeInfo::live).collect();
+        let selected: BTreeSet<String> = nodes.iter().cloned().collect();
+        let cluster = TrafficPolicy::Cluster { has_ready_endpoint: true };
+        prop_assert_eq!(owner(ip, &infos, &selected, &cluster).ok(), elected);
     }
 
     #[test]
@@ -143,17 +144,4 @@ fn owners_spread_roughly_evenly_over_nodes() {
             );
         }
     }
-}
-
-#[test]
-fn owned_ips_partitions_the_ips_between_nodes() {
-    let ips = many_ips();
-    let nodes = nodes(4);
-    let names: Vec<&str> = nodes.iter().map(String::as_str).collect();
-    let total: usize = names
-        .iter()
-        .map(|me| owned_ips(me, ips.iter().copied(), &names).len())
-        .sum();
-    assert_eq!(total, ips.len());
-    assert!(owned_ips("not-a-candidate", ips.iter().copied(), &names).is_empty());
 }

@@ -359,12 +359,9 @@ fn decide_service(
         .filter(|n| applying.iter().any(|(_, ad)| ad.selects_node(&n.labels)))
         .map(|n| n.name.clone())
         .collect();
-    let owner = match election::candidates(nodes, &selected, policy) {
+    let node = match election::owner(key, nodes, &selected, policy) {
+        Ok(node) => node.to_owned(),
         Err(why) => return Verdict::Unannounced(Unannounced::NoCandidate(why)),
-        Ok(names) => election::elect(key, names).map(str::to_owned),
-    };
-    let Some(node) = owner else {
-        return Verdict::Unannounced(Unannounced::NoCandidate(NoCandidate::NoLiveSpeaker));
     };
     let interfaces = if node == local.me {
         let set: BTreeSet<&String> = applying
