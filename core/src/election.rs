@@ -433,10 +433,7 @@ mod tests {
         let nodes = [NodeInfo::live("node-a"), NodeInfo::live("node-b"), dead];
         let sel = set(&["node-a", "node-b", "node-d"]);
         let elected = elect(ip("192.0.2.10"), ["node-a", "node-b"]).unwrap();
-        assert_eq!(
-            owner(ip("192.0.2.10"), &nodes, &sel, &CLUSTER),
-            Ok(elected)
-        );
+        assert_eq!(owner(ip("192.0.2.10"), &nodes, &sel, &CLUSTER), Ok(elected));
         assert_eq!(
             owner(ip("192.0.2.10"), &nodes, &set(&["node-d"]), &CLUSTER),
             Err(NoCandidate::NotSelected)

@@ -15,22 +15,22 @@
 //! Only [`watch`], [`events`] and [`start`] talk to the API server.
 
 pub mod announce;
-pub mod desired;
+pub mod convert;
 pub mod events;
 pub mod index;
 pub mod liveness;
 pub mod metrics;
-pub mod model;
 pub mod run;
 pub mod watch;
 
 use crate::announcer::Config;
 use crate::cli::{Cli, LogFormat};
 use crate::links::netlink::RtNetlink;
-use crate::links::Excludes;
 use crate::membership::secret_file;
 use crate::transport::packet::PacketConfig;
 use anyhow::Context;
+use ferrolb_core::announce::interfaces::Excludes;
+use ferrolb_core::announce::Desired;
 pub use liveness::{node_ready, seeds};
 use prometheus_client::registry::Registry;
 use std::sync::Arc;
@@ -129,7 +129,7 @@ pub async fn start(cli: Cli) -> anyhow::Result<()> {
         live: liveness.live(),
         events,
         metrics,
-        desired: channel::channel(desired::Desired::default()).0,
+        desired: channel::channel(Desired::default()).0,
     };
     let shutdown = async move {
         terminated().await;
