@@ -240,7 +240,7 @@ fn the_raw_link_sees_only_arp_and_ndp_and_never_its_own_frames() -> TestResult {
 #[test]
 fn the_packet_announcer_keeps_its_counts_when_it_reopens_its_sockets() -> TestResult {
     use ferrolb_core::announce::interfaces::HostInterface;
-    use ferrolb_speaker::daemon::announce::{Announce, PacketAnnouncer};
+    use ferrolb_speaker::daemon::sockets::{Announce, PacketAnnouncer};
     use ferrolb_speaker::transport::packet::PacketConfig;
     use std::collections::BTreeSet;
 
@@ -291,7 +291,7 @@ fn the_packet_announcer_keeps_its_counts_when_it_reopens_its_sockets() -> TestRe
 #[test]
 fn closing_one_interface_leaves_the_others_transport_alone() -> TestResult {
     use ferrolb_core::announce::interfaces::HostInterface;
-    use ferrolb_speaker::daemon::announce::{Announce, PacketAnnouncer};
+    use ferrolb_speaker::daemon::sockets::{Announce, PacketAnnouncer};
     use ferrolb_speaker::transport::packet::PacketConfig;
     use std::collections::BTreeSet;
 

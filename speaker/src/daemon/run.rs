@@ -1,9 +1,9 @@
 //! The decision loop: on every change (debounced), recompute the desired
 //! state and hand it to the transport, Events and metrics.
 
-use super::announce::Announce;
 use super::events::{Notice, Notices};
 use super::metrics::Metrics;
+use super::sockets::Announce;
 use super::watch::Watched;
 use crate::links::Links;
 use ferrolb_core::announce::interfaces::{Excludes, HostInterface};

@@ -1,5 +1,7 @@
-//! Where the desired state goes: the transport, behind a trait so the
-//! daemon runs over raw sockets in production and an in-memory segment in
+//! The per-interface socket adapter: where the announce decision goes.
+//! [`PacketAnnouncer`] keeps one raw socket and announcer loop
+//! ([`crate::transport::run::Running`]) per interface in use; the
+//! [`Announce`] trait lets the daemon run over an in-memory segment in
 //! tests.
 
 use crate::announcer::Config;
