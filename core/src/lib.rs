@@ -3,6 +3,10 @@
 //! - [`range`]: IP families and `IPAddressPool.spec.addresses` entries, the
 //!   one parser and containment test.
 //! - [`selector`]: Kubernetes label selectors, evaluated locally.
+//! - [`election`]: which node announces a LoadBalancer IP, the same answer
+//!   on every speaker (MetalLB's hash, so a migrating cluster agrees).
+//! - [`announce`]: the speaker's decision: which (IP, interface) pairs this
+//!   node announces, and why a Service is announced by nobody.
 //!
 //! This crate has no kube, k8s-openapi, tokio or other I/O dependency, and
 //! `scripts/check-core-deps` keeps it that way: the binaries convert API
@@ -10,5 +14,7 @@
 //! function is deterministic, so the tests need no cluster, root or network.
 #![forbid(unsafe_code)]
 
+pub mod announce;
+pub mod election;
 pub mod range;
 pub mod selector;

@@ -59,7 +59,7 @@ pub struct AnnounceArgs {
         long,
         env = "FERROLB_EXCLUDE_INTERFACES",
         value_delimiter = ',',
-        default_values_t = crate::links::DEFAULT_EXCLUDES.iter().map(|s| s.to_string())
+        default_values_t = ferrolb_core::announce::interfaces::DEFAULT_EXCLUDES.iter().map(|s| s.to_string())
     )]
     pub exclude_interfaces: Vec<String>,
     /// Re-announce owned addresses this often after the takeover burst
@@ -102,7 +102,7 @@ mod tests {
         assert_eq!(cli.announce.garp_spacing, Duration::from_millis(1100));
         assert_eq!(
             cli.announce.exclude_interfaces.len(),
-            crate::links::DEFAULT_EXCLUDES.len()
+            ferrolb_core::announce::interfaces::DEFAULT_EXCLUDES.len()
         );
         assert_eq!(cli.memberlist.port, 7946);
         assert_eq!(cli.log.log_format, LogFormat::Json, "as the controller's");

@@ -4,15 +4,16 @@
 //! on one owner, the owner alone sends `nodeAssigned` once (not again on a
 //! relist), and deleting the Service empties both desired sets.
 
+use ferrolb_core::announce::interfaces::{Excludes, HostInterface};
+use ferrolb_core::announce::model::ObjectKey;
+use ferrolb_core::announce::{Desired, Verdict};
+use ferrolb_core::election;
 use ferrolb_crds::{generate, IPAddressPool, IPAddressPoolSpec, L2Advertisement};
 use ferrolb_speaker::announcer::Config;
-use ferrolb_speaker::daemon::desired::{Desired, Verdict};
 use ferrolb_speaker::daemon::metrics::Metrics;
-use ferrolb_speaker::daemon::model::ObjectKey;
 use ferrolb_speaker::daemon::run::Daemon;
 use ferrolb_speaker::daemon::{events, watch as watches};
-use ferrolb_speaker::election;
-use ferrolb_speaker::links::{self, Excludes, LinkInfo, Links};
+use ferrolb_speaker::links::{self, Links};
 use ferrolb_speaker::transport::memory::Hub;
 use ferrolb_speaker::transport::run::Running;
 use ferrolb_speaker::transport::Datalink;
@@ -39,10 +40,10 @@ const VIP: &str = "192.0.2.10";
 
 /// One up Ethernet interface, never changing.
 #[derive(Debug)]
-struct FixedLinks(Vec<LinkInfo>);
+struct FixedLinks(Vec<HostInterface>);
 
 impl Links for FixedLinks {
-    fn list(&self) -> BoxFuture<'_, links::Result<Vec<LinkInfo>>> {
+    fn list(&self) -> BoxFuture<'_, links::Result<Vec<HostInterface>>> {
         Box::pin(async { Ok(self.0.clone()) })
     }
 
@@ -157,7 +158,7 @@ fn speaker(
     let daemon = Daemon {
         node: node.into(),
         excludes: Excludes::default(),
-        links: FixedLinks(vec![LinkInfo::ethernet("eth0", 2, mac_bytes)]),
+        links: FixedLinks(vec![HostInterface::ethernet("eth0", 2, mac_bytes)]),
         announce: running,
         watched: watched.clone(),
         live: live.clone(),

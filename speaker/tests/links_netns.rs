@@ -2,15 +2,16 @@
 //! host's `eth0` up with its MAC, and sees it go down. Needs root, so it
 //! is `#[ignore = "needs root"]` (docs/testing.md). The namespaces are deleted when the lab drops, panics included.
 
+use ferrolb_core::announce::interfaces::{select, Excludes, HostInterface};
 use ferrolb_speaker::links::netlink::RtNetlink;
-use ferrolb_speaker::links::{select, Excludes, LinkInfo, Links};
+use ferrolb_speaker::links::Links;
 use futures::StreamExt;
 use netlab::Lab;
 use std::time::Duration;
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
-fn eth0(links: &[LinkInfo]) -> Option<&LinkInfo> {
+fn eth0(links: &[HostInterface]) -> Option<&HostInterface> {
     links.iter().find(|l| l.name == "eth0")
 }
 
@@ -32,7 +33,7 @@ fn rtnetlink_lists_eth0_with_its_mac_and_sees_it_go_down() -> TestResult {
             let before = links.list().await.map_err(|e| e.to_string())?;
             let link = eth0(&before).ok_or("no eth0 in the namespace")?;
             assert!(link.up, "eth0 starts up: {link:?}");
-            assert_eq!(link.mac.map(|m| m.0), Some(mac.0));
+            assert_eq!(link.mac, Some(mac.0));
             assert_eq!(link.index, index);
             assert_eq!(link.kind.as_deref(), Some("veth"));
             assert!(!link.has_master && !link.noarp && !link.loopback);

@@ -13,12 +13,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
+use ferrolb_core::announce::model::NodeFacts;
+use ferrolb_core::announce::World;
 use ferrolb_speaker::cli::Cli;
-use ferrolb_speaker::daemon::desired::World;
 use ferrolb_speaker::daemon::events::Notice;
 use ferrolb_speaker::daemon::liveness::{self, Liveness};
 use ferrolb_speaker::daemon::metrics::Metrics;
-use ferrolb_speaker::daemon::model::NodeFacts;
 use ferrolb_speaker::membership::secret_file::watch_file;
 use ferrolb_speaker::membership::{LivenessSource, Membership, MembershipConfig, Secret};
 use tokio::sync::{mpsc, watch};

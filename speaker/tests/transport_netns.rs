@@ -237,8 +237,8 @@ fn the_raw_link_sees_only_arp_and_ndp_and_never_its_own_frames() -> TestResult {
 #[test]
 #[ignore = "needs root"]
 fn the_packet_announcer_keeps_its_counts_when_it_reopens_its_sockets() -> TestResult {
-    use ferrolb_speaker::daemon::announce::{Announce, PacketAnnouncer};
-    use ferrolb_speaker::links::LinkInfo;
+    use ferrolb_core::announce::interfaces::HostInterface;
+    use ferrolb_speaker::daemon::sockets::{Announce, PacketAnnouncer};
     use ferrolb_speaker::transport::packet::PacketConfig;
     use std::collections::BTreeSet;
 
@@ -246,7 +246,7 @@ fn the_packet_announcer_keeps_its_counts_when_it_reopens_its_sockets() -> TestRe
     let node = lab.add_host("node")?;
     let client = lab.add_host("client")?;
     client.add_addr(CLIENT_V4)?;
-    let eth0 = LinkInfo::ethernet("eth0", node.ifindex()?, node.mac()?.0);
+    let eth0 = HostInterface::ethernet("eth0", node.ifindex()?, node.mac()?.0);
     let wanted = BTreeSet::from(["eth0".to_string()]);
     // Sockets are opened in the caller's namespace: the node's.
     let mut ann = node.run_in(|| {
@@ -287,8 +287,8 @@ fn the_packet_announcer_keeps_its_counts_when_it_reopens_its_sockets() -> TestRe
 #[test]
 #[ignore = "needs root"]
 fn closing_one_interface_leaves_the_others_transport_alone() -> TestResult {
-    use ferrolb_speaker::daemon::announce::{Announce, PacketAnnouncer};
-    use ferrolb_speaker::links::LinkInfo;
+    use ferrolb_core::announce::interfaces::HostInterface;
+    use ferrolb_speaker::daemon::sockets::{Announce, PacketAnnouncer};
     use ferrolb_speaker::transport::packet::PacketConfig;
     use std::collections::BTreeSet;
 
@@ -298,13 +298,13 @@ fn closing_one_interface_leaves_the_others_transport_alone() -> TestResult {
     client.add_addr(CLIENT_V4)?;
     let lan2 = lab.add_segment("lan2")?;
     lab.attach(&node, &lan2, "eth1")?;
-    let eth0 = LinkInfo::ethernet("eth0", node.ifindex()?, node.mac()?.0);
+    let eth0 = HostInterface::ethernet("eth0", node.ifindex()?, node.mac()?.0);
     let eth1_index: u32 = node
         .exec("cat", &["/sys/class/net/eth1/ifindex"])
         .ok()
         .and_then(|s| s.trim().parse().ok())
         .unwrap_or(0);
-    let eth1 = LinkInfo::ethernet("eth1", eth1_index, node.mac_of("eth1")?.0);
+    let eth1 = HostInterface::ethernet("eth1", eth1_index, node.mac_of("eth1")?.0);
     let both = BTreeSet::from(["eth0".to_string(), "eth1".to_string()]);
     let vip2 = Ipv4Addr::new(198, 51, 100, 101);
     let mut ann = node.run_in(|| {

@@ -157,15 +157,6 @@ impl Announcer {
         }
     }
 
-    /// Removes interface `name`: nothing more is answered or sent there.
-    /// Its owned addresses are kept and announced again if it comes back.
-    pub fn remove_link(&mut self, name: &str) {
-        self.links.remove(name);
-        for ip in self.desired.get(name).into_iter().flatten() {
-            self.schedule.cancel(&claim(name, *ip));
-        }
-    }
-
     /// Replaces the set of (address, interface) pairs this node owns.
     /// Newly owned addresses are announced from `now`; addresses no longer
     /// owned stop being answered at once and their announcements are

@@ -14,11 +14,11 @@
 //! - `InvalidMemberlistSecret` (Warning) on this node's Node object, when
 //!   its mounted secret file becomes unusable (sent by the liveness task).
 
-use super::desired::{Desired, Unannounced, Verdict, World};
-use super::model::ObjectKey;
-use crate::election;
-use crate::links::LinkProblem;
 use crate::membership::SecretProblem;
+use ferrolb_core::announce::interfaces::LinkProblem;
+use ferrolb_core::announce::model::ObjectKey;
+use ferrolb_core::announce::{Desired, Unannounced, Verdict, World};
+use ferrolb_core::election;
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::Client;
@@ -305,8 +305,8 @@ mod tests {
         );
         assert_eq!(notice.action(), "Gossip");
     }
-    use crate::daemon::desired::Decision;
-    use crate::election::NoCandidate;
+    use ferrolb_core::announce::Decision;
+    use ferrolb_core::election::NoCandidate;
 
     fn key() -> ObjectKey {
         ObjectKey::new("default", "web")
@@ -401,7 +401,7 @@ mod tests {
 
     #[test]
     fn references_carry_the_uid_the_world_knows() {
-        use crate::daemon::model::{AdInfo, ServiceInfo};
+        use ferrolb_core::announce::model::{AdInfo, ServiceInfo};
         let mut world = World::default();
         world.services.insert(
             key(),

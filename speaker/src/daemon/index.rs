@@ -6,8 +6,8 @@
 //! world on an error: if the API server goes away, the speaker keeps
 //! announcing what it last knew.
 
-use super::desired::World;
-use super::model::{AdInfo, NodeFacts, ObjectKey, PoolInfo, ServiceInfo, SliceInfo};
+use super::convert;
+use ferrolb_core::announce::World;
 use ferrolb_crds::{IPAddressPool, L2Advertisement};
 use k8s_openapi::api::core::v1::{Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
@@ -46,14 +46,14 @@ impl Indexed for Service {
     fn apply(world: &mut World, obj: &Self) {
         // A Service that stops being a LoadBalancer or loses its IPs must
         // leave the world, not linger with stale IPs.
-        match ServiceInfo::from_service(obj) {
+        match convert::service(obj) {
             Some(info) => world.services.insert(info.key.clone(), info),
-            None => world.services.remove(&ObjectKey::of(obj)),
+            None => world.services.remove(&convert::key(obj)),
         };
     }
 
     fn delete(world: &mut World, obj: &Self) {
-        world.services.remove(&ObjectKey::of(obj));
+        world.services.remove(&convert::key(obj));
     }
 
     fn clear(world: &mut World) {
@@ -65,13 +65,11 @@ impl Indexed for EndpointSlice {
     const KIND: &'static str = "EndpointSlice";
 
     fn apply(world: &mut World, obj: &Self) {
-        world
-            .slices
-            .insert(ObjectKey::of(obj), SliceInfo::from_slice(obj));
+        world.slices.insert(convert::key(obj), convert::slice(obj));
     }
 
     fn delete(world: &mut World, obj: &Self) {
-        world.slices.remove(&ObjectKey::of(obj));
+        world.slices.remove(&convert::key(obj));
     }
 
     fn clear(world: &mut World) {
@@ -83,9 +81,7 @@ impl Indexed for Node {
     const KIND: &'static str = "Node";
 
     fn apply(world: &mut World, obj: &Self) {
-        world
-            .nodes
-            .insert(obj.name_any(), NodeFacts::from_node(obj));
+        world.nodes.insert(obj.name_any(), convert::node(obj));
     }
 
     fn delete(world: &mut World, obj: &Self) {
@@ -101,7 +97,7 @@ impl Indexed for IPAddressPool {
     const KIND: &'static str = "IPAddressPool";
 
     fn apply(world: &mut World, obj: &Self) {
-        world.pools.insert(obj.name_any(), PoolInfo::from_pool(obj));
+        world.pools.insert(obj.name_any(), convert::pool(obj));
     }
 
     fn delete(world: &mut World, obj: &Self) {
@@ -117,11 +113,13 @@ impl Indexed for L2Advertisement {
     const KIND: &'static str = "L2Advertisement";
 
     fn apply(world: &mut World, obj: &Self) {
-        world.ads.insert(ObjectKey::of(obj), AdInfo::from_ad(obj));
+        world
+            .ads
+            .insert(convert::key(obj), convert::advertisement(obj));
     }
 
     fn delete(world: &mut World, obj: &Self) {
-        world.ads.remove(&ObjectKey::of(obj));
+        world.ads.remove(&convert::key(obj));
     }
 
     fn clear(world: &mut World) {

@@ -15,11 +15,11 @@
 //!
 //! [`step`] is the decision, pure; [`spawn`] is the shell.
 
-use super::desired::World;
 use super::events::Notice;
 use super::metrics::Metrics;
 use super::run::STATS_EVERY;
 use crate::membership::{self, LivenessSource, Membership, MembershipArgs, Secret, SecretState};
+use ferrolb_core::announce::World;
 use std::collections::BTreeSet;
 use std::future::pending;
 use std::net::SocketAddr;

@@ -158,7 +158,7 @@ impl Metrics {
     }
 
     /// Adds what the transport did since the last call. Its counters only
-    /// grow ([`super::announce::PacketAnnouncer`] carries the totals of
+    /// grow ([`super::sockets::PacketAnnouncer`] carries the totals of
     /// transports it replaced); a source that restarts from zero anyway is
     /// handled by `inc_by_delta`.
     pub fn observe_transport(&self, now: &Stats) {

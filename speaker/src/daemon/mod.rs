@@ -1,36 +1,36 @@
-//! The speaker daemon: Kubernetes watches in, ARP/NDP announcements out.
+//! The speaker daemon, wiring only: Kubernetes watches in, the decision
+//! of [`ferrolb_core::announce`] in the middle, raw sockets out.
 //!
-//! - [`model`] and [`index`] turn Services, EndpointSlices, Nodes,
-//!   IPAddressPools and L2Advertisements into a [`desired::World`]
-//!   (apply / delete / reset; a relist is a reset).
-//! - [`desired`] is the pure core: world + live speakers + interfaces ->
-//!   the (IP, interface) pairs this node announces and a decision per
-//!   Service.
-//! - [`run`] is the loop that recomputes on every change (debounced) and
-//!   feeds the transport ([`announce`]), [`events`] and [`metrics`].
+//! - [`watch`] holds the kube-runtime watches; [`index`] applies their
+//!   events (apply / delete / reset; a relist is a reset) to a
+//!   [`World`](ferrolb_core::announce::World), through [`convert`], the
+//!   one place Kubernetes objects become the decision's domain types.
+//! - [`run`] is the loop that recomputes the decision on every change
+//!   (debounced) and feeds [`sockets`] (one raw socket and announcer per
+//!   interface), [`events`] and [`metrics`].
 //! - [`liveness`] owns gossip as the secret file comes, changes or breaks,
 //!   and falls back to Node Ready conditions while there is no key.
-//! - [`watch`] holds the kube-runtime watches; [`start`] wires it all.
+//! - [`start`] wires it all.
 //!
 //! Only [`watch`], [`events`] and [`start`] talk to the API server.
 
-pub mod announce;
-pub mod desired;
+pub mod convert;
 pub mod events;
 pub mod index;
 pub mod liveness;
 pub mod metrics;
-pub mod model;
 pub mod run;
+pub mod sockets;
 pub mod watch;
 
 use crate::announcer::Config;
 use crate::cli::Cli;
 use crate::links::netlink::RtNetlink;
-use crate::links::Excludes;
 use crate::membership::secret_file;
 use crate::transport::packet::PacketConfig;
 use anyhow::Context;
+use ferrolb_core::announce::interfaces::Excludes;
+use ferrolb_core::announce::Desired;
 use ferrolb_runtime::{http, shutdown};
 pub use liveness::{node_ready, seeds};
 use prometheus_client::registry::Registry;
@@ -109,7 +109,7 @@ pub async fn start(cli: Cli) -> anyhow::Result<()> {
     );
 
     let links = RtNetlink::connect().context("opening netlink")?;
-    let announce = announce::PacketAnnouncer::new(
+    let announce = sockets::PacketAnnouncer::new(
         Config {
             repeats: cli.announce.garp_repeats,
             spacing: cli.announce.garp_spacing,
@@ -129,7 +129,7 @@ pub async fn start(cli: Cli) -> anyhow::Result<()> {
         live: liveness.live(),
         events,
         metrics,
-        desired: channel::channel(desired::Desired::default()).0,
+        desired: channel::channel(Desired::default()).0,
     };
     let signalled = shutdown::signalled();
     let shutdown = async move {

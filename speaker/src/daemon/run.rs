@@ -1,12 +1,13 @@
 //! The decision loop: on every change (debounced), recompute the desired
 //! state and hand it to the transport, Events and metrics.
 
-use super::announce::Announce;
-use super::desired::{self, Desired, Local, Verdict};
 use super::events::{Notice, Notices};
 use super::metrics::Metrics;
+use super::sockets::Announce;
 use super::watch::Watched;
-use crate::links::{Excludes, LinkInfo, Links};
+use crate::links::Links;
+use ferrolb_core::announce::interfaces::{Excludes, HostInterface};
+use ferrolb_core::announce::{self, Desired, Local, Verdict};
 use futures::stream::{self, BoxStream, StreamExt};
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
@@ -58,7 +59,7 @@ impl<L: Links, A: Announce> Daemon<L, A> {
         };
         let mut notices = Notices::default();
         let mut last = Desired::default();
-        let mut cache = desired::Cache::default();
+        let mut cache = announce::Cache::default();
         let mut stats = tokio::time::interval(STATS_EVERY);
         let alive = self.live.borrow().len();
         self.metrics.members_alive.set(gauge(alive));
@@ -88,7 +89,7 @@ impl<L: Links, A: Announce> Daemon<L, A> {
             }
             let next = {
                 let world = self.watched.world.borrow_and_update();
-                desired::compute_cached(
+                announce::compute_cached(
                     &world,
                     &Local {
                         me: &self.node,
@@ -108,7 +109,7 @@ impl<L: Links, A: Announce> Daemon<L, A> {
         self.announce
     }
 
-    async fn list_links(&self) -> Vec<LinkInfo> {
+    async fn list_links(&self) -> Vec<HostInterface> {
         match self.links.list().await {
             Ok(l) => l,
             Err(e) => {
@@ -122,7 +123,7 @@ impl<L: Links, A: Announce> Daemon<L, A> {
         &mut self,
         last: &Desired,
         next: &Desired,
-        links: &[LinkInfo],
+        links: &[HostInterface],
         live: &BTreeSet<String>,
         notices: &mut Notices,
     ) {

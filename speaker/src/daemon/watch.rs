@@ -1,7 +1,7 @@
 //! The kube-runtime watches that feed the [`World`].
 
-use super::desired::World;
 use super::index::Indexed;
+use ferrolb_core::announce::World;
 use ferrolb_crds::{IPAddressPool, L2Advertisement};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Node, Service};

@@ -1,8 +1,8 @@
 //! [`Links`] over rtnetlink: a dump for the list, the `RTNLGRP_LINK`
 //! multicast group for changes.
 
-use super::{Error, LinkInfo, Links, Result};
-use crate::wire::MacAddr;
+use super::{Error, Links, Result};
+use ferrolb_core::announce::interfaces::HostInterface;
 use futures::future::BoxFuture;
 use futures::stream::{BoxStream, StreamExt, TryStreamExt};
 use netlink_packet_route::link::{LinkAttribute, LinkFlags, LinkInfo as Info, LinkMessage};
@@ -26,7 +26,7 @@ impl RtNetlink {
 }
 
 impl Links for RtNetlink {
-    fn list(&self) -> BoxFuture<'_, Result<Vec<LinkInfo>>> {
+    fn list(&self) -> BoxFuture<'_, Result<Vec<HostInterface>>> {
         Box::pin(async move {
             self.handle
                 .link()
@@ -47,10 +47,12 @@ impl Links for RtNetlink {
     }
 }
 
-/// Reads the facts [`super::select`] needs from a link message.
-pub fn link_info(msg: &LinkMessage) -> LinkInfo {
+/// Reads the facts the interface selection
+/// ([`ferrolb_core::announce::interfaces::select`]) and the raw sockets
+/// need from a link message.
+pub fn link_info(msg: &LinkMessage) -> HostInterface {
     let flags = msg.header.flags;
-    let mut info = LinkInfo {
+    let mut info = HostInterface {
         name: String::new(),
         index: msg.header.index,
         mac: None,
@@ -63,9 +65,7 @@ pub fn link_info(msg: &LinkMessage) -> LinkInfo {
     for attr in &msg.attributes {
         match attr {
             LinkAttribute::IfName(name) => info.name.clone_from(name),
-            LinkAttribute::Address(bytes) => {
-                info.mac = <[u8; 6]>::try_from(bytes.as_slice()).ok().map(MacAddr)
-            }
+            LinkAttribute::Address(bytes) => info.mac = <[u8; 6]>::try_from(bytes.as_slice()).ok(),
             LinkAttribute::Controller(_) => info.has_master = true,
             LinkAttribute::LinkInfo(infos) => {
                 for i in infos {

@@ -1,4 +1,4 @@
-//! Which speakers are alive: the `live` input of the [election](crate::election).
+//! Which speakers are alive: the `live` input of the [election](ferrolb_core::election).
 //!
 //! Speakers find out about each other by SWIM gossip ([foca]) over UDP,
 //! port 7946 by default. Every datagram is sealed with HMAC-SHA256 under a

@@ -20,7 +20,7 @@
 //! assert_eq!(b.recv().unwrap(), Some(frame));
 //! ```
 
-use super::{Datalink, Error, LinkInfo, Result, RECV_TIMEOUT};
+use super::{BoundInterface, Datalink, Error, Result, RECV_TIMEOUT};
 use crate::wire::{ipv6, MacAddr};
 use std::collections::BTreeMap;
 use std::net::Ipv6Addr;
@@ -83,7 +83,7 @@ impl Hub {
             tx,
         });
         MemoryLink {
-            info: LinkInfo {
+            info: BoundInterface {
                 name: name.to_owned(),
                 index,
                 mac,
@@ -98,7 +98,7 @@ impl Hub {
 /// One endpoint of a [`Hub`].
 #[derive(Debug)]
 pub struct MemoryLink {
-    info: LinkInfo,
+    info: BoundInterface,
     port: usize,
     hub: Hub,
     rx: Mutex<Receiver<Vec<u8>>>,
@@ -123,7 +123,7 @@ impl MemoryLink {
 }
 
 impl Datalink for MemoryLink {
-    fn info(&self) -> &LinkInfo {
+    fn info(&self) -> &BoundInterface {
         &self.info
     }
 

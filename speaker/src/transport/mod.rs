@@ -75,7 +75,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// The identity of the interface a datalink is bound to.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LinkInfo {
+pub struct BoundInterface {
     /// The interface name, e.g. `eth0`.
     pub name: String,
     /// The interface index in its network namespace.
@@ -94,7 +94,7 @@ pub const RECV_TIMEOUT: Duration = Duration::from_millis(50);
 /// one, hence `&self` everywhere.
 pub trait Datalink: Send + Sync + fmt::Debug {
     /// The interface this datalink is bound to.
-    fn info(&self) -> &LinkInfo;
+    fn info(&self) -> &BoundInterface;
 
     /// Sends one frame as is.
     fn send(&self, frame: &[u8]) -> Result<()>;

@@ -18,7 +18,7 @@
 //! unsafe `setsockopt`). Where IPv6 is disabled on the host, open the link
 //! with [`PacketConfig::promiscuous`] instead.
 
-use super::{Datalink, Error, LinkInfo, Result, RECV_TIMEOUT};
+use super::{BoundInterface, Datalink, Error, Result, RECV_TIMEOUT};
 use crate::wire::MacAddr;
 use pnet_datalink::{Channel, DataLinkReceiver, DataLinkSender, NetworkInterface};
 use socket2::{Domain, Protocol, SockFilter, Socket, Type};
@@ -54,7 +54,7 @@ impl Default for PacketConfig {
 /// A raw socket on one interface. Open it in the network namespace of the
 /// interface; it can be used from any thread afterwards.
 pub struct PacketLink {
-    info: LinkInfo,
+    info: BoundInterface,
     config: PacketConfig,
     tx: Mutex<Box<dyn DataLinkSender>>,
     rx: Mutex<Box<dyn DataLinkReceiver>>,
@@ -109,7 +109,7 @@ impl PacketLink {
             return Err(open_err(std::io::Error::other("not an Ethernet channel")));
         };
         Ok(Self {
-            info: LinkInfo {
+            info: BoundInterface {
                 name: name.to_owned(),
                 index: iface.index,
                 mac,
@@ -137,7 +137,7 @@ impl PacketLink {
 }
 
 impl Datalink for PacketLink {
-    fn info(&self) -> &LinkInfo {
+    fn info(&self) -> &BoundInterface {
         &self.info
     }
 

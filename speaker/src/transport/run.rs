@@ -81,7 +81,7 @@ pub struct Running {
 
 impl Running {
     /// Starts the loop over `links` (each announced under its
-    /// [`LinkInfo::name`](super::LinkInfo)), owning nothing yet.
+    /// [`BoundInterface::name`](super::BoundInterface)), owning nothing yet.
     pub fn spawn(links: Vec<Arc<dyn Datalink>>, config: Config) -> Result<Self> {
         let (events, queue) = mpsc::sync_channel(QUEUE);
         let stop = Arc::new(AtomicBool::new(false));

@@ -1,13 +1,15 @@
-//! Where the desired state goes: the transport, behind a trait so the
-//! daemon runs over raw sockets in production and an in-memory segment in
+//! The per-interface socket adapter: where the announce decision goes.
+//! [`PacketAnnouncer`] keeps one raw socket and announcer loop
+//! ([`crate::transport::run::Running`]) per interface in use; the
+//! [`Announce`] trait lets the daemon run over an in-memory segment in
 //! tests.
 
 use crate::announcer::Config;
-use crate::links::LinkInfo;
 use crate::transport::packet::{PacketConfig, PacketLink};
 use crate::transport::run::{Running, Stats};
 use crate::transport::Datalink;
 use crate::wire::MacAddr;
+use ferrolb_core::announce::interfaces::HostInterface;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -17,7 +19,7 @@ use tracing::{info, warn};
 pub trait Announce: Send {
     /// The interfaces to keep sockets open on changed (`wanted` are the
     /// names, `links` what the kernel reports about them).
-    fn set_interfaces(&mut self, links: &[LinkInfo], wanted: &BTreeSet<String>);
+    fn set_interfaces(&mut self, links: &[HostInterface], wanted: &BTreeSet<String>);
     /// Replaces the (IP, interface) pairs announced.
     fn set_desired(&mut self, desired: Vec<(IpAddr, String)>);
     /// Counters so far.
@@ -27,7 +29,7 @@ pub trait Announce: Send {
 /// A fixed set of datalinks (tests: [`crate::transport::memory::Hub`]
 /// endpoints); interface changes are ignored.
 impl Announce for Running {
-    fn set_interfaces(&mut self, _: &[LinkInfo], _: &BTreeSet<String>) {}
+    fn set_interfaces(&mut self, _: &[HostInterface], _: &BTreeSet<String>) {}
 
     fn set_desired(&mut self, desired: Vec<(IpAddr, String)>) {
         Running::set_desired(self, desired);
@@ -96,11 +98,11 @@ fn on(desired: &[(IpAddr, String)], name: &str) -> Vec<(IpAddr, String)> {
 }
 
 impl Announce for PacketAnnouncer {
-    fn set_interfaces(&mut self, links: &[LinkInfo], wanted: &BTreeSet<String>) {
+    fn set_interfaces(&mut self, links: &[HostInterface], wanted: &BTreeSet<String>) {
         let want: BTreeMap<&str, (u32, Option<MacAddr>)> = links
             .iter()
             .filter(|l| wanted.contains(&l.name))
-            .map(|l| (l.name.as_str(), (l.index, l.mac)))
+            .map(|l| (l.name.as_str(), (l.index, l.mac.map(MacAddr))))
             .collect();
         // Gone, or changed index or MAC: close. A reopened interface starts
         // its takeover announcements again, which is what hosts need after

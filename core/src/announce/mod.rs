@@ -1,9 +1,25 @@
 //! What this node announces: a pure function of the cluster as the
-//! watches last saw it, the live speakers and the local interfaces.
+//! speaker's watches last saw it ([`World`]), the live speakers and this
+//! node's interfaces ([`Local`]). The speaker's daemon recomputes it on
+//! every change and hands the result to its raw sockets, Events and
+//! metrics.
+//!
+//! - [`model`]: the domain types the speaker converts Kubernetes objects
+//!   into at its watch edge.
+//! - [`interfaces`]: which of the host's interfaces an L2Advertisement
+//!   announces on.
+//! - [`compute`] / [`compute_cached`]: for each Service, its pool
+//!   ([`service_pool`]), the advertisements covering it, the nodes they
+//!   select, then one [`election::owner`] under the Service's first IP;
+//!   the owner announces every IP on the union of those advertisements'
+//!   interfaces.
 
-use super::model::{AdInfo, NodeFacts, ObjectKey, PoolInfo, ServiceInfo, SliceInfo};
+pub mod interfaces;
+pub mod model;
+
 use crate::election::{self, NoCandidate, NodeInfo, TrafficPolicy};
-use crate::links::{self, Excludes, LinkInfo, LinkProblem};
+use interfaces::{Excludes, HostInterface, LinkProblem};
+use model::{AdInfo, NodeFacts, ObjectKey, PoolInfo, ServiceInfo, SliceInfo};
 use std::collections::HashMap;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -32,7 +48,7 @@ pub struct Local<'a> {
     /// Nodes whose speaker is alive (membership).
     pub live: &'a BTreeSet<String>,
     /// This node's interfaces.
-    pub links: &'a [LinkInfo],
+    pub links: &'a [HostInterface],
     /// `--exclude-interfaces`.
     pub excludes: &'a Excludes,
 }
@@ -153,7 +169,7 @@ pub fn compute(world: &World, local: &Local<'_>) -> Desired {
 /// Verdicts of the previous computation, so a change to one Service or
 /// its EndpointSlices re-elects that Service only. An election hashes
 /// every candidate node per IP: 1,000 Services on 100 nodes take about
-/// 34 ms to decide from scratch (`cargo bench --bench desired_compute`),
+/// 34 ms to decide from scratch (`cargo bench -p ferrolb-core --bench announce_compute`),
 /// and the speaker recomputes after every watched change.
 #[derive(Debug, Default)]
 pub struct Cache {
@@ -213,7 +229,7 @@ pub fn compute_cached(world: &World, local: &Local<'_>, cache: &mut Cache) -> De
     for (key, ad) in &world.ads {
         let here = me_labels.is_some_and(|l| ad.selects_node(l));
         let chosen = here.then(|| {
-            let sel = links::select(local.links, &ad.interfaces, local.excludes);
+            let sel = interfaces::select(local.links, &ad.interfaces, local.excludes);
             for p in sel.problems {
                 out.link_problems.insert((key.clone(), p));
             }
@@ -261,7 +277,7 @@ pub fn compute_cached(world: &World, local: &Local<'_>, cache: &mut Cache) -> De
     let mut next = HashMap::with_capacity(world.services.len());
     for (key, svc) in &world.services {
         let own: &[&SliceInfo] = slices.get(key).map_or(&[], Vec::as_slice);
-        let policy = super::model::traffic_policy(svc.local, own.iter().copied());
+        let policy = model::traffic_policy(svc.local, own.iter().copied());
         let entry = match cache.services.remove(key) {
             Some(c) if c.svc == *svc && c.policy == policy => c,
             _ => Cached {
@@ -359,12 +375,9 @@ fn decide_service(
         .filter(|n| applying.iter().any(|(_, ad)| ad.selects_node(&n.labels)))
         .map(|n| n.name.clone())
         .collect();
-    let owner = match election::candidates(nodes, &selected, policy) {
+    let node = match election::owner(key, nodes, &selected, policy) {
+        Ok(node) => node.to_owned(),
         Err(why) => return Verdict::Unannounced(Unannounced::NoCandidate(why)),
-        Ok(names) => election::elect(key, names).map(str::to_owned),
-    };
-    let Some(node) = owner else {
-        return Verdict::Unannounced(Unannounced::NoCandidate(NoCandidate::NoLiveSpeaker));
     };
     let interfaces = if node == local.me {
         let set: BTreeSet<&String> = applying
@@ -380,5 +393,4 @@ fn decide_service(
 }
 
 #[cfg(test)]
-#[path = "desired_tests.rs"]
 mod tests;

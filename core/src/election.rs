@@ -8,7 +8,7 @@
 //! differently, IPs spread over nodes and a node leaving moves only its own.
 //!
 //! ```
-//! use ferrolb_speaker::election::elect;
+//! use ferrolb_core::election::elect;
 //! use std::net::IpAddr;
 //!
 //! let ip: IpAddr = "192.0.2.10".parse().unwrap();
@@ -18,7 +18,6 @@
 
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt;
 use std::net::IpAddr;
 
 /// The well-known node label that removes a node from external load
@@ -226,58 +225,35 @@ pub fn service_key(ips: &[IpAddr]) -> Option<IpAddr> {
     ips.first().copied()
 }
 
-/// The outcome of an election for one IP, for logs and Events.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome<'a> {
-    /// This node owns the IP and must announce it.
-    Owner,
-    /// Another node owns the IP.
-    Other(&'a str),
-    /// Nobody may own the IP.
-    Nobody(NoCandidate),
-}
-
-impl fmt::Display for Outcome<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Owner => f.write_str("this node owns the IP"),
-            Self::Other(node) => write!(f, "node {node} owns the IP"),
-            Self::Nobody(why) => write!(f, "nobody owns the IP: {why}"),
-        }
-    }
-}
-
-/// Runs the whole election for `ip` from `me`'s point of view: filters the
-/// nodes with [`candidates`] and ranks them with [`elect`].
-pub fn decide<'a>(
-    me: &str,
+/// The owner of `ip`: the nodes are filtered with [`candidates`] and
+/// ranked with [`elect`]; `Err` names the rule that left nobody. This is
+/// the one path every speaker decides by (the announce decision calls it
+/// once per Service, under [`service_key`]).
+///
+/// ```
+/// use ferrolb_core::election::{owner, NoCandidate, NodeInfo, TrafficPolicy};
+/// use std::collections::BTreeSet;
+///
+/// let nodes = [NodeInfo::live("node-a"), NodeInfo::live("node-b"), NodeInfo::live("node-c")];
+/// let selected: BTreeSet<String> = ["node-a", "node-b", "node-c"].map(String::from).into();
+/// let cluster = TrafficPolicy::Cluster { has_ready_endpoint: true };
+/// let ip = "192.0.2.10".parse().unwrap();
+/// assert_eq!(owner(ip, &nodes, &selected, &cluster), Ok("node-c"));
+/// assert_eq!(
+///     owner(ip, &nodes, &BTreeSet::new(), &cluster),
+///     Err(NoCandidate::NotSelected)
+/// );
+/// ```
+pub fn owner<'a>(
     ip: IpAddr,
     nodes: &'a [NodeInfo],
     selected: &BTreeSet<String>,
     policy: &TrafficPolicy,
-) -> Outcome<'a> {
-    match candidates(nodes, selected, policy) {
-        Err(why) => Outcome::Nobody(why),
-        Ok(names) => match elect(ip, names) {
-            Some(owner) if owner == me => Outcome::Owner,
-            Some(owner) => Outcome::Other(owner),
-            // `candidates` never returns an empty list; keep a total answer
-            // rather than a panic should that ever change.
-            None => Outcome::Nobody(NoCandidate::NoLiveSpeaker),
-        },
-    }
-}
-
-/// The IPs among `ips` that `me` owns when every IP shares the same
-/// `candidates` (one pool, one policy), in input order.
-pub fn owned_ips(
-    me: &str,
-    ips: impl IntoIterator<Item = IpAddr>,
-    candidates: &[&str],
-) -> Vec<IpAddr> {
-    ips.into_iter()
-        .filter(|ip| elect(*ip, candidates.iter().copied()) == Some(me))
-        .collect()
+) -> Result<&'a str, NoCandidate> {
+    let names = candidates(nodes, selected, policy)?;
+    // `candidates` never returns an empty list; keep a total answer rather
+    // than a panic should that ever change.
+    elect(ip, names).ok_or(NoCandidate::NoLiveSpeaker)
 }
 
 #[cfg(test)]
@@ -451,26 +427,20 @@ mod tests {
     }
 
     #[test]
-    fn decide_tells_owner_other_and_nobody_apart() {
-        let nodes = [NodeInfo::live("node-a"), NodeInfo::live("node-b")];
-        let sel = set(&["node-a", "node-b"]);
-        let owner = elect(ip("192.0.2.10"), ["node-a", "node-b"]).unwrap();
-        let other = if owner == "node-a" {
-            "node-b"
-        } else {
-            "node-a"
-        };
+    fn owner_is_the_elected_candidate_or_the_rule_that_left_nobody() {
+        let mut dead = NodeInfo::live("node-d");
+        dead.live = false;
+        let nodes = [NodeInfo::live("node-a"), NodeInfo::live("node-b"), dead];
+        let sel = set(&["node-a", "node-b", "node-d"]);
+        let elected = elect(ip("192.0.2.10"), ["node-a", "node-b"]).unwrap();
+        assert_eq!(owner(ip("192.0.2.10"), &nodes, &sel, &CLUSTER), Ok(elected));
         assert_eq!(
-            decide(owner, ip("192.0.2.10"), &nodes, &sel, &CLUSTER),
-            Outcome::Owner
+            owner(ip("192.0.2.10"), &nodes, &set(&["node-d"]), &CLUSTER),
+            Err(NoCandidate::NotSelected)
         );
         assert_eq!(
-            decide(other, ip("192.0.2.10"), &nodes, &sel, &CLUSTER),
-            Outcome::Other(owner)
-        );
-        assert_eq!(
-            decide(other, ip("192.0.2.10"), &nodes, &set(&[]), &CLUSTER),
-            Outcome::Nobody(NoCandidate::NotSelected)
+            owner(ip("192.0.2.10"), &nodes, &set(&[]), &CLUSTER),
+            Err(NoCandidate::NotSelected)
         );
     }
 

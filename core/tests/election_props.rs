@@ -1,19 +1,13 @@
 //! Properties of the election: one owner, the same everywhere, and minimal
 //! movement when nodes come and go.
 
-use ferrolb_speaker::election::{elect, owned_ips};
+use ferrolb_core::election::{elect, owner, NodeInfo, TrafficPolicy};
 use proptest::prelude::*;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-/// 2,000 distinct documentation addresses, IPv4 and IPv6 mixed.
-fn many_ips() -> Vec<IpAddr> {
-    let v4 = [[192, 0, 2], [198, 51, 100], [203, 0, 113]]
-        .into_iter()
-        .flat_map(|[a, b, c]| (0..=255u8).map(move |d| IpAddr::V4(Ipv4Addr::new(a, b, c, d))));
-    let v6 = (0u16..).map(|i| IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 7, i)));
-    v4.chain(v6).take(2_000).collect()
-}
+mod support;
+use support::many_ips;
 
 fn nodes(n: usize) -> Vec<String> {
     (1..=n).map(|i| format!("worker-{i}")).collect()
@@ -43,13 +37,14 @@ proptest! {
         ip in arb_ip(),
         nodes in arb_nodes(),
     ) {
-        let owner = elect(ip, nodes.iter().map(String::as_str));
-        prop_assert!(owner.is_some_and(|o| nodes.iter().any(|n| n == o)));
-        let claims = nodes
-            .iter()
-            .filter(|me| owned_ips(me, [ip], &nodes.iter().map(String::as_str).collect::<Vec<_>>()).len() == 1)
-            .count();
-        prop_assert_eq!(claims, 1);
+        let elected = elect(ip, nodes.iter().map(String::as_str));
+        prop_assert!(elected.is_some_and(|o| nodes.iter().any(|n| n == o)));
+        // The production path (`owner`: candidates, then `elect`) names the
+        // same node when every node is a candidate.
+        let infos: Vec<NodeInfo> = nodes.iter().map(NodeInfo::live).collect();
+        let selected: BTreeSet<String> = nodes.iter().cloned().collect();
+        let cluster = TrafficPolicy::Cluster { has_ready_endpoint: true };
+        prop_assert_eq!(owner(ip, &infos, &selected, &cluster).ok(), elected);
     }
 
     #[test]
@@ -143,17 +138,4 @@ fn owners_spread_roughly_evenly_over_nodes() {
             );
         }
     }
-}
-
-#[test]
-fn owned_ips_partitions_the_ips_between_nodes() {
-    let ips = many_ips();
-    let nodes = nodes(4);
-    let names: Vec<&str> = nodes.iter().map(String::as_str).collect();
-    let total: usize = names
-        .iter()
-        .map(|me| owned_ips(me, ips.iter().copied(), &names).len())
-        .sum();
-    assert_eq!(total, ips.len());
-    assert!(owned_ips("not-a-candidate", ips.iter().copied(), &names).is_empty());
 }

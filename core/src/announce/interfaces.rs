@@ -1,9 +1,82 @@
-//! The pure interface selection rules.
+//! Which of this host's interfaces an L2Advertisement announces on: the
+//! pure selection rules over the interfaces the kernel reports
+//! ([`HostInterface`]; the speaker lists them over rtnetlink) and the
+//! `--exclude-interfaces` patterns. Every interface an advertisement names
+//! but that cannot be used becomes a [`LinkProblem`], which the speaker
+//! logs and reports as an Event and a metric.
+//!
+//! ```
+//! use ferrolb_core::announce::interfaces::{select, Excludes, HostInterface};
+//!
+//! let links = vec![
+//!     HostInterface::ethernet("eth0", 2, [2, 0, 0, 0, 0, 1]),
+//!     HostInterface::ethernet("veth1234", 3, [2, 0, 0, 0, 0, 2]),
+//! ];
+//! let chosen = select(&links, &[], &Excludes::default());
+//! assert_eq!(chosen.names, vec!["eth0".to_string()]);
+//! ```
 
-use super::{Error, LinkInfo, Result};
 use regex::Regex;
 use std::collections::BTreeSet;
 use std::fmt;
+
+/// An exclude pattern that is not a valid regular expression.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid interface exclude pattern {pattern:?}: {source}")]
+pub struct Error {
+    /// The pattern as given.
+    pub pattern: String,
+    /// The parse error.
+    #[source]
+    pub source: regex::Error,
+}
+
+/// `Result` with this module's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// One of this host's network interfaces as the kernel reports it: the
+/// facts the selection rules need, and the index and MAC the speaker opens
+/// its raw socket with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostInterface {
+    /// The interface name, e.g. `eth0`.
+    pub name: String,
+    /// The interface index.
+    pub index: u32,
+    /// The hardware address; `None` for links without one (tunnels).
+    pub mac: Option<[u8; 6]>,
+    /// Administratively up (`IFF_UP`) with a carrier (`IFF_LOWER_UP`): a
+    /// frame sent there can reach the LAN.
+    pub up: bool,
+    /// `IFF_LOOPBACK`.
+    pub loopback: bool,
+    /// `IFF_NOARP`: the link does not do neighbour resolution, so answering
+    /// ARP/NDP there makes no sense.
+    pub noarp: bool,
+    /// Enslaved to a bridge, bond or VRF (`IFLA_MASTER` set): frames for
+    /// it are delivered to the master, which is where to answer.
+    pub has_master: bool,
+    /// The link kind (`veth`, `bridge`, `bond`, `vlan`...), `None` for
+    /// plain hardware interfaces.
+    pub kind: Option<String>,
+}
+
+impl HostInterface {
+    /// An up, ARP-capable, unenslaved Ethernet interface (for tests and
+    /// examples).
+    pub fn ethernet(name: &str, index: u32, mac: [u8; 6]) -> Self {
+        Self {
+            name: name.to_owned(),
+            index,
+            mac: Some(mac),
+            up: true,
+            loopback: false,
+            noarp: false,
+            has_master: false,
+            kind: None,
+        }
+    }
+}
 
 /// Interfaces never announced on unless an L2Advertisement names them:
 /// container and overlay plumbing (pod veths, CNI bridges and tunnels,
@@ -32,7 +105,7 @@ impl Excludes {
         patterns
             .iter()
             .map(|p| {
-                Regex::new(p.as_ref()).map_err(|source| Error::Pattern {
+                Regex::new(p.as_ref()).map_err(|source| Error {
                     pattern: p.as_ref().to_owned(),
                     source,
                 })
@@ -88,7 +161,7 @@ impl fmt::Display for Skip {
 /// Whether `link` may carry announcements, checking the exclude patterns
 /// only when `excludes` is given (an advertisement that names an
 /// interface overrides them).
-pub fn eligible(link: &LinkInfo, excludes: Option<&Excludes>) -> Result<(), Skip> {
+pub fn eligible(link: &HostInterface, excludes: Option<&Excludes>) -> Result<(), Skip> {
     if link.loopback {
         return Err(Skip::Loopback);
     }
@@ -176,7 +249,7 @@ pub struct Selection {
 /// operator's explicit choice, e.g. a `vxlan0` that really is the uplink);
 /// each named interface that is missing or fails a rule becomes a
 /// [`LinkProblem`].
-pub fn select(links: &[LinkInfo], named: &[String], excludes: &Excludes) -> Selection {
+pub fn select(links: &[HostInterface], named: &[String], excludes: &Excludes) -> Selection {
     let mut out = Selection::default();
     if named.is_empty() {
         let names: BTreeSet<&str> = links
@@ -208,20 +281,19 @@ pub fn select(links: &[LinkInfo], named: &[String], excludes: &Excludes) -> Sele
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::MacAddr;
 
-    fn eth(name: &str) -> LinkInfo {
-        LinkInfo::ethernet(name, 2, [2, 0, 0, 0, 0, 1])
+    fn eth(name: &str) -> HostInterface {
+        HostInterface::ethernet(name, 2, [2, 0, 0, 0, 0, 1])
     }
 
     fn names(v: &[&str]) -> Vec<String> {
         v.iter().map(|s| s.to_string()).collect()
     }
 
-    fn host() -> Vec<LinkInfo> {
+    fn host() -> Vec<HostInterface> {
         let mut lo = eth("lo");
         lo.loopback = true;
-        lo.mac = Some(MacAddr::ZERO);
+        lo.mac = Some([0; 6]);
         let mut down = eth("eth1");
         down.up = false;
         let mut port = eth("eno2");
@@ -348,7 +420,7 @@ mod tests {
     #[test]
     fn each_rule_alone_skips_an_interface() {
         let ex = Excludes::default();
-        type Change = Box<dyn Fn(&mut LinkInfo)>;
+        type Change = Box<dyn Fn(&mut HostInterface)>;
         let cases: Vec<(Change, Skip)> = vec![
             (Box::new(|l| l.loopback = true), Skip::Loopback),
             (Box::new(|l| l.mac = None), Skip::NoMac),

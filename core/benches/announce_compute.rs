@@ -1,14 +1,14 @@
 //! What a node announces, computed after every watched change (debounced
-//! 20 ms): from scratch (`desired::compute`, what a node, pool,
+//! 20 ms): from scratch (`announce::compute`, what a node, pool,
 //! advertisement or membership change costs) and after one Service
 //! changed (`compute_cached`, what the daemon pays for Service and
 //! EndpointSlice churn). Criterion prints the time per computation and the
 //! rate in Services per second.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use ferrolb_speaker::daemon::desired::{compute, compute_cached, Cache, Local, World};
-use ferrolb_speaker::daemon::model::{AdInfo, NodeFacts, ObjectKey, ServiceInfo, SliceInfo};
-use ferrolb_speaker::links::{Excludes, LinkInfo};
+use ferrolb_core::announce::interfaces::{Excludes, HostInterface};
+use ferrolb_core::announce::model::{AdInfo, NodeFacts, ObjectKey, ServiceInfo, SliceInfo};
+use ferrolb_core::announce::{compute, compute_cached, Cache, Local, World};
 use std::collections::{BTreeMap, BTreeSet};
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv6Addr};
@@ -61,9 +61,9 @@ fn world(services: usize, nodes: usize) -> World {
     w
 }
 
-fn desired_compute(c: &mut Criterion) {
-    let mut group = c.benchmark_group("desired_compute");
-    let links = vec![LinkInfo::ethernet("eth0", 2, [2, 0, 0, 0, 0, 1])];
+fn announce_compute(c: &mut Criterion) {
+    let mut group = c.benchmark_group("announce_compute");
+    let links = vec![HostInterface::ethernet("eth0", 2, [2, 0, 0, 0, 0, 1])];
     let excludes = Excludes::default();
     for (services, nodes) in [(1_000, 3), (1_000, 100), (10_000, 3)] {
         let w = world(services, nodes);
@@ -99,5 +99,5 @@ fn desired_compute(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, desired_compute);
+criterion_group!(benches, announce_compute);
 criterion_main!(benches);

@@ -1,0 +1,193 @@
+//! The speaker's small domain types: what the announce decision needs of
+//! Services, EndpointSlices, Nodes, IPAddressPools and L2Advertisements.
+//! The speaker converts the Kubernetes objects into these at its watch
+//! edge (`ferrolb_speaker::daemon::convert`), so nothing here sees
+//! `k8s_openapi`.
+
+use crate::election::TrafficPolicy;
+use crate::range::AddressRange;
+use crate::selector::LabelSelector;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::net::IpAddr;
+
+/// `namespace/name` of a namespaced object (cluster-scoped: empty
+/// namespace).
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ObjectKey {
+    /// Namespace.
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+}
+
+impl ObjectKey {
+    /// A key from its parts.
+    pub fn new(namespace: impl Into<String>, name: impl Into<String>) -> Self {
+        Self {
+            namespace: namespace.into(),
+            name: name.into(),
+        }
+    }
+}
+
+impl fmt::Display for ObjectKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.namespace.is_empty() {
+            f.write_str(&self.name)
+        } else {
+            write!(f, "{}/{}", self.namespace, self.name)
+        }
+    }
+}
+
+/// A LoadBalancer Service with at least one ingress IP.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceInfo {
+    /// Its key.
+    pub key: ObjectKey,
+    /// `status.loadBalancer.ingress[].ip`, in order.
+    pub ips: Vec<IpAddr>,
+    /// The pool named by `ferrolb.io/ip-allocated-from-pool`. Only a hint:
+    /// the pool whose addresses hold the IPs wins (see
+    /// [`super::service_pool`]), since `kubectl replace`, a GitOps tool or
+    /// a migration can remove the annotation or leave it naming the wrong
+    /// pool.
+    pub pool: Option<String>,
+    /// `externalTrafficPolicy: Local`.
+    pub local: bool,
+    /// `metadata.uid`, for Event references (`kubectl describe` selects
+    /// Events by it).
+    pub uid: Option<String>,
+}
+
+/// The ready endpoints of one EndpointSlice.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SliceInfo {
+    /// The Service it belongs to.
+    pub service: Option<ObjectKey>,
+    /// Ready endpoints on any node, including those without `nodeName`.
+    pub ready: usize,
+    /// Nodes holding at least one ready endpoint.
+    pub ready_nodes: BTreeSet<String>,
+}
+
+/// A Node's name, labels and the conditions the speaker reads.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NodeFacts {
+    /// Name.
+    pub name: String,
+    /// Labels.
+    pub labels: BTreeMap<String, String>,
+    /// `Ready` is `True`.
+    pub ready: bool,
+    /// `NetworkUnavailable` is `True`.
+    pub network_unavailable: bool,
+    /// The first `InternalIP` address: where its speaker gossips.
+    pub internal_ip: Option<IpAddr>,
+}
+
+/// An IPAddressPool's identity, labels (for `ipAddressPoolSelectors`) and
+/// addresses (to find the pool holding a Service's IPs).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PoolInfo {
+    /// Name.
+    pub name: String,
+    /// Labels.
+    pub labels: BTreeMap<String, String>,
+    /// The entries of `spec.addresses` that parse, in order. Entries that
+    /// do not parse are skipped: the controller reports them on the pool's
+    /// `Valid` condition, and the rest of the pool still holds the IPs it
+    /// handed out before the bad entry appeared.
+    pub ranges: Vec<AddressRange>,
+}
+
+impl PoolInfo {
+    /// A pool from its name, labels and `spec.addresses`, read by
+    /// [`AddressRange::parse`], the controller's own parser.
+    ///
+    /// ```
+    /// use ferrolb_core::announce::model::PoolInfo;
+    ///
+    /// let pool = PoolInfo::new("a", Default::default(), &["192.0.2.0/28", "192.0.2.300"]);
+    /// assert_eq!(pool.ranges.len(), 1, "the bad entry is skipped");
+    /// assert!(pool.contains("192.0.2.15".parse().unwrap()));
+    /// ```
+    pub fn new<S: AsRef<str>>(
+        name: impl Into<String>,
+        labels: BTreeMap<String, String>,
+        addresses: &[S],
+    ) -> Self {
+        Self {
+            name: name.into(),
+            labels,
+            ranges: addresses
+                .iter()
+                .filter_map(|a| AddressRange::parse(a.as_ref()).ok())
+                .collect(),
+        }
+    }
+
+    /// Whether one of the pool's ranges holds `ip`.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        self.ranges.iter().any(|r| r.contains(ip))
+    }
+}
+
+/// An L2Advertisement's selection rules.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AdInfo {
+    /// Its key, for logs and Events.
+    pub key: ObjectKey,
+    /// `ipAddressPools`.
+    pub pools: Vec<String>,
+    /// `ipAddressPoolSelectors`. An invalid one (unknown operator, `In`
+    /// or `NotIn` without values, ...) matches nothing, as in the
+    /// controller, which reports it on the advertisement; a typo never
+    /// widens a selection ([`LabelSelector::valid_or_nothing`]).
+    pub pool_selectors: Vec<LabelSelector>,
+    /// `nodeSelectors`, read the same way.
+    pub node_selectors: Vec<LabelSelector>,
+    /// `interfaces`.
+    pub interfaces: Vec<String>,
+    /// `metadata.uid`, for Event references.
+    pub uid: Option<String>,
+}
+
+impl AdInfo {
+    /// Whether it announces `pool`: named, or matched by a selector, or
+    /// every pool when it has neither.
+    pub fn selects_pool(&self, pool: &str, labels: Option<&BTreeMap<String, String>>) -> bool {
+        if self.pools.is_empty() && self.pool_selectors.is_empty() {
+            return true;
+        }
+        self.pools.iter().any(|p| p == pool)
+            || labels.is_some_and(|l| self.pool_selectors.iter().any(|s| s.matches(l)))
+    }
+
+    /// Whether it lets `node` announce: every node without selectors,
+    /// otherwise a node matching any selector.
+    pub fn selects_node(&self, labels: &BTreeMap<String, String>) -> bool {
+        self.node_selectors.is_empty() || self.node_selectors.iter().any(|s| s.matches(labels))
+    }
+}
+
+/// The endpoint facts of a Service, summed over its slices, as the
+/// election wants them.
+pub fn traffic_policy<'a>(
+    local: bool,
+    slices: impl IntoIterator<Item = &'a SliceInfo>,
+) -> TrafficPolicy {
+    // Node names are collected only where the policy needs them.
+    if local {
+        let ready_nodes = slices
+            .into_iter()
+            .flat_map(|s| s.ready_nodes.iter().cloned())
+            .collect();
+        TrafficPolicy::Local { ready_nodes }
+    } else {
+        TrafficPolicy::Cluster {
+            has_ready_endpoint: slices.into_iter().any(|s| s.ready > 0),
+        }
+    }
+}

@@ -1,0 +1,210 @@
+//! The watch edge: Kubernetes objects in, the announce decision's domain
+//! types ([`ferrolb_core::announce::model`]) out, so the decision never
+//! sees `k8s_openapi`.
+
+use ferrolb_core::announce::model::{
+    AdInfo, NodeFacts, ObjectKey, PoolInfo, ServiceInfo, SliceInfo,
+};
+use ferrolb_crds::{IPAddressPool, L2Advertisement};
+use k8s_openapi::api::core::v1::{Node, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::ResourceExt;
+
+/// The label an EndpointSlice carries naming its Service.
+pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
+
+/// The key of a Kubernetes object (cluster-scoped: empty namespace).
+pub fn key<K: kube::Resource>(obj: &K) -> ObjectKey {
+    ObjectKey::new(obj.namespace().unwrap_or_default(), obj.name_any())
+}
+
+/// `None` for Services the speaker ignores: not of type LoadBalancer, or
+/// without ingress IPs yet.
+pub fn service(svc: &Service) -> Option<ServiceInfo> {
+    let spec = svc.spec.as_ref()?;
+    if spec.type_.as_deref() != Some("LoadBalancer") {
+        return None;
+    }
+    let ips = ferrolb_crds::service::ingress_ips(svc);
+    if ips.is_empty() {
+        return None;
+    }
+    Some(ServiceInfo {
+        key: key(svc),
+        ips,
+        pool: ferrolb_crds::service::allocated_pool(svc),
+        local: spec.external_traffic_policy.as_deref() == Some("Local"),
+        uid: svc.uid(),
+    })
+}
+
+/// Reads an EndpointSlice. An endpoint whose `ready` is unset counts as
+/// ready, as the API documents.
+pub fn slice(slice: &EndpointSlice) -> SliceInfo {
+    let service = slice
+        .labels()
+        .get(SERVICE_NAME_LABEL)
+        .map(|name| ObjectKey::new(slice.namespace().unwrap_or_default(), name.clone()));
+    let mut out = SliceInfo {
+        service,
+        ..SliceInfo::default()
+    };
+    for ep in &slice.endpoints {
+        let ready = ep.conditions.as_ref().and_then(|c| c.ready).unwrap_or(true);
+        if ready {
+            out.ready += 1;
+            if let Some(node) = &ep.node_name {
+                out.ready_nodes.insert(node.clone());
+            }
+        }
+    }
+    out
+}
+
+/// Reads a Node.
+pub fn node(node: &Node) -> NodeFacts {
+    let status = |type_: &str| {
+        node.status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .into_iter()
+            .flatten()
+            .any(|c| c.type_ == type_ && c.status == "True")
+    };
+    NodeFacts {
+        name: node.name_any(),
+        labels: node.labels().clone(),
+        ready: status("Ready"),
+        network_unavailable: status("NetworkUnavailable"),
+        internal_ip: node
+            .status
+            .as_ref()
+            .and_then(|s| s.addresses.as_ref())
+            .into_iter()
+            .flatten()
+            .filter(|a| a.type_ == "InternalIP")
+            .find_map(|a| a.address.parse().ok()),
+    }
+}
+
+/// Reads a pool; entries of `spec.addresses` that do not parse are
+/// skipped ([`PoolInfo::new`]).
+pub fn pool(pool: &IPAddressPool) -> PoolInfo {
+    PoolInfo::new(pool.name_any(), pool.labels().clone(), &pool.spec.addresses)
+}
+
+/// Reads an advertisement. Selectors are converted without validation and
+/// an invalid one selects nothing ([`AdInfo::pool_selectors`]).
+pub fn advertisement(ad: &L2Advertisement) -> AdInfo {
+    let selectors = |list: &[_]| {
+        list.iter()
+            .map(|s| ferrolb_crds::selector::from_k8s(s).valid_or_nothing())
+            .collect()
+    };
+    AdInfo {
+        key: key(ad),
+        pools: ad.spec.ip_address_pools.clone(),
+        pool_selectors: selectors(&ad.spec.ip_address_pool_selectors),
+        node_selectors: selectors(&ad.spec.node_selectors),
+        interfaces: ad.spec.interfaces.clone(),
+        uid: ad.uid(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use std::collections::BTreeMap;
+    use std::net::IpAddr;
+
+    #[test]
+    fn a_selector_with_an_unknown_operator_selects_no_pool_and_no_node() {
+        let ad: L2Advertisement = serde_json::from_value(json!({
+            "apiVersion": "ferrolb.io/v1beta1", "kind": "L2Advertisement",
+            "metadata": {"name": "typo", "namespace": "ferrolb-system"},
+            "spec": {
+                "ipAddressPoolSelectors": [{"matchExpressions": [{"key": "tier", "operator": "Near"}]}],
+                "nodeSelectors": [{"matchExpressions": [{"key": "zone", "operator": "in", "values": ["a"]}]}],
+            },
+        }))
+        .unwrap();
+        let info = advertisement(&ad);
+        let tier = BTreeMap::from([("tier".to_string(), "gold".to_string())]);
+        let zone = BTreeMap::from([("zone".to_string(), "a".to_string())]);
+        assert!(!info.selects_pool("gold", Some(&tier)));
+        assert!(!info.selects_pool("gold", Some(&BTreeMap::new())));
+        assert!(!info.selects_node(&zone), "operators are case-sensitive");
+        assert!(!info.selects_node(&BTreeMap::new()));
+    }
+
+    #[test]
+    fn a_selector_the_controller_rejects_selects_nothing_here_either() {
+        // `NotIn` without values would match every node if evaluated as
+        // written; the controller marks it invalid, so it selects nothing.
+        let ad: L2Advertisement = serde_json::from_value(json!({
+            "apiVersion": "ferrolb.io/v1beta1", "kind": "L2Advertisement",
+            "metadata": {"name": "empty", "namespace": "ferrolb-system"},
+            "spec": {
+                "nodeSelectors": [{"matchExpressions": [{"key": "zone", "operator": "NotIn"}]}],
+            },
+        }))
+        .unwrap();
+        let info = advertisement(&ad);
+        assert!(!info.selects_node(&BTreeMap::new()));
+        assert!(!info.selects_node(&BTreeMap::from([("zone".into(), "a".into())])));
+    }
+
+    #[test]
+    fn endpoints_without_ready_count_as_ready_and_not_ready_ones_do_not() {
+        let obj: EndpointSlice = serde_json::from_value(json!({
+            "metadata": {"name": "web-x", "namespace": "default",
+                         "labels": {"kubernetes.io/service-name": "web"}},
+            "addressType": "IPv4",
+            "endpoints": [
+                {"addresses": ["10.0.0.1"], "nodeName": "a"},
+                {"addresses": ["10.0.0.2"], "nodeName": "b", "conditions": {"ready": false}},
+                {"addresses": ["10.0.0.3"], "conditions": {"ready": true}},
+            ],
+        }))
+        .unwrap();
+        let info = slice(&obj);
+        assert_eq!(info.service, Some(ObjectKey::new("default", "web")));
+        assert_eq!(info.ready, 2);
+        assert_eq!(info.ready_nodes, ["a".to_string()].into());
+    }
+
+    #[test]
+    fn a_pool_keeps_the_entries_that_parse_and_contains_their_addresses() {
+        let obj: IPAddressPool = serde_json::from_value(json!({
+            "apiVersion": "ferrolb.io/v1beta1", "kind": "IPAddressPool",
+            "metadata": {"name": "a", "namespace": "ferrolb-system", "labels": {"tier": "gold"}},
+            "spec": {"addresses": ["192.0.2.0/28", "192.0.2.300", "2001:db8::10-2001:db8::1f"]},
+        }))
+        .unwrap();
+        let info = pool(&obj);
+        assert_eq!(info.name, "a");
+        assert_eq!(info.labels["tier"], "gold");
+        assert_eq!(info.ranges.len(), 2, "the bad entry is skipped");
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert!(info.contains(ip("192.0.2.15")));
+        assert!(info.contains(ip("2001:db8::1f")));
+        assert!(!info.contains(ip("192.0.2.16")));
+        assert!(!info.contains(ip("2001:db8::20")));
+    }
+
+    #[test]
+    fn a_service_reads_ips_pool_and_policy() {
+        let obj: Service = serde_json::from_value(json!({
+            "metadata": {"name": "web", "namespace": "default",
+                         "annotations": {"ferrolb.io/ip-allocated-from-pool": "public"}},
+            "spec": {"type": "LoadBalancer", "externalTrafficPolicy": "Local"},
+            "status": {"loadBalancer": {"ingress": [{"ip": "192.0.2.1"}, {"ip": "2001:db8::1"}, {"hostname": "x"}]}},
+        }))
+        .unwrap();
+        let info = service(&obj).unwrap();
+        assert_eq!(info.ips.len(), 2);
+        assert_eq!(info.pool.as_deref(), Some("public"));
+        assert!(info.local);
+    }
+}
