@@ -371,10 +371,6 @@ impl Cluster {
         .await?;
         server.write_kubeconfig(&dir.path().join("kubeconfig"))?;
         let ns_url = format!("http://{API_V4}:{API_PORT}");
-        std::fs::write(
-            dir.path().join("kubeconfig-lab"),
-            server.kubeconfig().replace(&server.url(), &ns_url),
-        )?;
         // Each component as its ServiceAccount in deploy/ferrolb.yaml
         // would be, so the request log tells their calls apart.
         for (file, user) in [
