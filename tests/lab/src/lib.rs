@@ -12,11 +12,14 @@
 //! - [`client`]: TCP and UDP requests from the client namespace.
 //! - [`failover`]: takes the owner down and measures the gap.
 //! - [`stats`]: min / p50 / p99 / max.
+//! - [`commands`]: the `ferrolb-lab` subcommands (demo, up, down, client,
+//!   bench).
 #![forbid(unsafe_code)]
 
 pub mod bins;
 pub mod client;
 pub mod cluster;
+pub mod commands;
 pub mod endpoints;
 pub mod failover;
 pub mod manifests;
