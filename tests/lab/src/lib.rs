@@ -6,14 +6,20 @@
 //! - [`objects`]: the Nodes, Services and EndpointSlices (pure JSON).
 //! - [`endpoints`]: the EndpointSlice controller's part.
 //! - [`cluster`]: builds and runs the lab; dropping it tears it down.
+//! - [`bins`] and [`process`]: where the controller and speaker come from
+//!   and how they run (binaries, or runc containers from the image).
 //! - [`proxy`]: kube-proxy's part (IPVS with strictARP) for the nodes.
 //! - [`client`]: TCP and UDP requests from the client namespace.
 //! - [`failover`]: takes the owner down and measures the gap.
 //! - [`stats`]: min / p50 / p99 / max.
+//! - [`commands`]: the `ferrolb-lab` subcommands (demo, up, down, client,
+//!   bench).
 #![forbid(unsafe_code)]
 
+pub mod bins;
 pub mod client;
 pub mod cluster;
+pub mod commands;
 pub mod endpoints;
 pub mod failover;
 pub mod manifests;

@@ -18,7 +18,7 @@ use ferrolb_image::oci::ImageConfig;
 use ferrolb_image::runc::{self, Attached, Spec};
 use netlab::{ChildGuard, Host};
 
-use crate::cluster::Bins;
+use crate::bins::Bins;
 
 /// Which program.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,0 +1,175 @@
+//! What the lab observes: requests from the client namespace, whose MAC
+//! the client holds for an IP, the speakers' `/metrics`, and waiting for
+//! IPs, answers and gossip to converge.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use anyhow::bail;
+
+use super::Cluster;
+use crate::client::{ProbeError, Prober};
+use crate::objects;
+use crate::topology::{self, SPEAKER_HTTP_PORT};
+
+impl Cluster {
+    fn prober(&self) -> Result<&Prober, ProbeError> {
+        self.prober.as_ref().ok_or(ProbeError::Gone)
+    }
+
+    /// One request from the client to `ip:port`.
+    pub async fn probe(
+        &self,
+        ip: IpAddr,
+        port: u16,
+        timeout: Duration,
+    ) -> Result<String, ProbeError> {
+        self.prober()?
+            .probe(SocketAddr::new(ip, port), timeout)
+            .await
+    }
+
+    /// One UDP datagram from the client to `ip:port`; the answer.
+    pub async fn probe_udp(
+        &self,
+        ip: IpAddr,
+        port: u16,
+        timeout: Duration,
+    ) -> Result<String, ProbeError> {
+        self.prober()?
+            .probe_udp(SocketAddr::new(ip, port), timeout)
+            .await
+    }
+
+    /// Requests every 10 ms until one answers; returns the answer.
+    pub async fn wait_answer(
+        &self,
+        ip: IpAddr,
+        port: u16,
+        limit: Duration,
+    ) -> anyhow::Result<String> {
+        self.wait_answer_on(ip, port, false, limit).await
+    }
+
+    /// [`Cluster::wait_answer`] over UDP (`udp`) or TCP.
+    pub async fn wait_answer_on(
+        &self,
+        ip: IpAddr,
+        port: u16,
+        udp: bool,
+        limit: Duration,
+    ) -> anyhow::Result<String> {
+        let deadline = Instant::now() + limit;
+        let mut last = ProbeError::Timeout;
+        while Instant::now() < deadline {
+            let start = Instant::now();
+            let timeout = Duration::from_millis(50);
+            let answer = if udp {
+                self.probe_udp(ip, port, timeout).await
+            } else {
+                self.probe(ip, port, timeout).await
+            };
+            match answer {
+                Ok(a) => return Ok(a),
+                Err(e) => last = e,
+            }
+            tokio::time::sleep_until((start + Duration::from_millis(10)).into()).await;
+        }
+        bail!("no answer from {ip}:{port} within {limit:?} (last: {last})")
+    }
+
+    /// The node whose MAC the client's neighbour entry for `ip` holds.
+    pub fn announced_by(&self, ip: IpAddr) -> Option<String> {
+        let entry = self.client.neighbour(ip).ok()??;
+        let mac = entry.lladdr?;
+        self.nodes
+            .iter()
+            .find(|n| n.mac == mac)
+            .map(|n| n.name.clone())
+    }
+
+    /// Waits until Service `name` has at least `count` ingress IPs.
+    pub async fn wait_ips(
+        &self,
+        name: &str,
+        count: usize,
+        limit: Duration,
+    ) -> anyhow::Result<Vec<IpAddr>> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Ok(svc) = self.service(name).await {
+                let ips = objects::ingress_ips(&svc);
+                if ips.len() >= count {
+                    return Ok(ips);
+                }
+            }
+            if Instant::now() > deadline {
+                bail!("Service {name} got no IP within {limit:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    /// Waits until every running speaker sees every running speaker.
+    pub async fn wait_converged(&self, limit: Duration) -> anyhow::Result<()> {
+        let deadline = Instant::now() + limit;
+        loop {
+            let running: Vec<&str> = self
+                .nodes
+                .iter()
+                .filter(|n| n.speaker.is_some())
+                .map(|n| n.name.as_str())
+                .collect();
+            let want = running.len() as f64;
+            let ok = running
+                .iter()
+                .all(|n| self.speaker_metric(n, "ferrolb_speaker_members_alive") == Some(want));
+            if ok {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!("speakers did not converge within {limit:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Node `name`'s speaker `/metrics` text (HTTP/1.0 from inside its
+    /// namespace), or `None` when it does not answer.
+    fn speaker_metrics_text(&self, name: &str) -> Option<String> {
+        let node = self.node(name).ok()?;
+        let addr = SocketAddr::from((topology::node_v4(node.index), SPEAKER_HTTP_PORT));
+        node.host
+            .run_in(move || -> std::io::Result<String> {
+                use std::io::{Read, Write};
+                let mut s =
+                    std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200))?;
+                s.set_read_timeout(Some(Duration::from_millis(500)))?;
+                s.write_all(b"GET /metrics HTTP/1.0\r\nHost: speaker\r\n\r\n")?;
+                let mut out = String::new();
+                s.take(1 << 20).read_to_string(&mut out)?;
+                Ok(out)
+            })
+            .ok()?
+            .ok()
+    }
+
+    /// Reads a gauge from node `name`'s speaker `/metrics`.
+    pub fn speaker_metric(&self, name: &str, metric: &str) -> Option<f64> {
+        let body = self.speaker_metrics_text(name)?;
+        body.lines()
+            .find(|l| l.starts_with(metric) && l[metric.len()..].starts_with([' ', '{']))
+            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+    }
+
+    /// The value of the sample of `metric` whose labels contain `label`
+    /// (e.g. `reason="malformed"`) in node `name`'s speaker `/metrics`.
+    pub fn speaker_metric_with(&self, name: &str, metric: &str, label: &str) -> Option<f64> {
+        let body = self.speaker_metrics_text(name)?;
+        body.lines()
+            .find(|l| {
+                l.starts_with(metric) && l[metric.len()..].starts_with('{') && l.contains(label)
+            })
+            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+    }
+}

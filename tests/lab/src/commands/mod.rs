@@ -1,0 +1,101 @@
+//! The `ferrolb-lab` subcommands (`docs/lab.md`): the binary's `main.rs`
+//! parses the command line and calls one of these.
+//!
+//! - [`demo`]: up, the example Services, failover, teardown.
+//! - [`up`], [`down`], [`client`]: a lab that keeps running, and requests
+//!   into it from another shell.
+//! - [`bench()`]: the failover, create-to-answer and idle measurements.
+
+mod bench;
+mod demo;
+mod idle;
+mod running;
+mod table;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+
+use crate::cluster::{Cluster, Options};
+use crate::manifests;
+use crate::process::Launcher;
+
+pub use bench::bench;
+pub use demo::demo;
+pub use running::{client, down, up};
+
+/// What every lab this command starts is made of.
+#[derive(Debug)]
+pub struct Setup {
+    /// Number of nodes (`--nodes`).
+    pub nodes: usize,
+    /// The image archive to run the components from (`--image`).
+    pub image: Option<PathBuf>,
+}
+
+/// The port of the example Services the demo fails over and `client`
+/// requests by default.
+pub const EXAMPLE_PORT: u16 = 80;
+/// The port of the Services the bench creates.
+const PORT: u16 = 8080;
+
+async fn start(setup: &Setup, progress: bool) -> anyhow::Result<Cluster> {
+    let launcher = Launcher::locate(setup.image.as_deref())?;
+    if progress {
+        println!("running the {}", launcher.describe());
+    }
+    let opts = Options {
+        nodes: setup.nodes,
+        progress,
+        ..Options::default()
+    };
+    Cluster::start(opts, launcher).await
+}
+
+/// The first port of a Service and whether it is UDP.
+fn first_port(svc: &serde_json::Value) -> (u16, bool) {
+    let p = &svc["spec"]["ports"][0];
+    let port = p["port"].as_u64().and_then(|p| u16::try_from(p).ok());
+    (port.unwrap_or(0), p["protocol"] == "UDP")
+}
+
+/// Applies `deploy/examples/service-*.yaml`, then waits until every one of
+/// those Services has an IP per family and each IP answers.
+async fn example_services(c: &Cluster) -> anyhow::Result<()> {
+    let mut names = Vec::new();
+    for (source, yaml) in manifests::SERVICES {
+        for applied in c.apply(source, yaml).await? {
+            println!("  {applied} applied from {source}");
+            names.push(applied.trim_start_matches("service/").to_owned());
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for name in &names {
+        let svc = c.service(name).await?;
+        let families = svc["spec"]["ipFamilies"].as_array().map_or(1, Vec::len);
+        let left = deadline.saturating_duration_since(Instant::now());
+        let ips = c.wait_ips(name, families, left).await?;
+        let (port, udp) = first_port(&svc);
+        for ip in ips {
+            let left = deadline.saturating_duration_since(Instant::now());
+            c.wait_answer_on(ip, port, udp, left)
+                .await
+                .with_context(|| {
+                    format!(
+                        "Service {name}: {ip} never answered (see the speakers' logs in {})",
+                        c.dir().display()
+                    )
+                })?;
+        }
+    }
+    Ok(())
+}
+
+fn report_dead(c: &mut Cluster) -> anyhow::Result<()> {
+    let dead = c.dead_children();
+    if !dead.is_empty() {
+        bail!("{}", dead.join("\n"));
+    }
+    Ok(())
+}
