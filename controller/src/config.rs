@@ -24,7 +24,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 
-use crate::allocator::{self, Pool, PoolCounts, ServiceAllocation, Validity};
+use ferrolb_core::allocator::{self, Pool, PoolCounts, ServiceAllocation, Validity};
 
 /// Converts a Kubernetes label selector into the allocator's, refusing
 /// one it may not evaluate (an unknown operator, `In` without values, ...):

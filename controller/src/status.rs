@@ -312,7 +312,7 @@ impl Writer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::allocator::{Assignment, ServiceKey};
+    use ferrolb_core::allocator::{Assignment, ServiceKey};
 
     #[test]
     fn an_assignment_patches_ingress_with_vip_mode_and_the_pool_annotation() {

@@ -3,6 +3,8 @@
 //! - [`range`]: IP families and `IPAddressPool.spec.addresses` entries, the
 //!   one parser and containment test.
 //! - [`selector`]: Kubernetes label selectors, evaluated locally.
+//! - [`allocator`]: which IPs a Service gets from which pool, or exactly
+//!   why not.
 //!
 //! This crate has no kube, k8s-openapi, tokio or other I/O dependency, and
 //! `scripts/check-core-deps` keeps it that way: the binaries convert API
@@ -10,5 +12,6 @@
 //! function is deterministic, so the tests need no cluster, root or network.
 #![forbid(unsafe_code)]
 
+pub mod allocator;
 pub mod range;
 pub mod selector;

@@ -29,7 +29,7 @@ use k8s_openapi::api::core::v1::{Namespace, ObjectReference, Service};
 use k8s_openapi::jiff::Timestamp;
 use kube::{Resource, ResourceExt};
 
-use crate::allocator::{Allocator, Assignment, PoolCounts, ServiceKey};
+use ferrolb_core::allocator::{Allocator, Assignment, PoolCounts, ServiceKey};
 use service::Observed;
 
 /// What the index is configured with.
@@ -95,7 +95,7 @@ pub struct Event {
 pub struct Output {
     /// Writes, in order.
     pub updates: Vec<Update>,
-    /// Reasons ([`crate::allocator::Error::reason`]) of new allocation
+    /// Reasons ([`ferrolb_core::allocator::Error::reason`]) of new allocation
     /// failures, for the failure counter.
     pub failures: Vec<&'static str>,
     /// Counts of every current pool (empty until seeded).

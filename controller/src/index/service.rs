@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use k8s_openapi::api::core::v1::Service;
 use kube::ResourceExt;
 
-use crate::allocator::{self, AllocRequest, Assignment, ServiceKey, ServiceParts};
+use ferrolb_core::allocator::{self, AllocRequest, Assignment, ServiceKey, ServiceParts};
 
 /// Event reason (Normal): IPs were assigned. MetalLB's spelling.
 pub const REASON_IP_ALLOCATED: &str = "IPAllocated";

@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use super::error::{Error, Result};
 use super::request::{AllocRequest, FamilyPolicy, ServiceKey};
 use super::{join, sharing, Allocator, Assignment, Holding, Located};
-use ferrolb_crds::range::{is_buggy, Family};
+use crate::range::{is_buggy, Family};
 
 /// Checks that `ips` is one IP, or two of different families.
 pub(super) fn check_ip_set(ips: &[IpAddr]) -> Result<()> {

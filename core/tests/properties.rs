@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
 use common::{ip, labels};
-use ferrolb_controller::allocator::{
+use ferrolb_core::allocator::{
     is_buggy, AddressRange, AllocRequest, Allocator, Assignment, Error, Family, FamilyPolicy, Pool,
     PoolCounts, Port, Protocol, ServiceKey,
 };

@@ -3,7 +3,7 @@
 mod common;
 
 use common::*;
-use ferrolb_controller::allocator::{
+use ferrolb_core::allocator::{
     Allocator, Error, LabelSelector, Pool, PoolCounts, SelectorOp, SelectorRequirement,
     ServiceAllocation, Validity,
 };
@@ -141,8 +141,8 @@ fn counts_split_by_family_and_count_a_shared_ip_once() {
     assert_eq!(after.available_v6, 3);
 }
 
-fn common_port(port: u16) -> ferrolb_controller::allocator::Port {
-    ferrolb_controller::allocator::Port::tcp(port)
+fn common_port(port: u16) -> ferrolb_core::allocator::Port {
+    ferrolb_core::allocator::Port::tcp(port)
 }
 
 #[test]

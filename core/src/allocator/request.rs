@@ -6,7 +6,7 @@ use std::fmt;
 use std::net::IpAddr;
 use std::str::FromStr;
 
-use ferrolb_crds::range::Family;
+use crate::range::Family;
 
 use super::error::{Error, Result};
 use super::selector::Labels;

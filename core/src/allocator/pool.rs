@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
-use ferrolb_crds::range::{from_u128, to_u128, AddressRange, Family};
+use crate::range::{from_u128, to_u128, AddressRange, Family};
 
 use super::error::Error;
 use super::intervals::Space;
@@ -48,7 +48,7 @@ impl Pool {
     /// out and the first such error becomes [`Pool::config_error`].
     ///
     /// ```
-    /// use ferrolb_controller::allocator::Pool;
+    /// use ferrolb_core::allocator::Pool;
     /// let pool = Pool::parse("blue", &["198.51.100.0/24", "198.51.100.300"]);
     /// assert_eq!(pool.addresses.len(), 1);
     /// assert!(pool.config_error.unwrap().to_string().contains("\"198.51.100.300\""));

@@ -1,9 +1,9 @@
 //! The IP allocator: given pools and current assignments, which IPs a
 //! Service gets, or exactly why not.
 //!
-//! Pure: std and the std-only address ranges and label selectors of
-//! [`ferrolb_crds::range`] and [`ferrolb_crds::selector`] (shared with the
-//! speaker); no I/O, no Kubernetes objects. The controller converts Services
+//! Pure: std and this crate's address ranges ([`crate::range`]) and label
+//! selectors ([`crate::selector`], shared with the speaker); no I/O, no
+//! Kubernetes objects. The controller converts Services
 //! with [`AllocRequest::from_service`] and `IPAddressPool`s with
 //! [`Pool::parse`] (which uses [`AddressRange::parse`]) into [`Pool`]s, then
 //! drives an [`Allocator`]:
@@ -29,8 +29,8 @@ mod sharing;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
+pub use crate::range::{is_buggy, AddressRange, Family};
 pub use error::{Error, Result};
-pub use ferrolb_crds::range::{is_buggy, AddressRange, Family};
 pub use pool::{Pool, PoolCounts, PoolCountsI64, Validity};
 pub use request::{
     AllocRequest, FamilyPolicy, Port, Protocol, ServiceKey, ServiceParts, ADDRESS_POOL_ANNOTATIONS,

@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use ferrolb_controller::allocator::{Error, Family, FamilyPolicy, ServiceAllocation};
+use ferrolb_core::allocator::{Error, Family, FamilyPolicy, ServiceAllocation};
 
 #[test]
 fn automatic_assignment_takes_the_lowest_free_address() {

@@ -8,7 +8,7 @@
 use std::net::IpAddr;
 
 use super::request::ServiceKey;
-use ferrolb_crds::range::{self, AddressRange, Family};
+use crate::range::{self, AddressRange, Family};
 
 /// Result alias for the allocator.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

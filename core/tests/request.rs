@@ -5,7 +5,7 @@ mod common;
 use std::collections::BTreeMap;
 
 use common::{ip, labels};
-use ferrolb_controller::allocator::{
+use ferrolb_core::allocator::{
     AllocRequest, Error, Family, FamilyPolicy, Port, Protocol, ServiceParts,
 };
 
