@@ -4,7 +4,7 @@ mod common;
 
 use common::*;
 use ferrolb_core::allocator::{
-    Allocator, Error, LabelSelector, Pool, PoolCounts, SelectorOp, SelectorRequirement,
+    Allocator, LabelSelector, Pool, PoolCounts, PoolError, SelectorOp, SelectorRequirement,
     ServiceAllocation, Validity,
 };
 
@@ -47,7 +47,7 @@ fn an_overlap_is_found_when_the_earlier_range_starts_inside_the_later_one() {
         pool("first", &["198.51.100.100-198.51.100.110"]),
         pool("second", &["198.51.100.0/24"]),
     ]);
-    let Some(Validity::Invalid(Error::PoolOverlapsPool { other, overlap, .. })) =
+    let Some(Validity::Invalid(PoolError::PoolOverlapsPool { other, overlap, .. })) =
         a.validity("second")
     else {
         panic!("second should be invalid");

@@ -29,7 +29,7 @@ use k8s_openapi::api::core::v1::{Namespace, ObjectReference, Service};
 use k8s_openapi::jiff::Timestamp;
 use kube::{Resource, ResourceExt};
 
-use ferrolb_core::allocator::{Allocator, Assignment, PoolCounts, ServiceKey};
+use ferrolb_core::allocator::{self, Allocator, Assignment, PoolCounts, ServiceKey};
 use service::Observed;
 
 /// What the index is configured with.
@@ -383,6 +383,7 @@ impl Index {
         let request = match service::request(&svc, ns_labels) {
             Ok(request) => request,
             Err(err) => {
+                let err = allocator::Error::from(err);
                 // The user must fix the Service; keep what it holds (or
                 // showed) so a typo never costs it its address.
                 if self
@@ -446,6 +447,7 @@ impl Index {
                 Some(assignment)
             }
             Err(err) => {
+                let err = allocator::Error::from(err);
                 self.pending.insert(key.clone());
                 self.retry_pending |= before.is_some();
                 let note = service::failed_note(key, &err);
