@@ -20,6 +20,7 @@
 
 mod pools;
 pub mod service;
+pub mod watch;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
