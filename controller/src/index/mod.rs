@@ -41,9 +41,19 @@ pub struct Settings {
     pub lb_class: Option<String>,
 }
 
-/// A write for the status task.
+/// What the index hands the status task, in order.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Update {
+    /// State: written (retried), and handed back to
+    /// [`Index::write_failed`] if that fails for good.
+    Write(Write),
+    /// Publish an Event. Not state: published once, beside the writes.
+    Event(Event),
+}
+
+/// A state write for the status task.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Write {
     /// Bring a Service's annotation and `status.loadBalancer` to this.
     Service(ServiceWrite),
     /// Replace a pool's status.
@@ -64,8 +74,6 @@ pub enum Update {
         /// The whole status.
         status: L2AdvertisementStatus,
     },
-    /// Publish an Event.
-    Event(Event),
 }
 
 /// The desired state of the parts of a Service we own.
@@ -473,27 +481,26 @@ impl Index {
             return;
         }
         self.in_flight.insert(key.clone(), desired.clone());
-        self.out.push(Update::Service(ServiceWrite {
+        self.out.push(Update::Write(Write::Service(ServiceWrite {
             key: key.clone(),
             assignment: desired,
-        }));
+        })));
     }
 
-    /// The status writer gave up on `update`: forget that it is on its way
+    /// The status writer gave up on `write`: forget that it is on its way
     /// and decide again from the cached object.
-    pub fn write_failed(&mut self, update: &Update) {
-        match update {
-            Update::Service(write) => {
+    pub fn write_failed(&mut self, write: &Write) {
+        match write {
+            Write::Service(write) => {
                 self.in_flight.remove(&write.key);
                 self.evaluate(&write.key);
             }
-            Update::Pool { name, .. } => {
+            Write::Pool { name, .. } => {
                 self.pool_in_flight.remove(name);
             }
-            Update::Advertisement { name, .. } => {
+            Write::Advertisement { name, .. } => {
                 self.ad_in_flight.remove(name);
             }
-            Update::Event(_) => {}
         }
     }
 
