@@ -77,13 +77,7 @@ impl ServiceAllocation {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn labels(pairs: &[(&str, &str)]) -> Labels {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use crate::selector::tests::labels;
 
     #[test]
     fn a_pool_without_rules_is_open_to_every_service() {
