@@ -24,7 +24,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 
-use crate::allocator::{self, Pool, PoolCounts, ServiceAllocation, Validity};
+use ferrolb_core::allocator::{Pool, PoolCounts, PoolError, ServiceAllocation, Validity};
 
 /// Converts a Kubernetes label selector into the allocator's, refusing
 /// one it may not evaluate (an unknown operator, `In` without values, ...):
@@ -84,12 +84,11 @@ pub fn pool(object: &IPAddressPool) -> Pool {
                 match label_selector(selector) {
                     Ok(s) => to.push(s),
                     Err(err) => {
-                        pool.config_error
-                            .get_or_insert(allocator::Error::InvalidSelector {
-                                pool: name.clone(),
-                                field,
-                                detail: err.to_string(),
-                            });
+                        pool.config_error.get_or_insert(PoolError::InvalidSelector {
+                            pool: name.clone(),
+                            field,
+                            detail: err.to_string(),
+                        });
                     }
                 }
             }
@@ -100,22 +99,21 @@ pub fn pool(object: &IPAddressPool) -> Pool {
 }
 
 /// The condition reason for an invalid pool.
-pub fn invalid_reason(err: &allocator::Error) -> &'static str {
+pub fn invalid_reason(err: &PoolError) -> &'static str {
     match err {
         // The parser reports a reversed range as an invalid address; the
         // CRD documents a separate reason for it.
-        allocator::Error::InvalidAddress { detail, .. } if detail.contains("comes after") => {
+        PoolError::InvalidAddress { detail, .. } if detail.contains("comes after") => {
             REASON_INVALID_RANGE
         }
-        allocator::Error::InvalidAddress { .. } => REASON_INVALID_ADDRESS,
-        allocator::Error::PoolRangesOverlap { .. } | allocator::Error::PoolOverlapsPool { .. } => {
+        PoolError::InvalidAddress { .. } => REASON_INVALID_ADDRESS,
+        PoolError::PoolRangesOverlap { .. } | PoolError::PoolOverlapsPool { .. } => {
             REASON_OVERLAPPING_POOL
         }
-        allocator::Error::InvalidSelector { .. } => REASON_INVALID_SELECTOR,
+        PoolError::InvalidSelector { .. } => REASON_INVALID_SELECTOR,
         // Pools are read from one namespace, so names are unique; this
         // only guards against a future change of that.
-        allocator::Error::DuplicatePoolName { .. } => "DuplicatePoolName",
-        _ => REASON_INVALID_ADDRESS,
+        PoolError::DuplicatePoolName { .. } => "DuplicatePoolName",
     }
 }
 
@@ -335,6 +333,7 @@ fn advertisement(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ferrolb_core::allocator::Allocator;
     use ferrolb_crds::{IPAddressPoolSpec, L2AdvertisementSpec};
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelectorRequirement;
 
@@ -375,7 +374,7 @@ mod tests {
     fn the_younger_of_two_overlapping_pools_is_invalid_and_names_the_older() {
         let old = pool_obj("old", 10, &["198.51.100.0/24"]);
         let young = pool_obj("young", 20, &["198.51.100.128/25"]);
-        let mut alloc = allocator::Allocator::new();
+        let mut alloc = Allocator::new();
         alloc.set_pools(pools([&young, &old]));
         let validity = alloc.validity("young").expect("known").clone();
         let cond = valid_condition(&validity, Some(1), at(5));
@@ -388,7 +387,7 @@ mod tests {
     #[test]
     fn a_malformed_address_is_quoted_in_the_valid_condition() {
         let bad = pool_obj("bad", 10, &["198.51.100.0/24", "198.51.100.300"]);
-        let mut alloc = allocator::Allocator::new();
+        let mut alloc = Allocator::new();
         alloc.set_pools(pools([&bad]));
         let cond = valid_condition(alloc.validity("bad").expect("known"), None, at(5));
         assert_eq!(cond.reason, REASON_INVALID_ADDRESS);
@@ -402,7 +401,7 @@ mod tests {
     #[test]
     fn a_reversed_range_is_reported_as_an_invalid_range() {
         let bad = pool_obj("bad", 10, &["198.51.100.20-198.51.100.10"]);
-        let mut alloc = allocator::Allocator::new();
+        let mut alloc = Allocator::new();
         alloc.set_pools(pools([&bad]));
         let cond = valid_condition(alloc.validity("bad").expect("known"), None, at(5));
         assert_eq!(cond.reason, REASON_INVALID_RANGE, "{}", cond.message);

@@ -1,8 +1,8 @@
 //! ferrolb controller: assigns external IPs to LoadBalancer Services.
 //!
-//! [`allocator`] is the pure decision core (std plus the pure `range` and
-//! `selector` modules of ferrolb-crds): which IPs a Service gets from which
-//! pool, or exactly why not. [`config`] turns custom resources into
+//! The decisions (which IPs a Service gets from which pool, or exactly why
+//! not) are [`ferrolb_core::allocator`], plain synchronous code; this crate
+//! is the shell around it. [`config`] turns custom resources into
 //! allocator pools; [`index`] turns watch events into allocator calls and
 //! desired status; [`status`] is the one task that writes to the API
 //! server, and only while [`lease`] says this replica leads. [`memberlist`]
@@ -12,7 +12,6 @@
 
 #![forbid(unsafe_code)]
 
-pub mod allocator;
 pub mod cli;
 pub mod config;
 pub mod events;

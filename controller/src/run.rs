@@ -27,6 +27,7 @@ use tracing::{info, info_span, warn, Instrument as _};
 
 use crate::cli::Args;
 use crate::events::Publisher;
+use crate::index::watch::{step, Step};
 use crate::index::{Index, Settings, Update};
 use crate::lease::Leadership;
 use crate::memberlist;
@@ -70,62 +71,43 @@ struct Relists {
 /// Routes one watch event into the index. Errors are logged: the watcher
 /// retries with backoff by itself.
 fn handle(index: &mut Index, relists: &mut Relists, input: Input) {
-    macro_rules! route {
-        ($event:expr, $buf:expr, $kind:literal, $apply:ident, $delete:ident, $reset:expr) => {
-            match *$event {
-                Ok(WatchEvent::Apply(o)) => index.$apply(o),
-                Ok(WatchEvent::Delete(o)) => index.$delete(&o),
-                Ok(WatchEvent::Init) => $buf = Some(Vec::new()),
-                Ok(WatchEvent::InitApply(o)) => $buf.get_or_insert_with(Vec::new).push(o),
-                Ok(WatchEvent::InitDone) => {
-                    let list = $buf.take().unwrap_or_default();
-                    info!(kind = $kind, count = list.len(), "listed");
-                    $reset(index, list);
-                    index.mark_synced($kind);
-                }
-                Err(err) => warn!(kind = $kind, error = %err, "watch failed; retrying with backoff"),
-            }
-        };
-    }
     match input {
-        Input::Service(e) => route!(
-            e,
-            relists.services,
-            "Service",
-            apply_service,
-            delete_service,
-            |i: &mut Index, l| i.reset_services(l)
-        ),
-        Input::Namespace(e) => route!(
-            e,
-            relists.namespaces,
-            "Namespace",
-            apply_namespace_owned,
-            delete_namespace,
-            |i: &mut Index, l: Vec<Namespace>| i.reset_namespaces(&l)
-        ),
-        Input::Pool(e) => route!(
-            e,
-            relists.pools,
-            "IPAddressPool",
-            apply_pool,
-            delete_pool,
-            |i: &mut Index, l| i.reset_pools(l)
-        ),
-        Input::Advertisement(e) => route!(
-            e,
-            relists.ads,
-            "L2Advertisement",
-            apply_advertisement,
-            delete_advertisement,
-            |i: &mut Index, l| i.reset_advertisements(l)
-        ),
-    }
-}
-
-impl Index {
-    fn apply_namespace_owned(&mut self, ns: Namespace) {
-        self.apply_namespace(&ns);
+        Input::Service(event) => match step(&mut relists.services, "Service", *event) {
+            Step::Apply(svc) => index.apply_service(svc),
+            Step::Delete(svc) => index.delete_service(&svc),
+            Step::Reset(list) => {
+                index.reset_services(list);
+                index.mark_synced("Service");
+            }
+            Step::Wait => {}
+        },
+        Input::Namespace(event) => match step(&mut relists.namespaces, "Namespace", *event) {
+            Step::Apply(ns) => index.apply_namespace(&ns),
+            Step::Delete(ns) => index.delete_namespace(&ns),
+            Step::Reset(list) => {
+                index.reset_namespaces(&list);
+                index.mark_synced("Namespace");
+            }
+            Step::Wait => {}
+        },
+        Input::Pool(event) => match step(&mut relists.pools, "IPAddressPool", *event) {
+            Step::Apply(pool) => index.apply_pool(pool),
+            Step::Delete(pool) => index.delete_pool(&pool),
+            Step::Reset(list) => {
+                index.reset_pools(list);
+                index.mark_synced("IPAddressPool");
+            }
+            Step::Wait => {}
+        },
+        Input::Advertisement(event) => match step(&mut relists.ads, "L2Advertisement", *event) {
+            Step::Apply(ad) => index.apply_advertisement(ad),
+            Step::Delete(ad) => index.delete_advertisement(&ad),
+            Step::Reset(list) => {
+                index.reset_advertisements(list);
+                index.mark_synced("L2Advertisement");
+            }
+            Step::Wait => {}
+        },
     }
 }
 

@@ -35,7 +35,7 @@ use tokio::sync::{mpsc, watch, Semaphore};
 use tracing::{debug, info, warn};
 
 use crate::events::{Publisher, CONTROLLER};
-use crate::index::{ServiceWrite, Update};
+use crate::index::{ServiceWrite, Update, Write};
 
 /// Tries per write before giving up and reporting it back.
 pub const MAX_ATTEMPTS: u32 = 8;
@@ -84,8 +84,8 @@ pub struct Writer {
     events: Publisher,
     leader: watch::Receiver<bool>,
     stop: watch::Receiver<bool>,
-    /// Updates that failed for good but may succeed when decided again.
-    failed: mpsc::UnboundedSender<Update>,
+    /// Writes that failed for good but may succeed when decided again.
+    failed: mpsc::UnboundedSender<Write>,
     event_slots: Arc<Semaphore>,
 }
 
@@ -130,7 +130,7 @@ impl Writer {
         events: Publisher,
         leader: watch::Receiver<bool>,
         stop: watch::Receiver<bool>,
-        failed: mpsc::UnboundedSender<Update>,
+        failed: mpsc::UnboundedSender<Write>,
     ) -> Self {
         Writer {
             client,
@@ -161,39 +161,42 @@ impl Writer {
                 debug!("not leading: dropping an update");
                 continue;
             }
-            if let Update::Event(event) = update {
-                // Events are not state: publishing them beside the status
-                // writes (at most EVENTS_IN_FLIGHT at once) keeps a burst of
-                // new Services from waiting behind their own Events.
-                let Ok(permit) = self.event_slots.clone().acquire_owned().await else {
-                    break;
-                };
-                let events = self.events.clone();
-                tokio::spawn(async move {
-                    if let Err(err) = events.publish(&event).await {
-                        warn!(reason = event.reason, error = %err, "publishing an Event failed");
-                    }
-                    drop(permit);
-                });
-                continue;
-            }
-            match self.write(&update).await {
+            let write = match update {
+                Update::Write(write) => write,
+                Update::Event(event) => {
+                    // Events are not state: publishing them beside the status
+                    // writes (at most EVENTS_IN_FLIGHT at once) keeps a burst of
+                    // new Services from waiting behind their own Events.
+                    let Ok(permit) = self.event_slots.clone().acquire_owned().await else {
+                        break;
+                    };
+                    let events = self.events.clone();
+                    tokio::spawn(async move {
+                        if let Err(err) = events.publish(&event).await {
+                            warn!(reason = event.reason, error = %err, "publishing an Event failed");
+                        }
+                        drop(permit);
+                    });
+                    continue;
+                }
+            };
+            match self.write(&write).await {
                 Ok(()) => {}
                 Err(Error::NotFound { what }) => debug!(%what, "object gone; nothing to write"),
                 Err(Error::Stopped { .. }) => {}
                 Err(err) => {
                     warn!(error = %err, "write failed; deciding again");
-                    let _ = self.failed.send(update);
+                    let _ = self.failed.send(write);
                 }
             }
         }
         info!("status writer stopped");
     }
 
-    async fn write(&self, update: &Update) -> Result<()> {
-        match update {
-            Update::Service(write) => self.write_service(write).await,
-            Update::Pool {
+    async fn write(&self, write: &Write) -> Result<()> {
+        match write {
+            Write::Service(write) => self.write_service(write).await,
+            Write::Pool {
                 name,
                 namespace,
                 status,
@@ -205,7 +208,7 @@ impl Writer {
                 self.retry(&what, || api.patch_status(name, &pp, &patch))
                     .await
             }
-            Update::Advertisement {
+            Write::Advertisement {
                 name,
                 namespace,
                 status,
@@ -216,15 +219,6 @@ impl Writer {
                 let what = format!("L2Advertisement {namespace}/{name}");
                 self.retry(&what, || api.patch_status(name, &pp, &patch))
                     .await
-            }
-            Update::Event(event) => {
-                let what = format!(
-                    "Event {} on {}/{}",
-                    event.reason,
-                    event.regarding.namespace.as_deref().unwrap_or_default(),
-                    event.regarding.name.as_deref().unwrap_or_default()
-                );
-                self.retry(&what, || self.events.publish(event)).await
             }
         }
     }
@@ -312,7 +306,7 @@ impl Writer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::allocator::{Assignment, ServiceKey};
+    use ferrolb_core::allocator::{Assignment, ServiceKey};
 
     #[test]
     fn an_assignment_patches_ingress_with_vip_mode_and_the_pool_annotation() {

@@ -3,6 +3,8 @@
 //! - [`range`]: IP families and `IPAddressPool.spec.addresses` entries, the
 //!   one parser and containment test.
 //! - [`selector`]: Kubernetes label selectors, evaluated locally.
+//! - [`allocator`]: which IPs a Service gets from which pool, or exactly
+//!   why not.
 //! - [`election`]: which node announces a LoadBalancer IP, the same answer
 //!   on every speaker (MetalLB's hash, so a migrating cluster agrees).
 //! - [`announce`]: the speaker's decision: which (IP, interface) pairs this
@@ -14,6 +16,7 @@
 //! function is deterministic, so the tests need no cluster, root or network.
 #![forbid(unsafe_code)]
 
+pub mod allocator;
 pub mod announce;
 pub mod election;
 pub mod range;

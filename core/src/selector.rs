@@ -253,11 +253,12 @@ impl LabelSelector {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn labels(pairs: &[(&str, &str)]) -> Labels {
+    /// Labels from `(key, value)` pairs; the allocator's tests use it too.
+    pub(crate) fn labels(pairs: &[(&str, &str)]) -> Labels {
         pairs
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))

@@ -20,6 +20,7 @@
 
 mod pools;
 pub mod service;
+pub mod watch;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -29,7 +30,7 @@ use k8s_openapi::api::core::v1::{Namespace, ObjectReference, Service};
 use k8s_openapi::jiff::Timestamp;
 use kube::{Resource, ResourceExt};
 
-use crate::allocator::{Allocator, Assignment, PoolCounts, ServiceKey};
+use ferrolb_core::allocator::{self, Allocator, Assignment, PoolCounts, ServiceKey};
 use service::Observed;
 
 /// What the index is configured with.
@@ -40,9 +41,19 @@ pub struct Settings {
     pub lb_class: Option<String>,
 }
 
-/// A write for the status task.
+/// What the index hands the status task, in order.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Update {
+    /// State: written (retried), and handed back to
+    /// [`Index::write_failed`] if that fails for good.
+    Write(Write),
+    /// Publish an Event. Not state: published once, beside the writes.
+    Event(Event),
+}
+
+/// A state write for the status task.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Write {
     /// Bring a Service's annotation and `status.loadBalancer` to this.
     Service(ServiceWrite),
     /// Replace a pool's status.
@@ -63,8 +74,6 @@ pub enum Update {
         /// The whole status.
         status: L2AdvertisementStatus,
     },
-    /// Publish an Event.
-    Event(Event),
 }
 
 /// The desired state of the parts of a Service we own.
@@ -95,7 +104,7 @@ pub struct Event {
 pub struct Output {
     /// Writes, in order.
     pub updates: Vec<Update>,
-    /// Reasons ([`crate::allocator::Error::reason`]) of new allocation
+    /// Reasons ([`ferrolb_core::allocator::Error::reason`]) of new allocation
     /// failures, for the failure counter.
     pub failures: Vec<&'static str>,
     /// Counts of every current pool (empty until seeded).
@@ -383,6 +392,7 @@ impl Index {
         let request = match service::request(&svc, ns_labels) {
             Ok(request) => request,
             Err(err) => {
+                let err = allocator::Error::from(err);
                 // The user must fix the Service; keep what it holds (or
                 // showed) so a typo never costs it its address.
                 if self
@@ -446,6 +456,7 @@ impl Index {
                 Some(assignment)
             }
             Err(err) => {
+                let err = allocator::Error::from(err);
                 self.pending.insert(key.clone());
                 self.retry_pending |= before.is_some();
                 let note = service::failed_note(key, &err);
@@ -470,27 +481,26 @@ impl Index {
             return;
         }
         self.in_flight.insert(key.clone(), desired.clone());
-        self.out.push(Update::Service(ServiceWrite {
+        self.out.push(Update::Write(Write::Service(ServiceWrite {
             key: key.clone(),
             assignment: desired,
-        }));
+        })));
     }
 
-    /// The status writer gave up on `update`: forget that it is on its way
+    /// The status writer gave up on `write`: forget that it is on its way
     /// and decide again from the cached object.
-    pub fn write_failed(&mut self, update: &Update) {
-        match update {
-            Update::Service(write) => {
+    pub fn write_failed(&mut self, write: &Write) {
+        match write {
+            Write::Service(write) => {
                 self.in_flight.remove(&write.key);
                 self.evaluate(&write.key);
             }
-            Update::Pool { name, .. } => {
+            Write::Pool { name, .. } => {
                 self.pool_in_flight.remove(name);
             }
-            Update::Advertisement { name, .. } => {
+            Write::Advertisement { name, .. } => {
                 self.ad_in_flight.remove(name);
             }
-            Update::Event(_) => {}
         }
     }
 

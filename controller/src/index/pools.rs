@@ -9,7 +9,7 @@ use ferrolb_crds::{IPAddressPool, L2Advertisement, L2AdvertisementStatus};
 use k8s_openapi::jiff::Timestamp;
 use kube::{Resource, ResourceExt};
 
-use super::{service, Event, Index, Update};
+use super::{service, Event, Index, Update, Write};
 use crate::config;
 
 /// Whether a pool edit can change allocation (spec or labels changed);
@@ -157,11 +157,11 @@ impl Index {
                 self.pool_in_flight.remove(name);
             } else if self.pool_in_flight.get(name) != Some(&status) {
                 self.pool_in_flight.insert(name.clone(), status.clone());
-                updates.push(Update::Pool {
+                updates.push(Update::Write(Write::Pool {
                     name: name.clone(),
                     namespace: pool.namespace().unwrap_or_default(),
                     status,
-                });
+                }));
             }
         }
         for (name, selection) in selections {
@@ -198,11 +198,11 @@ impl Index {
                 self.ad_in_flight.remove(&name);
             } else if self.ad_in_flight.get(&name) != Some(&status) {
                 self.ad_in_flight.insert(name.clone(), status.clone());
-                updates.push(Update::Advertisement {
+                updates.push(Update::Write(Write::Advertisement {
                     name: name.clone(),
                     namespace: ad.namespace().unwrap_or_default(),
                     status,
-                });
+                }));
             }
         }
         self.out.extend(updates);

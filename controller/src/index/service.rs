@@ -7,7 +7,9 @@ use std::net::IpAddr;
 use k8s_openapi::api::core::v1::Service;
 use kube::ResourceExt;
 
-use crate::allocator::{self, AllocRequest, Assignment, ServiceKey, ServiceParts};
+use ferrolb_core::allocator::{
+    self, AllocRequest, AllocationError, Assignment, RequestError, ServiceKey, ServiceParts,
+};
 
 /// Event reason (Normal): IPs were assigned. MetalLB's spelling.
 pub const REASON_IP_ALLOCATED: &str = "IPAllocated";
@@ -60,7 +62,7 @@ impl Observed {
 pub fn request(
     svc: &Service,
     namespace_labels: &BTreeMap<String, String>,
-) -> allocator::Result<AllocRequest> {
+) -> Result<AllocRequest, RequestError> {
     request_with(svc, svc.annotations(), namespace_labels)
 }
 
@@ -70,7 +72,7 @@ pub fn request(
 pub fn lenient_request(
     svc: &Service,
     namespace_labels: &BTreeMap<String, String>,
-) -> allocator::Result<AllocRequest> {
+) -> Result<AllocRequest, RequestError> {
     let sharing: BTreeMap<String, String> = svc
         .annotations()
         .iter()
@@ -86,7 +88,7 @@ fn request_with(
     svc: &Service,
     annotations: &BTreeMap<String, String>,
     namespace_labels: &BTreeMap<String, String>,
-) -> allocator::Result<AllocRequest> {
+) -> Result<AllocRequest, RequestError> {
     let spec = svc.spec.as_ref();
     let ports: Vec<(String, u16)> = spec
         .and_then(|s| s.ports.as_ref())
@@ -140,7 +142,7 @@ pub fn failed_note(key: &ServiceKey, err: &allocator::Error) -> String {
 }
 
 /// `ClearAssignment` text, as MetalLB words it.
-pub fn cleared_note(key: &ServiceKey, err: &allocator::Error) -> String {
+pub fn cleared_note(key: &ServiceKey, err: &AllocationError) -> String {
     format!(
         "current IP for {:?} not allowed by config, will attempt for new IP assignment: {err}",
         key.to_string()
@@ -165,11 +167,11 @@ mod tests {
             r#"Assigned IP ["198.51.100.1" "2001:db8::1"] from pool "blue""#
         );
         let key = ServiceKey::new("default", "web");
-        let err = allocator::Error::UnknownPool {
+        let err = AllocationError::UnknownPool {
             pool: "nope".into(),
         };
         assert_eq!(
-            failed_note(&key, &err),
+            failed_note(&key, &err.clone().into()),
             r#"Failed to allocate IP for "default/web": requested IPAddressPool "nope" does not exist"#
         );
         assert!(cleared_note(&key, &err)

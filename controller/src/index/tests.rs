@@ -95,7 +95,7 @@ fn service_writes(out: &Output) -> Vec<&ServiceWrite> {
     out.updates
         .iter()
         .filter_map(|u| match u {
-            Update::Service(w) => Some(w),
+            Update::Write(Write::Service(w)) => Some(w),
             _ => None,
         })
         .collect()
@@ -340,7 +340,7 @@ fn an_unadvertised_pool_says_so_and_an_advertisement_fixes_it() {
         .updates
         .iter()
         .find_map(|u| match u {
-            Update::Pool { status, .. } => Some(status.clone()),
+            Update::Write(Write::Pool { status, .. }) => Some(status.clone()),
             _ => None,
         })
         .expect("pool status");
@@ -362,7 +362,7 @@ fn an_unadvertised_pool_says_so_and_an_advertisement_fixes_it() {
         .updates
         .iter()
         .find_map(|u| match u {
-            Update::Pool { status, .. } => Some(status.clone()),
+            Update::Write(Write::Pool { status, .. }) => Some(status.clone()),
             _ => None,
         })
         .expect("pool status");

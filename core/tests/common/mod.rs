@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-use ferrolb_controller::allocator::{
+use ferrolb_core::allocator::{
     AddressRange, AllocRequest, Allocator, Family, FamilyPolicy, LabelSelector, Pool, Port,
     ServiceKey,
 };

@@ -3,13 +3,14 @@
 
 use std::net::IpAddr;
 
-use super::error::{Error, Result};
-use super::request::{AllocRequest, FamilyPolicy, ServiceKey};
+use super::error::AllocationError;
+use super::key::ServiceKey;
+use super::request::{AllocRequest, FamilyPolicy};
 use super::{join, sharing, Allocator, Assignment, Holding, Located};
-use ferrolb_crds::range::{is_buggy, Family};
+use crate::range::{is_buggy, Family};
 
 /// Checks that `ips` is one IP, or two of different families.
-pub(super) fn check_ip_set(ips: &[IpAddr]) -> Result<()> {
+pub(super) fn check_ip_set(ips: &[IpAddr]) -> Result<(), AllocationError> {
     let detail = match ips {
         [] => "no IP given",
         [_] => return Ok(()),
@@ -17,7 +18,7 @@ pub(super) fn check_ip_set(ips: &[IpAddr]) -> Result<()> {
         [_, _] => "both IPs are of the same family",
         _ => "a Service holds at most one IP per family",
     };
-    Err(Error::InvalidAssignment {
+    Err(AllocationError::InvalidAssignment {
         ips: join(ips),
         detail: detail.to_string(),
     })
@@ -103,7 +104,7 @@ impl Allocator {
         &self,
         service: &ServiceKey,
         request: &AllocRequest,
-    ) -> Result<(usize, Vec<IpAddr>)> {
+    ) -> Result<(usize, Vec<IpAddr>), AllocationError> {
         if !request.requested_ips.is_empty() {
             return self.choose_requested(service, request);
         }
@@ -116,14 +117,14 @@ impl Allocator {
     /// Requested IPs must fit the Service's families: each IP's family must
     /// be in `spec.ipFamilies` (when given), and RequireDualStack needs one
     /// IP of each family.
-    fn check_requested(&self, request: &AllocRequest) -> Result<()> {
+    fn check_requested(&self, request: &AllocRequest) -> Result<(), AllocationError> {
         let ips = &request.requested_ips;
         check_ip_set(ips)?;
         if !request.families.is_empty() {
             for &ip in ips {
                 let family = Family::of(ip);
                 if !request.families.contains(&family) {
-                    return Err(Error::RequestedFamilyNotInService {
+                    return Err(AllocationError::RequestedFamilyNotInService {
                         ip,
                         family,
                         families: describe(&request.families, true),
@@ -132,7 +133,7 @@ impl Allocator {
             }
         }
         if request.family_policy == FamilyPolicy::RequireDualStack && ips.len() == 1 {
-            return Err(Error::RequestedIpsNotDualStack {
+            return Err(AllocationError::RequestedIpsNotDualStack {
                 ips: join(ips),
                 family: Family::of(ips[0]),
             });
@@ -144,14 +145,14 @@ impl Allocator {
         &self,
         service: &ServiceKey,
         request: &AllocRequest,
-    ) -> Result<(usize, Vec<IpAddr>)> {
+    ) -> Result<(usize, Vec<IpAddr>), AllocationError> {
         self.check_requested(request)?;
         let ips = &request.requested_ips;
         let mut chosen: Option<(IpAddr, usize)> = None;
         for &ip in ips {
             let pool = self.check_ip(service, request, ip, request.requested_pool.as_deref())?;
             if let Some((first, first_pool)) = chosen.filter(|(_, p)| *p != pool) {
-                return Err(Error::RequestedIpsInDifferentPools {
+                return Err(AllocationError::RequestedIpsInDifferentPools {
                     first,
                     first_pool: self.pools[first_pool].name().to_string(),
                     second: ip,
@@ -160,7 +161,7 @@ impl Allocator {
             }
             chosen = Some((ip, pool));
         }
-        let (_, pool) = chosen.ok_or_else(|| Error::InvalidAssignment {
+        let (_, pool) = chosen.ok_or_else(|| AllocationError::InvalidAssignment {
             ips: String::new(),
             detail: "no IP given".to_string(),
         })?;
@@ -172,13 +173,16 @@ impl Allocator {
         service: &ServiceKey,
         request: &AllocRequest,
         name: &str,
-    ) -> Result<(usize, Vec<IpAddr>)> {
-        let &pool = self.by_name.get(name).ok_or_else(|| Error::UnknownPool {
-            pool: name.to_string(),
-        })?;
+    ) -> Result<(usize, Vec<IpAddr>), AllocationError> {
+        let &pool = self
+            .by_name
+            .get(name)
+            .ok_or_else(|| AllocationError::UnknownPool {
+                pool: name.to_string(),
+            })?;
         let state = &self.pools[pool];
         if !state.validity.is_valid() {
-            return Err(Error::PoolInvalid {
+            return Err(AllocationError::PoolInvalid {
                 pool: name.to_string(),
             });
         }
@@ -208,15 +212,17 @@ impl Allocator {
         let exhausted = failed.iter().find(|f| state.has_family(**f));
         let strict = request.family_policy != FamilyPolicy::PreferDualStack;
         match (strict, failed.first(), exhausted) {
-            (true, Some(&family), _) if !state.has_family(family) => Err(Error::PoolLacksFamily {
+            (true, Some(&family), _) if !state.has_family(family) => {
+                Err(AllocationError::PoolLacksFamily {
+                    pool: name.to_string(),
+                    family,
+                })
+            }
+            (_, _, Some(&family)) => Err(AllocationError::PoolExhausted {
                 pool: name.to_string(),
                 family,
             }),
-            (_, _, Some(&family)) => Err(Error::PoolExhausted {
-                pool: name.to_string(),
-                family,
-            }),
-            (_, first, None) => Err(Error::PoolLacksFamily {
+            (_, first, None) => Err(AllocationError::PoolLacksFamily {
                 pool: name.to_string(),
                 family: first.copied().unwrap_or(Family::V4),
             }),
@@ -232,7 +238,7 @@ impl Allocator {
         &self,
         service: &ServiceKey,
         request: &AllocRequest,
-    ) -> Result<(usize, Vec<IpAddr>)> {
+    ) -> Result<(usize, Vec<IpAddr>), AllocationError> {
         let wanted = request.wanted_families();
         let need_all = request.family_policy != FamilyPolicy::PreferDualStack;
         let mut candidates: Vec<usize> = (0..self.pools.len())
@@ -249,7 +255,7 @@ impl Allocator {
             })
             .collect();
         if candidates.is_empty() {
-            return Err(Error::NoMatchingPool {
+            return Err(AllocationError::NoMatchingPool {
                 families: describe(&wanted, need_all),
             });
         }
@@ -280,9 +286,9 @@ impl Allocator {
             }
         }
         if request.family_policy == FamilyPolicy::RequireDualStack {
-            return Err(Error::DualStackUnavailable);
+            return Err(AllocationError::DualStackUnavailable);
         }
-        Err(Error::NoAvailableIps {
+        Err(AllocationError::NoAvailableIps {
             families: describe(&wanted, need_all),
         })
     }
@@ -322,27 +328,27 @@ impl Allocator {
         request: &AllocRequest,
         ip: IpAddr,
         requested_pool: Option<&str>,
-    ) -> Result<usize> {
+    ) -> Result<usize, AllocationError> {
         let (pool, valid) = match self.locate(ip) {
             Located::Valid(pool) => (pool, true),
             Located::Invalid(pool) => (pool, false),
-            Located::Nowhere => return Err(Error::RequestedIpOutsidePools { ip }),
+            Located::Nowhere => return Err(AllocationError::RequestedIpOutsidePools { ip }),
         };
         let state = &self.pools[pool];
         if let Some(wanted) = requested_pool.filter(|wanted| *wanted != state.name()) {
-            return Err(Error::RequestedIpNotInRequestedPool {
+            return Err(AllocationError::RequestedIpNotInRequestedPool {
                 ip,
                 pool: wanted.to_string(),
             });
         }
         if !valid {
-            return Err(Error::PoolInvalid {
+            return Err(AllocationError::PoolInvalid {
                 pool: state.name().to_string(),
             });
         }
         state.allows(service, request)?;
         if state.pool.avoid_buggy_ips && is_buggy(ip) {
-            return Err(Error::BuggyIp {
+            return Err(AllocationError::BuggyIp {
                 ip,
                 pool: state.name().to_string(),
             });
@@ -357,7 +363,7 @@ impl Allocator {
         service: &ServiceKey,
         request: &AllocRequest,
         ip: IpAddr,
-    ) -> Result<()> {
+    ) -> Result<(), AllocationError> {
         for other in self.services_on(ip).filter(|other| *other != service) {
             if let Some(holding) = self.holdings.get(other) {
                 sharing::check(ip, service, request, other, &holding.request)?;

@@ -2,8 +2,9 @@
 
 use std::net::IpAddr;
 
-use super::error::{Error, Result};
-use super::request::{AllocRequest, ServiceKey};
+use super::error::AllocationError;
+use super::key::ServiceKey;
+use super::request::AllocRequest;
 
 /// Checks that `new` may hold `ip` next to `other`, which already holds it.
 ///
@@ -22,8 +23,9 @@ use super::request::{AllocRequest, ServiceKey};
 /// A Service alone on its IP is not checked against itself, so it may
 /// change its sharing key in place; the caller skips `new == other`.
 ///
-/// Refusals for rules 1 and 2 are [`Error::IpInUse`]; refusals for rules 3
-/// and 4 (same key, still incompatible) are [`Error::SharingConflict`].
+/// Refusals for rules 1 and 2 are [`AllocationError::IpInUse`]; refusals
+/// for rules 3 and 4 (same key, still incompatible) are
+/// [`AllocationError::SharingConflict`].
 /// Both name `other`.
 pub(crate) fn check(
     ip: IpAddr,
@@ -31,13 +33,13 @@ pub(crate) fn check(
     new: &AllocRequest,
     other_key: &ServiceKey,
     other: &AllocRequest,
-) -> Result<()> {
-    let in_use = |detail: String| Error::IpInUse {
+) -> Result<(), AllocationError> {
+    let in_use = |detail: String| AllocationError::IpInUse {
         ip,
         other: other_key.clone(),
         detail,
     };
-    let conflict = |detail: String| Error::SharingConflict {
+    let conflict = |detail: String| AllocationError::SharingConflict {
         ip,
         other: other_key.clone(),
         detail,
@@ -94,7 +96,7 @@ mod tests {
         }
     }
 
-    fn check_pair(a: &AllocRequest, b: &AllocRequest) -> Result<()> {
+    fn check_pair(a: &AllocRequest, b: &AllocRequest) -> Result<(), AllocationError> {
         check(
             ip(),
             &ServiceKey::new("default", "new"),

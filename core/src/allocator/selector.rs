@@ -1,10 +1,10 @@
 //! A pool's `serviceAllocation` rules, evaluated purely.
 //!
-//! The label selectors themselves live in [`ferrolb_crds::selector`], which
-//! the speaker shares; that module is std-only apart from its conversion
-//! from `k8s_openapi`, so the allocator still sees no Kubernetes objects.
+//! The label selectors themselves live in [`crate::selector`], which the
+//! speaker shares; the conversion from `k8s_openapi` stays in ferrolb-crds,
+//! so the allocator sees no Kubernetes objects.
 
-pub use ferrolb_crds::selector::{LabelSelector, Labels, SelectorOp, SelectorRequirement};
+pub use crate::selector::{LabelSelector, Labels, SelectorOp, SelectorRequirement};
 
 /// A pool's `spec.serviceAllocation`: its priority and which Services may
 /// use it.
@@ -77,13 +77,7 @@ impl ServiceAllocation {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn labels(pairs: &[(&str, &str)]) -> Labels {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use crate::selector::tests::labels;
 
     #[test]
     fn a_pool_without_rules_is_open_to_every_service() {

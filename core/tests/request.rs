@@ -5,15 +5,15 @@ mod common;
 use std::collections::BTreeMap;
 
 use common::{ip, labels};
-use ferrolb_controller::allocator::{
-    AllocRequest, Error, Family, FamilyPolicy, Port, Protocol, ServiceParts,
+use ferrolb_core::allocator::{
+    AllocRequest, Error, Family, FamilyPolicy, Port, Protocol, RequestError, ServiceParts,
 };
 
 fn annotations(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
     labels(pairs)
 }
 
-fn from_annotations(pairs: &[(&str, &str)]) -> Result<AllocRequest, Error> {
+fn from_annotations(pairs: &[(&str, &str)]) -> Result<AllocRequest, RequestError> {
     let annotations = annotations(pairs);
     AllocRequest::from_service(&ServiceParts {
         annotations: &annotations,
@@ -146,13 +146,13 @@ fn a_bad_ip_in_the_annotation_quotes_annotation_and_value() {
         err.to_string(),
         "annotation \"ferrolb.io/loadBalancerIPs\" has value \"198.51.100.7,banana\", and \"banana\" is not an IP address"
     );
-    assert!(err.is_malformed_service());
+    assert!(Error::from(err).is_malformed_service());
 }
 
 #[test]
 fn a_trailing_comma_is_a_malformed_annotation() {
     let err = from_annotations(&[("metallb.io/loadBalancerIPs", "198.51.100.7,")]).unwrap_err();
-    assert!(matches!(err, Error::AnnotationBadIp { .. }), "{err}");
+    assert!(matches!(err, RequestError::AnnotationBadIp { .. }), "{err}");
 }
 
 #[test]
@@ -205,7 +205,10 @@ fn ip_annotations_naming_different_ips_disagree() {
         ("metallb.universe.tf/loadBalancerIPs", "198.51.100.8"),
     ])
     .unwrap_err();
-    assert!(matches!(err, Error::AnnotationsDisagree { .. }), "{err}");
+    assert!(
+        matches!(err, RequestError::AnnotationsDisagree { .. }),
+        "{err}"
+    );
 }
 
 #[test]

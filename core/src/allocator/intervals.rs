@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 
-use ferrolb_crds::range::Family;
+use crate::range::Family;
 
 /// A set of `u128` stored as disjoint, non-adjacent inclusive intervals
 /// keyed by their start.

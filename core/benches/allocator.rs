@@ -9,9 +9,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
-use ferrolb_controller::allocator::{
-    AddressRange, AllocRequest, Allocator, Family, Pool, ServiceKey,
-};
+use ferrolb_core::allocator::{AddressRange, AllocRequest, Allocator, Family, Pool, ServiceKey};
 
 const FILL: usize = 65_534;
 const MEMORY_ASSIGNMENTS: usize = 100_000;

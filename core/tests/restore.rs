@@ -3,7 +3,7 @@
 mod common;
 
 use common::*;
-use ferrolb_controller::allocator::{Family, FamilyPolicy, Port};
+use ferrolb_core::allocator::{Family, FamilyPolicy, Port};
 
 #[test]
 fn restart_never_moves_an_assigned_ip() {

@@ -3,8 +3,8 @@
 mod common;
 
 use common::*;
-use ferrolb_controller::allocator::{
-    Allocator, Error, LabelSelector, Pool, PoolCounts, SelectorOp, SelectorRequirement,
+use ferrolb_core::allocator::{
+    Allocator, LabelSelector, Pool, PoolCounts, PoolError, SelectorOp, SelectorRequirement,
     ServiceAllocation, Validity,
 };
 
@@ -47,7 +47,7 @@ fn an_overlap_is_found_when_the_earlier_range_starts_inside_the_later_one() {
         pool("first", &["198.51.100.100-198.51.100.110"]),
         pool("second", &["198.51.100.0/24"]),
     ]);
-    let Some(Validity::Invalid(Error::PoolOverlapsPool { other, overlap, .. })) =
+    let Some(Validity::Invalid(PoolError::PoolOverlapsPool { other, overlap, .. })) =
         a.validity("second")
     else {
         panic!("second should be invalid");
@@ -141,8 +141,8 @@ fn counts_split_by_family_and_count_a_shared_ip_once() {
     assert_eq!(after.available_v6, 3);
 }
 
-fn common_port(port: u16) -> ferrolb_controller::allocator::Port {
-    ferrolb_controller::allocator::Port::tcp(port)
+fn common_port(port: u16) -> ferrolb_core::allocator::Port {
+    ferrolb_core::allocator::Port::tcp(port)
 }
 
 #[test]

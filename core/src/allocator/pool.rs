@@ -3,11 +3,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
-use ferrolb_crds::range::{from_u128, to_u128, AddressRange, Family};
+use crate::range::{from_u128, to_u128, AddressRange, Family};
 
-use super::error::Error;
+use super::error::{AllocationError, PoolError};
 use super::intervals::Space;
-use super::request::{AllocRequest, ServiceKey};
+use super::key::ServiceKey;
+use super::request::AllocRequest;
 use super::selector::ServiceAllocation;
 
 /// An address pool as the allocator sees it (built from an `IPAddressPool`).
@@ -27,7 +28,7 @@ pub struct Pool {
     /// an address that does not parse. A pool with one is invalid with
     /// this error, so its condition names the bad string and its holders
     /// are told their pool is invalid rather than deleted.
-    pub config_error: Option<Error>,
+    pub config_error: Option<PoolError>,
 }
 
 impl Pool {
@@ -48,7 +49,7 @@ impl Pool {
     /// out and the first such error becomes [`Pool::config_error`].
     ///
     /// ```
-    /// use ferrolb_controller::allocator::Pool;
+    /// use ferrolb_core::allocator::Pool;
     /// let pool = Pool::parse("blue", &["198.51.100.0/24", "198.51.100.300"]);
     /// assert_eq!(pool.addresses.len(), 1);
     /// assert!(pool.config_error.unwrap().to_string().contains("\"198.51.100.300\""));
@@ -74,9 +75,9 @@ pub enum Validity {
     /// The pool is usable.
     Valid,
     /// The pool hands out nothing; the error names the bad address,
-    /// selector or the overlapping pool, and its [`Error::reason`] suits a
+    /// selector or the overlapping pool, and its [`PoolError::reason`] suits a
     /// condition reason.
-    Invalid(Error),
+    Invalid(PoolError),
 }
 
 impl Validity {
@@ -246,11 +247,15 @@ impl PoolState {
     }
 
     /// Whether the pool's serviceAllocation lets `key` use it.
-    pub(crate) fn allows(&self, key: &ServiceKey, request: &AllocRequest) -> Result<(), Error> {
+    pub(crate) fn allows(
+        &self,
+        key: &ServiceKey,
+        request: &AllocRequest,
+    ) -> Result<(), AllocationError> {
         self.pool
             .allocation
             .allows(&key.namespace, &request.namespace_labels, &request.labels)
-            .map_err(|why| Error::PoolNotAllowed {
+            .map_err(|why| AllocationError::PoolNotAllowed {
                 pool: self.pool.name.clone(),
                 service: key.clone(),
                 why,
@@ -353,12 +358,12 @@ fn validate(
     names: &BTreeSet<String>,
     index: &RangeIndex,
     earlier: &[PoolState],
-) -> Result<(), Error> {
+) -> Result<(), PoolError> {
     if let Some(err) = &pool.config_error {
         return Err(err.clone());
     }
     if names.contains(&pool.name) {
-        return Err(Error::DuplicatePoolName {
+        return Err(PoolError::DuplicatePoolName {
             pool: pool.name.clone(),
         });
     }
@@ -374,18 +379,20 @@ fn validate(
         ),
     ] {
         for selector in selectors {
-            selector.validate().map_err(|err| Error::InvalidSelector {
-                pool: pool.name.clone(),
-                field,
-                detail: err.to_string(),
-            })?;
+            selector
+                .validate()
+                .map_err(|err| PoolError::InvalidSelector {
+                    pool: pool.name.clone(),
+                    field,
+                    detail: err.to_string(),
+                })?;
         }
     }
     let mut ranges = pool.addresses.clone();
     ranges.sort_by_key(|r| (r.family(), r.bounds()));
     for pair in ranges.windows(2) {
         if pair[0].intersection(&pair[1]).is_some() {
-            return Err(Error::PoolRangesOverlap {
+            return Err(PoolError::PoolRangesOverlap {
                 pool: pool.name.clone(),
                 first: pair[0],
                 second: pair[1],
@@ -399,7 +406,7 @@ fn validate(
                 .get(other)
                 .map(|p| p.pool.name.clone())
                 .unwrap_or_default();
-            return Err(Error::PoolOverlapsPool {
+            return Err(PoolError::PoolOverlapsPool {
                 pool: pool.name.clone(),
                 other,
                 overlap,

@@ -6,9 +6,9 @@ use std::fmt;
 use std::net::IpAddr;
 use std::str::FromStr;
 
-use ferrolb_crds::range::Family;
+use crate::range::Family;
 
-use super::error::{Error, Result};
+use super::error::RequestError;
 use super::selector::Labels;
 
 /// Annotations naming the pool to allocate from, ours first.
@@ -31,32 +31,6 @@ pub const SHARING_KEY_ANNOTATIONS: [&str; 3] = [
     "metallb.universe.tf/allow-shared-ip",
     "metallb.io/allow-shared-ip",
 ];
-
-/// Identifies a Service.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct ServiceKey {
-    /// Namespace.
-    pub namespace: String,
-    /// Name.
-    pub name: String,
-}
-
-impl ServiceKey {
-    /// A key from namespace and name.
-    pub fn new(namespace: impl Into<String>, name: impl Into<String>) -> Self {
-        ServiceKey {
-            namespace: namespace.into(),
-            name: name.into(),
-        }
-    }
-}
-
-impl fmt::Display for ServiceKey {
-    /// `namespace/name`, as kubectl prints it.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.namespace, self.name)
-    }
-}
 
 /// A transport protocol of a Service port.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -125,14 +99,14 @@ pub enum FamilyPolicy {
 }
 
 impl FromStr for FamilyPolicy {
-    type Err = Error;
+    type Err = RequestError;
 
-    fn from_str(value: &str) -> Result<Self> {
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
         match value {
             "SingleStack" => Ok(FamilyPolicy::SingleStack),
             "PreferDualStack" => Ok(FamilyPolicy::PreferDualStack),
             "RequireDualStack" => Ok(FamilyPolicy::RequireDualStack),
-            _ => Err(Error::UnknownIpFamilyPolicy {
+            _ => Err(RequestError::UnknownIpFamilyPolicy {
                 value: value.to_string(),
             }),
         }
@@ -242,7 +216,7 @@ impl AllocRequest {
     /// disagree, `spec.loadBalancerIP` disagrees with the annotation, or a
     /// protocol, family, family policy or traffic policy is unknown. Empty
     /// annotation values count as absent.
-    pub fn from_service(parts: &ServiceParts<'_>) -> Result<AllocRequest> {
+    pub fn from_service(parts: &ServiceParts<'_>) -> Result<AllocRequest, RequestError> {
         let families = parse_families(parts.ip_families)?;
         let family_policy = match parts.ip_family_policy {
             None | Some("") => FamilyPolicy::SingleStack,
@@ -255,12 +229,12 @@ impl AllocRequest {
             .ports
             .iter()
             .map(|(protocol, port)| parse_port(protocol, *port))
-            .collect::<Result<Vec<_>>>()?;
+            .collect::<Result<Vec<_>, _>>()?;
         let external_traffic_local = match parts.external_traffic_policy {
             None | Some("") | Some("Cluster") => false,
             Some("Local") => true,
             Some(other) => {
-                return Err(Error::UnknownTrafficPolicy {
+                return Err(RequestError::UnknownTrafficPolicy {
                     value: other.to_string(),
                 })
             }
@@ -280,20 +254,20 @@ impl AllocRequest {
     }
 }
 
-fn parse_families(values: &[String]) -> Result<Vec<Family>> {
+fn parse_families(values: &[String]) -> Result<Vec<Family>, RequestError> {
     let mut families = Vec::with_capacity(values.len());
     for value in values {
         let family = match value.as_str() {
             "IPv4" => Family::V4,
             "IPv6" => Family::V6,
             _ => {
-                return Err(Error::UnknownIpFamily {
+                return Err(RequestError::UnknownIpFamily {
                     value: value.clone(),
                 })
             }
         };
         if families.contains(&family) {
-            return Err(Error::UnknownIpFamily {
+            return Err(RequestError::UnknownIpFamily {
                 value: value.clone(),
             });
         }
@@ -302,13 +276,13 @@ fn parse_families(values: &[String]) -> Result<Vec<Family>> {
     Ok(families)
 }
 
-fn parse_port(protocol: &str, port: u16) -> Result<Port> {
+fn parse_port(protocol: &str, port: u16) -> Result<Port, RequestError> {
     let protocol = match protocol {
         "" | "TCP" => Protocol::Tcp,
         "UDP" => Protocol::Udp,
         "SCTP" => Protocol::Sctp,
         other => {
-            return Err(Error::UnknownProtocol {
+            return Err(RequestError::UnknownProtocol {
                 protocol: other.to_string(),
                 port,
             })
@@ -331,8 +305,8 @@ fn present<'a>(
         .collect()
 }
 
-fn disagree(first: (&str, &str), second: (&str, &str)) -> Error {
-    Error::AnnotationsDisagree {
+fn disagree(first: (&str, &str), second: (&str, &str)) -> RequestError {
+    RequestError::AnnotationsDisagree {
         first: first.0.to_string(),
         first_value: first.1.to_string(),
         second: second.0.to_string(),
@@ -343,7 +317,7 @@ fn disagree(first: (&str, &str), second: (&str, &str)) -> Error {
 fn single_string(
     annotations: &BTreeMap<String, String>,
     names: &[&'static str],
-) -> Result<Option<String>> {
+) -> Result<Option<String>, RequestError> {
     let values = present(annotations, names);
     let Some(&first) = values.first() else {
         return Ok(None);
@@ -356,17 +330,17 @@ fn single_string(
 
 /// Parses a comma-separated IP list: every element an IP, at most one per
 /// family.
-fn parse_ip_list(annotation: &str, value: &str) -> Result<Vec<IpAddr>> {
+fn parse_ip_list(annotation: &str, value: &str) -> Result<Vec<IpAddr>, RequestError> {
     let mut ips: Vec<IpAddr> = Vec::new();
     for item in value.split(',') {
-        let ip = IpAddr::from_str(item.trim()).map_err(|_| Error::AnnotationBadIp {
+        let ip = IpAddr::from_str(item.trim()).map_err(|_| RequestError::AnnotationBadIp {
             annotation: annotation.to_string(),
             value: value.to_string(),
             item: item.trim().to_string(),
         })?;
         let family = Family::of(ip);
         if ips.iter().any(|known| Family::of(*known) == family) {
-            return Err(Error::AnnotationSameFamilyTwice {
+            return Err(RequestError::AnnotationSameFamilyTwice {
                 annotation: annotation.to_string(),
                 value: value.to_string(),
                 family,
@@ -383,7 +357,7 @@ fn sorted(ips: &[IpAddr]) -> Vec<IpAddr> {
     ips
 }
 
-fn requested_ips(parts: &ServiceParts<'_>) -> Result<Vec<IpAddr>> {
+fn requested_ips(parts: &ServiceParts<'_>) -> Result<Vec<IpAddr>, RequestError> {
     let values = present(parts.annotations, &LOAD_BALANCER_IPS_ANNOTATIONS);
     let mut from_annotation: Option<((&str, &str), Vec<IpAddr>)> = None;
     for (name, value) in values {
@@ -399,11 +373,13 @@ fn requested_ips(parts: &ServiceParts<'_>) -> Result<Vec<IpAddr>> {
     }
     let spec = match parts.load_balancer_ip.map(str::trim) {
         None | Some("") => None,
-        Some(text) => Some(
-            IpAddr::from_str(text).map_err(|_| Error::BadLoadBalancerIp {
-                value: text.to_string(),
-            })?,
-        ),
+        Some(text) => {
+            Some(
+                IpAddr::from_str(text).map_err(|_| RequestError::BadLoadBalancerIp {
+                    value: text.to_string(),
+                })?,
+            )
+        }
     };
     match (from_annotation, spec) {
         (None, None) => Ok(Vec::new()),
@@ -415,7 +391,7 @@ fn requested_ips(parts: &ServiceParts<'_>) -> Result<Vec<IpAddr>> {
             if ips == [ip] {
                 Ok(ips)
             } else {
-                Err(Error::LoadBalancerIpDisagrees {
+                Err(RequestError::LoadBalancerIpDisagrees {
                     spec: ip.to_string(),
                     annotation: name.to_string(),
                     value: value.to_string(),

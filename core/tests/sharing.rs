@@ -3,7 +3,7 @@
 mod common;
 
 use common::*;
-use ferrolb_controller::allocator::{AllocRequest, Port};
+use ferrolb_core::allocator::{AllocRequest, Port};
 
 fn local(sharing_key: &str, port: u16, app: &str) -> AllocRequest {
     let mut req = shared(sharing_key, &[Port::tcp(port)]);

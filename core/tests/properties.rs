@@ -6,9 +6,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
 use common::{ip, labels};
-use ferrolb_controller::allocator::{
-    is_buggy, AddressRange, AllocRequest, Allocator, Assignment, Error, Family, FamilyPolicy, Pool,
-    PoolCounts, Port, Protocol, ServiceKey,
+use ferrolb_core::allocator::{
+    is_buggy, AddressRange, AllocRequest, AllocationError, Allocator, Assignment, Family,
+    FamilyPolicy, Pool, PoolCounts, Port, Protocol, ServiceKey,
 };
 use proptest::prelude::*;
 
@@ -138,7 +138,7 @@ struct Model {
 /// The outcome of one op, compared between runs.
 #[derive(Debug, Clone, PartialEq)]
 enum Outcome {
-    Allocated(Result<Assignment, Error>),
+    Allocated(Result<Assignment, AllocationError>),
     Released(Option<Assignment>),
     Evicted(Vec<(ServiceKey, String)>),
 }

@@ -1,9 +1,9 @@
 //! The IP allocator: given pools and current assignments, which IPs a
 //! Service gets, or exactly why not.
 //!
-//! Pure: std and the std-only address ranges and label selectors of
-//! [`ferrolb_crds::range`] and [`ferrolb_crds::selector`] (shared with the
-//! speaker); no I/O, no Kubernetes objects. The controller converts Services
+//! Pure: std and this crate's address ranges ([`crate::range`]) and label
+//! selectors ([`crate::selector`], shared with the speaker); no I/O, no
+//! Kubernetes objects. The controller converts Services
 //! with [`AllocRequest::from_service`] and `IPAddressPool`s with
 //! [`Pool::parse`] (which uses [`AddressRange::parse`]) into [`Pool`]s, then
 //! drives an [`Allocator`]:
@@ -21,6 +21,7 @@
 mod choose;
 mod error;
 mod intervals;
+mod key;
 mod pool;
 mod request;
 mod selector;
@@ -29,11 +30,12 @@ mod sharing;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
-pub use error::{Error, Result};
-pub use ferrolb_crds::range::{is_buggy, AddressRange, Family};
+pub use crate::range::{is_buggy, AddressRange, Family};
+pub use error::{AllocationError, Error, PoolError, RequestError, Result};
+pub use key::ServiceKey;
 pub use pool::{Pool, PoolCounts, PoolCountsI64, Validity};
 pub use request::{
-    AllocRequest, FamilyPolicy, Port, Protocol, ServiceKey, ServiceParts, ADDRESS_POOL_ANNOTATIONS,
+    AllocRequest, FamilyPolicy, Port, Protocol, ServiceParts, ADDRESS_POOL_ANNOTATIONS,
     LOAD_BALANCER_IPS_ANNOTATIONS, SHARING_KEY_ANNOTATIONS,
 };
 pub use selector::{LabelSelector, Labels, SelectorOp, SelectorRequirement, ServiceAllocation};
@@ -58,7 +60,7 @@ pub struct Eviction {
     /// What it held.
     pub assignment: Assignment,
     /// Why it may not keep it.
-    pub reason: Error,
+    pub reason: AllocationError,
 }
 
 #[derive(Debug, Clone)]
@@ -127,25 +129,29 @@ impl Allocator {
 
     /// Whether `holding` may stay under the new pools; sharing is not
     /// re-checked because it does not depend on pools.
-    fn still_in_a_pool(&self, service: &ServiceKey, holding: &Holding) -> Result<usize> {
+    fn still_in_a_pool(
+        &self,
+        service: &ServiceKey,
+        holding: &Holding,
+    ) -> Result<usize, AllocationError> {
         let old_pool = &holding.assignment.pool;
         let mut found: Option<usize> = None;
         for &ip in &holding.assignment.ips {
             let pool = match self.locate(ip) {
                 Located::Valid(pool) => pool,
                 Located::Invalid(pool) => {
-                    return Err(Error::PoolInvalid {
+                    return Err(AllocationError::PoolInvalid {
                         pool: self.pools[pool].name().to_string(),
                     })
                 }
                 Located::Nowhere if !self.by_name.contains_key(old_pool) => {
-                    return Err(Error::PoolDeleted {
+                    return Err(AllocationError::PoolDeleted {
                         pool: old_pool.clone(),
                         ip,
                     })
                 }
                 Located::Nowhere => {
-                    return Err(Error::AddressNoLongerInPool {
+                    return Err(AllocationError::AddressNoLongerInPool {
                         pool: old_pool.clone(),
                         ip,
                     });
@@ -154,14 +160,14 @@ impl Allocator {
             let state = &self.pools[pool];
             state.allows(service, &holding.request)?;
             if state.pool.avoid_buggy_ips && is_buggy(ip) {
-                return Err(Error::BuggyIp {
+                return Err(AllocationError::BuggyIp {
                     ip,
                     pool: state.name().to_string(),
                 });
             }
             match found {
                 Some(first) if first != pool => {
-                    return Err(Error::AddressNoLongerInPool {
+                    return Err(AllocationError::AddressNoLongerInPool {
                         pool: self.pools[first].name().to_string(),
                         ip,
                     })
@@ -169,7 +175,7 @@ impl Allocator {
                 _ => found = Some(pool),
             }
         }
-        found.ok_or_else(|| Error::InvalidAssignment {
+        found.ok_or_else(|| AllocationError::InvalidAssignment {
             ips: String::new(),
             detail: "it holds no IP".to_string(),
         })
@@ -185,7 +191,11 @@ impl Allocator {
     /// Otherwise its IPs are released and a new choice is made; on a
     /// refusal the Service holds nothing, just as its status is then
     /// cleared (MetalLB does the same).
-    pub fn allocate(&mut self, service: &ServiceKey, request: &AllocRequest) -> Result<Assignment> {
+    pub fn allocate(
+        &mut self,
+        service: &ServiceKey,
+        request: &AllocRequest,
+    ) -> Result<Assignment, AllocationError> {
         if let Some(holding) = self.holdings.get(service) {
             if self.keeps(service, request, holding) {
                 let mut assignment = holding.assignment.clone();
@@ -214,7 +224,7 @@ impl Allocator {
         self.add(service.clone(), request.clone(), pool, ips);
         self.assignment(service)
             .cloned()
-            .ok_or(Error::InvalidAssignment {
+            .ok_or(AllocationError::InvalidAssignment {
                 ips: String::new(),
                 detail: "the assignment vanished".to_string(),
             })
@@ -234,14 +244,14 @@ impl Allocator {
         service: &ServiceKey,
         request: &AllocRequest,
         ips: &[IpAddr],
-    ) -> Result<Assignment> {
+    ) -> Result<Assignment, AllocationError> {
         self.remove(service);
         choose::check_ip_set(ips)?;
         let mut pool: Option<usize> = None;
         for &ip in ips {
             let here = self.check_ip(service, request, ip, None)?;
             if let Some(first) = pool.filter(|first| *first != here) {
-                return Err(Error::InvalidAssignment {
+                return Err(AllocationError::InvalidAssignment {
                     ips: join(ips),
                     detail: format!(
                         "{} is in IPAddressPool {:?} and {ip} in {:?}; one Service uses one pool",
@@ -253,7 +263,7 @@ impl Allocator {
             }
             pool = Some(here);
         }
-        let pool = pool.ok_or_else(|| Error::InvalidAssignment {
+        let pool = pool.ok_or_else(|| AllocationError::InvalidAssignment {
             ips: String::new(),
             detail: "no IP given".to_string(),
         })?;

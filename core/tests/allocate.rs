@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use ferrolb_controller::allocator::{Error, Family, FamilyPolicy, ServiceAllocation};
+use ferrolb_core::allocator::{AllocationError, Family, FamilyPolicy, ServiceAllocation};
 
 #[test]
 fn automatic_assignment_takes_the_lowest_free_address() {
@@ -335,7 +335,7 @@ fn require_dual_stack_gets_both_or_is_refused() {
         ips(&["198.51.100.7", "2001:db8::7"])
     );
     let err = a.allocate(&svc("b"), &req).unwrap_err();
-    assert_eq!(err, Error::DualStackUnavailable);
+    assert_eq!(err, AllocationError::DualStackUnavailable);
     let mut split = allocator(vec![
         pool("four", &["198.51.100.0/24"]),
         pool("six", &["2001:db8::/120"]),
