@@ -17,7 +17,6 @@ use futures::StreamExt;
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::{DeleteParams, PostParams};
-use kube::runtime::{reflector, watcher, WatchStreamExt};
 use kube::{Api, Client, ResourceExt};
 use serde_json::{json, Value};
 
@@ -65,18 +64,11 @@ pub fn slices_for(svc: &Service, nodes: &[(usize, String)]) -> Vec<Value> {
 pub fn start(client: Client, nodes: Vec<(usize, String)>) -> AbortOnDrop {
     AbortOnDrop(tokio::spawn(async move {
         let services: Api<Service> = Api::all(client.clone());
-        let (reader, writer) = reflector::store();
-        let stream = reflector(writer, watcher(services, watcher::Config::default()))
-            .default_backoff()
-            .touched_objects();
+        let stream = crate::follow::states(services);
         futures::pin_mut!(stream);
         // UID -> (namespace, name) of every Service whose slices exist.
         let mut done: HashMap<String, (String, String)> = HashMap::new();
-        while let Some(ev) = stream.next().await {
-            if ev.is_err() {
-                continue;
-            }
-            let state = reader.state();
+        while let Some(state) = stream.next().await {
             for svc in &state {
                 let Some(uid) = svc.uid() else { continue };
                 if done.contains_key(&uid) {

@@ -22,6 +22,7 @@ pub mod cluster;
 pub mod commands;
 pub mod endpoints;
 pub mod failover;
+pub mod follow;
 pub mod manifests;
 pub mod objects;
 pub mod process;

@@ -16,7 +16,6 @@ use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Service;
-use kube::runtime::{reflector, watcher, WatchStreamExt};
 use kube::{Api, Client};
 use netlab::Host;
 use tokio::io::AsyncWriteExt;
@@ -194,17 +193,9 @@ pub fn start(client: Client, nodes: Vec<(String, Host)>) -> AbortOnDrop {
             };
             per_node.spawn(proxy.run(rx.clone()));
         }
-        let api: Api<Service> = Api::all(client);
-        let (reader, writer) = reflector::store();
-        let stream = reflector(writer, watcher(api, watcher::Config::default()))
-            .default_backoff()
-            .touched_objects();
+        let stream = crate::follow::states(Api::<Service>::all(client));
         futures::pin_mut!(stream);
-        while let Some(ev) = stream.next().await {
-            if ev.is_err() {
-                continue;
-            }
-            let state = reader.state();
+        while let Some(state) = stream.next().await {
             let want = desired(state.iter().map(|s| s.as_ref()));
             tx.send_if_modified(|current| {
                 let changed = *current != want;

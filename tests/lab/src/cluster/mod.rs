@@ -114,6 +114,15 @@ impl std::fmt::Debug for Cluster {
 
 impl Drop for Cluster {
     fn drop(&mut self) {
+        // A failing test (a panic) keeps the logs, kubeconfigs and secret
+        // for a post-mortem; a passing one leaves nothing behind.
+        if std::thread::panicking() {
+            self.dir.disable_cleanup(true);
+            eprintln!(
+                "ferrolb-lab: the test failed; the lab's logs are kept in {}",
+                self.dir.path().display()
+            );
+        }
         self.proxy.take();
         self.endpoints.take();
         self.relay.take();

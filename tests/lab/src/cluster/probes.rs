@@ -75,7 +75,26 @@ impl Cluster {
             }
             tokio::time::sleep_until((start + Duration::from_millis(10)).into()).await;
         }
-        bail!("no answer from {ip}:{port} within {limit:?} (last: {last})")
+        let dump = self.dump_hosts(&format!("no-answer-{ip}-{port}.txt"));
+        bail!("no answer from {ip}:{port} within {limit:?} (last: {last}); {dump}")
+    }
+
+    /// Writes every host's addresses, links, neighbours and routes to
+    /// `name` in the lab's directory (kept when a test fails) and says
+    /// where, for a failure message.
+    fn dump_hosts(&self, name: &str) -> String {
+        let mut text = self.client.dump();
+        for node in &self.nodes {
+            text.push_str(&node.host.dump());
+        }
+        let path = self.dir().join(name);
+        match std::fs::write(&path, text) {
+            Ok(()) => format!("the hosts' network state is in {}", path.display()),
+            Err(e) => format!(
+                "writing the hosts' network state to {}: {e}",
+                path.display()
+            ),
+        }
     }
 
     /// The node whose MAC the client's neighbour entry for `ip` holds.
