@@ -6,8 +6,8 @@ use proptest::prelude::*;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-mod support;
-use support::many_ips;
+mod common;
+use common::many_ips;
 
 fn nodes(n: usize) -> Vec<String> {
     (1..=n).map(|i| format!("worker-{i}")).collect()

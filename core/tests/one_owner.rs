@@ -14,8 +14,8 @@ use proptest::prelude::*;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr};
 
-mod support;
-use support::many_ips;
+mod common;
+use common::many_ips;
 
 fn node(name: &str, labels: BTreeMap<String, String>, network_unavailable: bool) -> NodeFacts {
     NodeFacts {
