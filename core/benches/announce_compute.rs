@@ -1,14 +1,15 @@
-//! What a node announces, computed after every watched change (debounced
-//! 20 ms): from scratch (`announce::compute`, what a node, pool,
-//! advertisement or membership change costs) and after one Service
-//! changed (`compute_cached`, what the daemon pays for Service and
-//! EndpointSlice churn). Criterion prints the time per computation and the
-//! rate in Services per second.
+//! What a node announces: from scratch (`announce::compute`, what a node,
+//! pool, advertisement or membership change costs) and, with an
+//! [`Engine`] that holds every other decision, after one Service or one
+//! EndpointSlice changed, or after a change that alters nothing (what the
+//! daemon pays for Service and EndpointSlice churn). Criterion prints the
+//! time per computation; from scratch also the rate in Services per
+//! second.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use ferrolb_core::announce::interfaces::{Excludes, HostInterface};
 use ferrolb_core::announce::model::{AdInfo, NodeFacts, ObjectKey, ServiceInfo, SliceInfo};
-use ferrolb_core::announce::{compute, compute_cached, Cache, Local, World};
+use ferrolb_core::announce::{compute, Engine, Local, World};
 use std::collections::{BTreeMap, BTreeSet};
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv6Addr};
@@ -16,45 +17,35 @@ use std::net::{IpAddr, Ipv6Addr};
 fn world(services: usize, nodes: usize) -> World {
     let mut w = World::default();
     for n in 0..nodes {
-        let name = format!("node-{n}");
-        w.nodes.insert(
-            name.clone(),
-            NodeFacts {
-                name,
-                labels: BTreeMap::new(),
-                ready: true,
-                network_unavailable: false,
-                internal_ip: None,
-            },
-        );
+        w.set_node(NodeFacts {
+            name: format!("node-{n}"),
+            labels: BTreeMap::new(),
+            ready: true,
+            network_unavailable: false,
+            internal_ip: None,
+        });
     }
-    let ad = ObjectKey::new("ferrolb-system", "all");
-    w.ads.insert(
-        ad.clone(),
-        AdInfo {
-            key: ad,
-            ..AdInfo::default()
-        },
-    );
+    w.set_ad(AdInfo {
+        key: ObjectKey::new("ferrolb-system", "all"),
+        ..AdInfo::default()
+    });
+    let all: BTreeSet<String> = w.nodes().keys().cloned().collect();
     for k in 0..services {
         let key = ObjectKey::new("default", format!("svc-{k}"));
         let ip = IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 1, 0, 0, 1, k as u16));
-        w.services.insert(
-            key.clone(),
-            ServiceInfo {
-                key: key.clone(),
-                ips: vec![ip],
-                pool: Some("bench".into()),
-                local: false,
-                uid: None,
-            },
-        );
-        w.slices.insert(
+        w.set_service(ServiceInfo {
+            key: key.clone(),
+            ips: vec![ip],
+            pool: Some("bench".into()),
+            local: false,
+            uid: None,
+        });
+        w.set_slice(
             ObjectKey::new("default", format!("svc-{k}-v6")),
             SliceInfo {
                 service: Some(key),
                 ready: nodes,
-                ready_nodes: w.nodes.keys().cloned().collect(),
+                ready_nodes: all.clone(),
             },
         );
     }
@@ -63,38 +54,50 @@ fn world(services: usize, nodes: usize) -> World {
 
 fn announce_compute(c: &mut Criterion) {
     let mut group = c.benchmark_group("announce_compute");
+    group.sample_size(10);
     let links = vec![HostInterface::ethernet("eth0", 2, [2, 0, 0, 0, 0, 1])];
     let excludes = Excludes::default();
-    for (services, nodes) in [(1_000, 3), (1_000, 100), (10_000, 3)] {
-        let w = world(services, nodes);
-        let live: BTreeSet<String> = w.nodes.keys().cloned().collect();
+    for (services, nodes) in [(1_000, 3), (1_000, 100), (10_000, 3), (10_000, 100)] {
+        let mut w = world(services, nodes);
+        let live: BTreeSet<String> = w.nodes().keys().cloned().collect();
         let local = Local {
             me: "node-0",
             live: &live,
             links: &links,
             excludes: &excludes,
         };
+        let id = |what: &str| BenchmarkId::new(format!("{what}_{nodes}_nodes"), services);
         group.throughput(Throughput::Elements(services as u64));
-        group.bench_with_input(
-            BenchmarkId::new(format!("from_scratch_{nodes}_nodes"), services),
-            &w,
-            |b, w| b.iter(|| black_box(compute(black_box(w), &local))),
-        );
-        // What the daemon does after one Service changed: the cache holds
-        // every other verdict.
-        let mut changing = w.clone();
-        let mut cache = Cache::default();
+        group.bench_with_input(id("from_scratch"), &w, |b, w| {
+            b.iter(|| black_box(compute(black_box(w), &local)))
+        });
+        group.throughput(Throughput::Elements(1));
+        let mut engine = Engine::default();
+        engine.update(&w, &local);
         let one = ObjectKey::new("default", "svc-0");
-        group.bench_function(
-            BenchmarkId::new(format!("one_changed_{nodes}_nodes"), services),
-            |b| {
-                b.iter(|| {
-                    let svc = changing.services.get_mut(&one).expect("svc-0");
-                    svc.local = !svc.local;
-                    black_box(compute_cached(&changing, &local, &mut cache))
-                })
-            },
-        );
+        // A Service whose policy flips: decided again.
+        group.bench_function(id("one_service_changed"), |b| {
+            b.iter(|| {
+                w.edit_service(&one, |s| s.local = !s.local);
+                black_box(engine.update(&w, &local))
+            })
+        });
+        // One EndpointSlice loses and regains a ready endpoint.
+        let slice = ObjectKey::new("default", "svc-0-v6");
+        group.bench_function(id("one_slice_changed"), |b| {
+            b.iter(|| {
+                w.edit_slice(&slice, |s| s.ready = if s.ready == 0 { nodes } else { 0 });
+                black_box(engine.update(&w, &local))
+            })
+        });
+        // A watch event that alters nothing the decision reads.
+        let same = w.services()[&one].clone();
+        group.bench_function(id("unchanged"), |b| {
+            b.iter(|| {
+                black_box(w.set_service(same.clone()));
+                black_box(engine.update(&w, &local))
+            })
+        });
     }
     group.finish();
 }

@@ -37,7 +37,7 @@ fn world(
 ) -> World {
     let mut w = World::default();
     for n in nodes {
-        w.nodes.insert(n.name.clone(), n);
+        w.set_node(n);
     }
     let ranges = [
         "192.0.2.0/24",
@@ -45,32 +45,23 @@ fn world(
         "203.0.113.0/24",
         "2001:db8::/64",
     ];
-    w.pools.insert(
-        "docs".into(),
-        PoolInfo::new("docs", BTreeMap::new(), &ranges),
-    );
+    w.set_pool(PoolInfo::new("docs", BTreeMap::new(), &ranges));
     let ad = ObjectKey::new("ferrolb-system", "all");
-    w.ads.insert(
-        ad.clone(),
-        AdInfo {
-            key: ad,
-            node_selectors,
-            ..AdInfo::default()
-        },
-    );
+    w.set_ad(AdInfo {
+        key: ad,
+        node_selectors,
+        ..AdInfo::default()
+    });
     for (i, (ip, local, ready_nodes)) in services.iter().enumerate() {
         let key = ObjectKey::new("default", format!("svc-{i}"));
-        w.services.insert(
-            key.clone(),
-            ServiceInfo {
-                key: key.clone(),
-                ips: vec![*ip],
-                pool: None,
-                local: *local,
-                uid: None,
-            },
-        );
-        w.slices.insert(
+        w.set_service(ServiceInfo {
+            key: key.clone(),
+            ips: vec![*ip],
+            pool: None,
+            local: *local,
+            uid: None,
+        });
+        w.set_slice(
             ObjectKey::new("default", format!("svc-{i}-x")),
             SliceInfo {
                 service: Some(key),
@@ -194,7 +185,7 @@ proptest! {
                 Some(owner) => {
                     prop_assert_eq!(claimants, vec![owner]);
                     // The owner passes every candidate rule.
-                    let n = &w.nodes[owner];
+                    let n = &w.nodes()[owner];
                     prop_assert!(live.contains(owner));
                     prop_assert!(!n.labels.contains_key(EXCLUDE_FROM_LB_LABEL));
                     prop_assert!(!n.network_unavailable);

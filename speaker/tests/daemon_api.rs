@@ -232,6 +232,37 @@ async fn two_speakers_agree_on_one_owner_which_alone_reports_node_assigned() -> 
         assert_eq!(d.announce, want, "{name} announces only if it owns the IP");
         assert!(d.services.contains_key(&key));
     }
+    // The Service was announced before the speakers started: a start is
+    // no transition and writes no Event.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        assigned_events(&client).await?,
+        vec![],
+        "a start reports nothing"
+    );
+
+    // The Service loses its IP and gets it back: a transition, which the
+    // owner alone reports.
+    let set_ingress = |ingress: serde_json::Value| {
+        let client = client.clone();
+        async move {
+            Api::<Service>::namespaced(client, "default")
+                .patch_status(
+                    "web",
+                    &PatchParams::default(),
+                    &Patch::Merge(json!({"status": {"loadBalancer": {"ingress": ingress}}})),
+                )
+                .await
+        }
+    };
+    set_ingress(serde_json::Value::Null).await?;
+    for s in [&mut a, &mut b] {
+        wait_for(s, "the Service to leave", |d| d.services.is_empty()).await?;
+    }
+    set_ingress(json!([{"ip": VIP}])).await?;
+    for s in [&mut a, &mut b] {
+        wait_for(s, "the owner to be elected again", owned).await?;
+    }
 
     // A relist (all watches dropped) and an unrelated change recompute the
     // same answer and must not repeat the Event.
@@ -282,6 +313,20 @@ async fn two_speakers_agree_on_one_owner_which_alone_reports_node_assigned() -> 
     );
     assert_eq!(ev.series.as_ref().map(|s| s.count), None, "never repeated");
 
+    // Both speakers restart with nothing changed: no new Event.
+    let _ = a.stop.send(());
+    let _ = b.stop.send(());
+    let mut a = speaker("node-a", 0xa, &hub, &client, &watched, &live, &mut tasks)?;
+    let mut b = speaker("node-b", 0xb, &hub, &client, &watched, &live, &mut tasks)?;
+    wait_for(&mut a, "node-a to decide after its restart", owned).await?;
+    wait_for(&mut b, "node-b to decide after its restart", owned).await?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        assigned_events(&client).await?.len(),
+        1,
+        "a restart reports nothing"
+    );
+
     Api::<Service>::namespaced(client.clone(), "default")
         .delete("web", &DeleteParams::default())
         .await?;
@@ -330,7 +375,7 @@ async fn a_speaker_acts_only_on_services_of_its_load_balancer_class() -> TestRes
     let names = |w: &watches::Watched| -> Vec<String> {
         w.world
             .borrow()
-            .services
+            .services()
             .keys()
             .map(|k| k.name.clone())
             .collect()
@@ -339,7 +384,7 @@ async fn a_speaker_acts_only_on_services_of_its_load_balancer_class() -> TestRes
         let mut world = w.world.clone();
         tokio::time::timeout(
             Duration::from_secs(10),
-            world.wait_for(|world| world.services.keys().any(|k| k.name == want)),
+            world.wait_for(|world| world.services().keys().any(|k| k.name == want)),
         )
         .await??;
         let mut synced = w.synced.clone();

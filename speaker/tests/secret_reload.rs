@@ -129,30 +129,23 @@ fn free_port() -> u16 {
     panic!("no port free on both loopback addresses");
 }
 
-fn node(name: &str, ip: &str, ready: bool) -> (String, NodeFacts) {
-    (
-        name.to_owned(),
-        NodeFacts {
-            name: name.to_owned(),
-            labels: BTreeMap::new(),
-            ready,
-            network_unavailable: false,
-            internal_ip: Some(ip.parse::<IpAddr>().unwrap()),
-        },
-    )
+fn node(name: &str, ip: &str, ready: bool) -> NodeFacts {
+    NodeFacts {
+        name: name.to_owned(),
+        labels: BTreeMap::new(),
+        ready,
+        network_unavailable: false,
+        internal_ip: Some(ip.parse::<IpAddr>().unwrap()),
+    }
 }
 
 /// node-a (127.0.0.1) is not Ready in the API, node-b (127.0.0.2) is: so
 /// the fallback's live set differs from gossip's.
 fn world() -> World {
-    World {
-        nodes: [
-            node("node-a", "127.0.0.1", false),
-            node("node-b", "127.0.0.2", true),
-        ]
-        .into(),
-        ..World::default()
-    }
+    let mut w = World::default();
+    w.set_node(node("node-a", "127.0.0.1", false));
+    w.set_node(node("node-b", "127.0.0.2", true));
+    w
 }
 
 async fn speaker(

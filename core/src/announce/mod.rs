@@ -8,7 +8,8 @@
 //!   into at its watch edge.
 //! - [`interfaces`]: which of the host's interfaces an L2Advertisement
 //!   announces on.
-//! - [`compute`] / [`compute_cached`]: for each Service, its pool
+//! - [`world`]: the converted objects and the log of what changed.
+//! - [`compute`] / [`Engine`]: for each Service, its pool
 //!   ([`service_pool`]), the advertisements covering it, the nodes they
 //!   select, then one [`election::owner`] under the Service's first IP;
 //!   the owner announces every IP on the union of those advertisements'
@@ -16,29 +17,15 @@
 
 pub mod interfaces;
 pub mod model;
+pub mod world;
 
-use crate::election::{self, NoCandidate, NodeInfo, TrafficPolicy};
+use crate::election::{self, NoCandidate, NodeInfo};
 use interfaces::{Excludes, HostInterface, LinkProblem};
-use model::{AdInfo, NodeFacts, ObjectKey, PoolInfo, ServiceInfo, SliceInfo};
-use std::collections::HashMap;
-use std::collections::{BTreeMap, BTreeSet};
+use model::{AdInfo, ObjectKey, PoolInfo, ServiceInfo};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::net::IpAddr;
-
-/// The cluster objects the speaker watches, already converted.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct World {
-    /// LoadBalancer Services with ingress IPs.
-    pub services: BTreeMap<ObjectKey, ServiceInfo>,
-    /// EndpointSlices, by their own key.
-    pub slices: BTreeMap<ObjectKey, SliceInfo>,
-    /// Nodes, by name.
-    pub nodes: BTreeMap<String, NodeFacts>,
-    /// IPAddressPools of the speaker's namespace, by name.
-    pub pools: BTreeMap<String, PoolInfo>,
-    /// L2Advertisements of the speaker's namespace.
-    pub ads: BTreeMap<ObjectKey, AdInfo>,
-}
+pub use world::{Changes, World};
 
 /// What only this node knows.
 #[derive(Debug, Clone, Copy)]
@@ -160,152 +147,350 @@ impl Desired {
     }
 }
 
-/// Computes from scratch. The daemon uses [`compute_cached`], which
-/// returns the same result.
+/// Computes from scratch. The daemon keeps an [`Engine`], which returns
+/// the same result while deciding only what changed.
 pub fn compute(world: &World, local: &Local<'_>) -> Desired {
-    compute_cached(world, local, &mut Cache::default())
+    let mut engine = Engine::default();
+    engine.update(world, local);
+    engine.desired
 }
 
-/// Verdicts of the previous computation, so a change to one Service or
-/// its EndpointSlices re-elects that Service only. An election hashes
-/// every candidate node per IP: 1,000 Services on 100 nodes take about
-/// 34 ms to decide from scratch (`cargo bench -p ferrolb-core --bench announce_compute`),
-/// and the speaker recomputes after every watched change.
-#[derive(Debug, Default)]
-pub struct Cache {
-    globals: Option<Globals>,
-    services: HashMap<ObjectKey, Cached>,
+/// One Service whose decision changed ([`Delta::services`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceChange {
+    /// The Service.
+    pub key: ObjectKey,
+    /// Its decision before (`None`: it was not in the world).
+    pub before: Option<Decision>,
+    /// Its decision now (`None`: it left the world).
+    pub after: Option<Decision>,
 }
 
-/// Everything a verdict depends on besides its Service and slices; when
-/// any of it changes, every Service is decided again.
-#[derive(Debug, PartialEq)]
-struct Globals {
-    me: String,
-    nodes: BTreeMap<String, NodeFacts>,
-    pools: BTreeMap<String, PoolInfo>,
-    ads: BTreeMap<ObjectKey, AdInfo>,
-    live: BTreeSet<String>,
-    ad_links: BTreeMap<ObjectKey, Option<Vec<String>>>,
+/// What one [`Engine::update`] changed in [`Engine::desired`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Delta {
+    /// Services whose decision changed, by key.
+    pub services: Vec<ServiceChange>,
+    /// (IP, interface) pairs this node starts answering for.
+    pub announced: Vec<(IpAddr, String)>,
+    /// Pairs it stops answering for.
+    pub withdrawn: Vec<(IpAddr, String)>,
+    /// Whether [`Desired::interfaces`] changed.
+    pub interfaces_changed: bool,
+    /// Interface problems that were not there before.
+    pub new_link_problems: Vec<(ObjectKey, LinkProblem)>,
+    /// Whether every Service was decided again (first update, or a node,
+    /// pool, advertisement, membership or interface change).
+    pub all: bool,
 }
 
-impl Globals {
-    fn matches(
-        &self,
-        world: &World,
-        local: &Local<'_>,
-        ad_links: &BTreeMap<&ObjectKey, Option<Vec<String>>>,
-    ) -> bool {
-        self.me == local.me
-            && self.nodes == world.nodes
-            && self.pools == world.pools
-            && self.ads == world.ads
-            && &self.live == local.live
-            && self
-                .ad_links
-                .iter()
-                .eq(ad_links.iter().map(|(k, v)| (*k, v)))
+impl Delta {
+    /// Whether the announced pairs changed.
+    pub fn announce_changed(&self) -> bool {
+        !self.announced.is_empty() || !self.withdrawn.is_empty()
     }
 }
 
-#[derive(Debug)]
-struct Cached {
-    svc: ServiceInfo,
-    /// What the verdict took from the Service's EndpointSlices.
-    policy: TrafficPolicy,
-    verdict: Verdict,
+/// The announce decision, kept up to date change by change.
+///
+/// Deciding one Service hashes every candidate node per IP: 10,000
+/// Services on 100 nodes take hundreds of milliseconds from scratch
+/// (`cargo bench -p ferrolb-core --bench announce_compute`). So the engine
+/// reads the [`World`]'s change log and decides again only the Services
+/// that changed (a Service, or one of its EndpointSlices); a change to a
+/// node, pool or advertisement, to membership or to this node's
+/// interfaces decides every Service again. Pure: the result always equals
+/// [`compute`]'s for the same inputs (a property test checks it).
+#[derive(Debug, Default)]
+pub struct Engine {
+    /// (world id, last change seen).
+    seen: Option<(u64, u64)>,
+    /// What the previous update took from [`Local`].
+    local: Option<LocalSeen>,
+    /// The nodes as elections take them.
+    nodes: Vec<NodeInfo>,
+    /// Per pool, the advertisements selecting it and the nodes they select.
+    plans: HashMap<String, PoolPlan>,
+    desired: Desired,
+    /// How many Services announce each pair (IPs can be shared).
+    refs: HashMap<(IpAddr, String), u32>,
 }
 
-/// What this node announces, and every Service's verdict; verdicts whose
-/// inputs are unchanged since the previous call with the same `cache` are
-/// reused (pure: the cache only saves work, the result equals
-/// [`compute`]'s).
-pub fn compute_cached(world: &World, local: &Local<'_>, cache: &mut Cache) -> Desired {
-    let mut out = Desired::default();
-    let me_labels = world.nodes.get(local.me).map(|n| &n.labels);
-    // Per advertisement, the interfaces it uses on this node (None: it does
-    // not select this node).
-    let mut ad_links: BTreeMap<&ObjectKey, Option<Vec<String>>> = BTreeMap::new();
-    for (key, ad) in &world.ads {
+#[derive(Debug, PartialEq)]
+struct LocalSeen {
+    me: String,
+    live: BTreeSet<String>,
+    ad_links: AdLinks,
+}
+
+#[derive(Debug)]
+struct PoolPlan {
+    applying: Vec<ObjectKey>,
+    selected: BTreeSet<String>,
+}
+
+impl Engine {
+    /// The current decision.
+    pub fn desired(&self) -> &Desired {
+        &self.desired
+    }
+
+    /// Brings [`Engine::desired`] up to date with `world` and `local`, and
+    /// says what changed.
+    pub fn update(&mut self, world: &World, local: &Local<'_>) -> Delta {
+        let mut delta = Delta::default();
+        let (ad_links, interfaces, problems) = read_local(world, local);
+        if interfaces != self.desired.interfaces {
+            delta.interfaces_changed = true;
+            self.desired.interfaces = interfaces;
+        }
+        delta.new_link_problems = problems
+            .difference(&self.desired.link_problems)
+            .cloned()
+            .collect();
+        self.desired.link_problems = problems;
+        let same_world = self.seen.is_some_and(|(id, _)| id == world.id());
+        let since = self.seen.map_or(0, |(_, seq)| seq);
+        let local_same = self
+            .local
+            .as_ref()
+            .is_some_and(|l| l.me == local.me && &l.live == local.live && l.ad_links == ad_links);
+        let changes = if !same_world || !local_same {
+            Changes::All
+        } else {
+            world.changes_since(since)
+        };
+        self.seen = Some((world.id(), world.seq()));
+        if !local_same {
+            self.local = Some(LocalSeen {
+                me: local.me.to_owned(),
+                live: local.live.clone(),
+                ad_links,
+            });
+        }
+        match changes {
+            Changes::None => {}
+            Changes::Services(keys) => {
+                for key in keys {
+                    self.decide(world, local, key, &mut delta, false);
+                }
+            }
+            Changes::All => {
+                delta.all = true;
+                self.plans.clear();
+                self.nodes = world
+                    .nodes()
+                    .values()
+                    .map(|n| NodeInfo {
+                        name: n.name.clone(),
+                        labels: n.labels.clone(),
+                        live: local.live.contains(&n.name),
+                        network_unavailable: n.network_unavailable,
+                    })
+                    .collect();
+                let gone: Vec<ObjectKey> = self
+                    .desired
+                    .services
+                    .keys()
+                    .filter(|k| !world.services().contains_key(*k))
+                    .cloned()
+                    .collect();
+                // Who "me" is may have changed too: the pairs are counted
+                // again from every decision, and the delta is the
+                // difference of the sets.
+                let before = std::mem::take(&mut self.desired.announce);
+                self.refs.clear();
+                for key in gone.iter().chain(world.services().keys()) {
+                    self.decide(world, local, key, &mut delta, true);
+                }
+                delta.announced = self.desired.announce.difference(&before).cloned().collect();
+                delta.withdrawn = before.difference(&self.desired.announce).cloned().collect();
+            }
+        }
+        delta
+    }
+
+    /// Decides `key` again and records the change, if any. `recount`: the
+    /// pairs are being counted from scratch, so every decision holds its
+    /// pairs whether or not it changed.
+    fn decide(
+        &mut self,
+        world: &World,
+        local: &Local<'_>,
+        key: &ObjectKey,
+        delta: &mut Delta,
+        recount: bool,
+    ) {
+        let after = world.services().get(key).map(|svc| Decision {
+            ips: svc.ips.clone(),
+            verdict: self.verdict(world, local, svc),
+        });
+        if recount {
+            for (ip, iface) in pairs(after.as_ref(), local.me) {
+                self.hold(ip, iface, None);
+            }
+        }
+        let before = self.desired.services.get(key);
+        if before == after.as_ref() {
+            return;
+        }
+        let before = match &after {
+            Some(d) => self.desired.services.insert(key.clone(), d.clone()),
+            None => self.desired.services.remove(key),
+        };
+        if !recount {
+            for (ip, iface) in pairs(before.as_ref(), local.me) {
+                self.release(ip, iface, delta);
+            }
+            for (ip, iface) in pairs(after.as_ref(), local.me) {
+                self.hold(ip, iface, Some(&mut *delta));
+            }
+        }
+        delta.services.push(ServiceChange {
+            key: key.clone(),
+            before,
+            after,
+        });
+    }
+
+    fn hold(&mut self, ip: IpAddr, iface: &str, delta: Option<&mut Delta>) {
+        let pair = (ip, iface.to_owned());
+        let n = self.refs.entry(pair.clone()).or_default();
+        *n += 1;
+        if *n == 1 {
+            self.desired.announce.insert(pair.clone());
+            if let Some(delta) = delta {
+                delta.announced.push(pair);
+            }
+        }
+    }
+
+    fn release(&mut self, ip: IpAddr, iface: &str, delta: &mut Delta) {
+        let pair = (ip, iface.to_owned());
+        let Some(n) = self.refs.get_mut(&pair) else {
+            return;
+        };
+        *n -= 1;
+        if *n == 0 {
+            self.refs.remove(&pair);
+            self.desired.announce.remove(&pair);
+            delta.withdrawn.push(pair);
+        }
+    }
+
+    fn verdict(&mut self, world: &World, local: &Local<'_>, svc: &ServiceInfo) -> Verdict {
+        // `ServiceInfo` always holds an IP; one built without any has
+        // nothing to place in a pool or to announce.
+        let Some(key) = election::service_key(&svc.ips) else {
+            return Verdict::Unannounced(Unannounced::NoPool { ips: Vec::new() });
+        };
+        let Some(pool) = service_pool(world.pools(), svc) else {
+            return Verdict::Unannounced(Unannounced::NoPool {
+                ips: svc.ips.clone(),
+            });
+        };
+        let plan = self
+            .plans
+            .entry(pool.to_owned())
+            .or_insert_with(|| PoolPlan::new(world, pool));
+        if plan.applying.is_empty() {
+            return Verdict::Unannounced(Unannounced::NoAdvertisement {
+                pool: pool.to_string(),
+            });
+        }
+        let policy = model::traffic_policy(svc.local, world.slices_of(&svc.key));
+        let node = match election::owner(key, &self.nodes, &plan.selected, &policy) {
+            Ok(node) => node.to_owned(),
+            Err(why) => return Verdict::Unannounced(Unannounced::NoCandidate(why)),
+        };
+        let interfaces = if node == local.me {
+            let ad_links = self.local.as_ref().map(|l| &l.ad_links);
+            let set: BTreeSet<&String> = plan
+                .applying
+                .iter()
+                .filter_map(|k| ad_links.and_then(|l| l.get(k)).and_then(Option::as_ref))
+                .flatten()
+                .collect();
+            set.into_iter().cloned().collect()
+        } else {
+            Vec::new()
+        };
+        Verdict::Owner { node, interfaces }
+    }
+}
+
+impl PoolPlan {
+    fn new(world: &World, pool: &str) -> Self {
+        let labels = world.pools().get(pool).map(|p| &p.labels);
+        let applying: Vec<(&ObjectKey, &AdInfo)> = world
+            .ads()
+            .iter()
+            .filter(|(_, ad)| ad.selects_pool(pool, labels))
+            .collect();
+        let selected = world
+            .nodes()
+            .values()
+            .filter(|n| applying.iter().any(|(_, ad)| ad.selects_node(&n.labels)))
+            .map(|n| n.name.clone())
+            .collect();
+        Self {
+            applying: applying.into_iter().map(|(k, _)| k.clone()).collect(),
+            selected,
+        }
+    }
+}
+
+/// The (IP, interface) pairs `decision` makes `me` announce.
+fn pairs<'a>(
+    decision: Option<&'a Decision>,
+    me: &'a str,
+) -> impl Iterator<Item = (IpAddr, &'a str)> + 'a {
+    decision
+        .and_then(|d| match &d.verdict {
+            Verdict::Owner { node, interfaces } if node == me => Some((d, interfaces)),
+            _ => None,
+        })
+        .into_iter()
+        .flat_map(|(d, ifaces)| {
+            d.ips
+                .iter()
+                .flat_map(move |ip| ifaces.iter().map(move |i| (*ip, i.as_str())))
+        })
+}
+
+/// Per advertisement, the interfaces it uses on this node (None: it does
+/// not select this node).
+type AdLinks = BTreeMap<ObjectKey, Option<Vec<String>>>;
+
+/// Per advertisement, the interfaces it uses here; the interfaces to open
+/// and the problems with them.
+fn read_local(
+    world: &World,
+    local: &Local<'_>,
+) -> (
+    AdLinks,
+    BTreeSet<String>,
+    BTreeSet<(ObjectKey, LinkProblem)>,
+) {
+    let me_labels = world.nodes().get(local.me).map(|n| &n.labels);
+    let mut interfaces = BTreeSet::new();
+    let mut problems = BTreeSet::new();
+    let mut ad_links = BTreeMap::new();
+    for (key, ad) in world.ads() {
         let here = me_labels.is_some_and(|l| ad.selects_node(l));
         let chosen = here.then(|| {
             let sel = interfaces::select(local.links, &ad.interfaces, local.excludes);
             for p in sel.problems {
-                out.link_problems.insert((key.clone(), p));
+                problems.insert((key.clone(), p));
             }
             sel.names
         });
         if let Some(names) = &chosen {
-            out.interfaces.extend(names.iter().cloned());
+            interfaces.extend(names.iter().cloned());
         }
-        ad_links.insert(key, chosen);
+        ad_links.insert(key.clone(), chosen);
     }
-    if !cache
-        .globals
-        .as_ref()
-        .is_some_and(|g| g.matches(world, local, &ad_links))
-    {
-        cache.services.clear();
-        cache.globals = Some(Globals {
-            me: local.me.to_owned(),
-            nodes: world.nodes.clone(),
-            pools: world.pools.clone(),
-            ads: world.ads.clone(),
-            live: local.live.clone(),
-            ad_links: ad_links
-                .iter()
-                .map(|(k, v)| ((*k).clone(), v.clone()))
-                .collect(),
-        });
-    }
-    let nodes: Vec<NodeInfo> = world
-        .nodes
-        .values()
-        .map(|n| NodeInfo {
-            name: n.name.clone(),
-            labels: n.labels.clone(),
-            live: local.live.contains(&n.name),
-            network_unavailable: n.network_unavailable,
-        })
-        .collect();
-    let mut slices: BTreeMap<&ObjectKey, Vec<&SliceInfo>> = BTreeMap::new();
-    for s in world.slices.values() {
-        if let Some(svc) = &s.service {
-            slices.entry(svc).or_default().push(s);
-        }
-    }
-    let mut next = HashMap::with_capacity(world.services.len());
-    for (key, svc) in &world.services {
-        let own: &[&SliceInfo] = slices.get(key).map_or(&[], Vec::as_slice);
-        let policy = model::traffic_policy(svc.local, own.iter().copied());
-        let entry = match cache.services.remove(key) {
-            Some(c) if c.svc == *svc && c.policy == policy => c,
-            _ => Cached {
-                verdict: decide_service(world, local, svc, &nodes, &policy, &ad_links),
-                svc: svc.clone(),
-                policy,
-            },
-        };
-        if let Verdict::Owner { node, interfaces } = &entry.verdict {
-            if node == local.me {
-                for ip in &svc.ips {
-                    for i in interfaces {
-                        out.announce.insert((*ip, i.clone()));
-                    }
-                }
-            }
-        }
-        out.services.insert(
-            key.clone(),
-            Decision {
-                ips: svc.ips.clone(),
-                verdict: entry.verdict.clone(),
-            },
-        );
-        next.insert(key.clone(), entry);
-    }
-    cache.services = next;
-    out
+    (ad_links, interfaces, problems)
 }
 
 /// The pool of a Service, found from its IPs as MetalLB's speaker does
@@ -338,58 +523,6 @@ pub fn service_pool<'a>(
         .find(|(_, p)| holds_all(p))
         .map(|(name, _)| name.as_str())
         .or(annotated)
-}
-
-fn decide_service(
-    world: &World,
-    local: &Local<'_>,
-    svc: &ServiceInfo,
-    nodes: &[NodeInfo],
-    policy: &TrafficPolicy,
-    ad_links: &BTreeMap<&ObjectKey, Option<Vec<String>>>,
-) -> Verdict {
-    // `ServiceInfo` always holds an IP; one built without any has nothing
-    // to place in a pool or to announce.
-    let Some(key) = election::service_key(&svc.ips) else {
-        return Verdict::Unannounced(Unannounced::NoPool { ips: Vec::new() });
-    };
-    let Some(pool) = service_pool(&world.pools, svc) else {
-        return Verdict::Unannounced(Unannounced::NoPool {
-            ips: svc.ips.clone(),
-        });
-    };
-    let pool_labels = world.pools.get(pool).map(|p| &p.labels);
-    let applying: Vec<(&ObjectKey, &AdInfo)> = world
-        .ads
-        .iter()
-        .filter(|(_, ad)| ad.selects_pool(pool, pool_labels))
-        .collect();
-    if applying.is_empty() {
-        return Verdict::Unannounced(Unannounced::NoAdvertisement {
-            pool: pool.to_string(),
-        });
-    }
-    let selected: BTreeSet<String> = world
-        .nodes
-        .values()
-        .filter(|n| applying.iter().any(|(_, ad)| ad.selects_node(&n.labels)))
-        .map(|n| n.name.clone())
-        .collect();
-    let node = match election::owner(key, nodes, &selected, policy) {
-        Ok(node) => node.to_owned(),
-        Err(why) => return Verdict::Unannounced(Unannounced::NoCandidate(why)),
-    };
-    let interfaces = if node == local.me {
-        let set: BTreeSet<&String> = applying
-            .iter()
-            .filter_map(|(k, _)| ad_links.get(k).and_then(Option::as_ref))
-            .flatten()
-            .collect();
-        set.into_iter().cloned().collect()
-    } else {
-        Vec::new()
-    };
-    Verdict::Owner { node, interfaces }
 }
 
 #[cfg(test)]

@@ -1,14 +1,16 @@
 //! Kubernetes Events about what the speaker decided.
 //!
-//! [`Notices`] is pure: from one [`Desired`] to the next it says what is
-//! new. Each notice is sent once per change, never again on a resync or
-//! a relist, and by exactly one node:
+//! [`Notices`] is pure: from the decision's [`Delta`] it says what is
+//! new. Each notice is sent once per transition, never on a resync, a
+//! relist or the first computation after a start (a restart with nothing
+//! changed writes nothing), and by exactly one node:
 //!
 //! - `nodeAssigned` (Normal, MetalLB's reason) on the Service, by the new
 //!   owner only, naming the node and its interfaces;
 //! - the [`Unannounced`] reason (Warning) on the Service, by one node
 //!   chosen like an owner among the live nodes, so N speakers do not send
-//!   N copies;
+//!   N copies; except `NoL2Advertisement`, a fact about the pool, which
+//!   the controller reports on the pool;
 //! - `InterfaceMissing` / `InterfaceDown` / `InterfaceUnusable` (Warning)
 //!   on the L2Advertisement, by the node concerned;
 //! - `InvalidMemberlistSecret` (Warning) on this node's Node object, when
@@ -17,12 +19,12 @@
 use crate::membership::SecretProblem;
 use ferrolb_core::announce::interfaces::LinkProblem;
 use ferrolb_core::announce::model::ObjectKey;
-use ferrolb_core::announce::{Desired, Unannounced, Verdict, World};
+use ferrolb_core::announce::{Decision, Delta, Unannounced, Verdict, World};
 use ferrolb_core::election;
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::Client;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::net::IpAddr;
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, warn, Instrument};
@@ -130,13 +132,13 @@ impl Notice {
                 "v1",
                 "Service",
                 service,
-                world.services.get(service).and_then(|s| s.uid.clone()),
+                world.services().get(service).and_then(|s| s.uid.clone()),
             ),
             Self::Link { advertisement, .. } => (
                 "ferrolb.io/v1beta1",
                 "L2Advertisement",
                 advertisement,
-                world.ads.get(advertisement).and_then(|a| a.uid.clone()),
+                world.ads().get(advertisement).and_then(|a| a.uid.clone()),
             ),
         };
         ObjectReference {
@@ -158,12 +160,15 @@ fn quoted(names: &[String]) -> String {
         .join(", ")
 }
 
-/// What the previous computation said, to report only changes.
+/// Turns each [`Delta`] into the Events it deserves.
+///
+/// The first delta after a start is the baseline: it reports nothing, so
+/// a restart with nothing changed in the cluster writes no Event (the
+/// Events of the previous run still describe it). After that, only
+/// transitions are reported.
 #[derive(Debug, Default)]
 pub struct Notices {
-    owners: BTreeMap<ObjectKey, Option<String>>,
-    reasons: BTreeMap<ObjectKey, &'static str>,
-    problems: BTreeSet<(ObjectKey, LinkProblem)>,
+    started: bool,
 }
 
 /// The result of [`Notices::update`].
@@ -171,61 +176,76 @@ pub struct Notices {
 pub struct Update {
     /// Events to send.
     pub notices: Vec<Notice>,
-    /// Services whose owner changed since the previous computation (not
-    /// counting the first time a Service is seen).
+    /// Services whose owner changed (not counting Services that appeared
+    /// or left).
     pub owner_changes: u64,
 }
 
+/// Whether the reason is a fact about the Service itself. A Service is
+/// unannounced with [`Unannounced::NoAdvertisement`] because of its pool:
+/// the controller says so on the pool (its `Advertised` condition and an
+/// Event) and in the Service's `IPAllocated` Event, once, rather than
+/// every Service of the pool getting a Warning.
+fn about_the_service(why: &Unannounced) -> bool {
+    !matches!(why, Unannounced::NoAdvertisement { .. })
+}
+
 impl Notices {
-    /// Compares `desired` with the previous call. `live` are the live
-    /// nodes, among which one reports unannounced Services.
-    pub fn update(&mut self, me: &str, desired: &Desired, live: &BTreeSet<String>) -> Update {
+    /// What `delta` deserves. `live` are the live nodes, among which one
+    /// reports an unannounced Service.
+    pub fn update(&mut self, me: &str, delta: &Delta, live: &BTreeSet<String>) -> Update {
         let mut out = Update::default();
-        let mut owners = BTreeMap::new();
-        let mut reasons = BTreeMap::new();
-        for (key, decision) in &desired.services {
-            let owner = decision.owner().map(str::to_owned);
-            let before = self.owners.get(key);
-            if before.is_some_and(|b| *b != owner) {
+        let baseline = !std::mem::replace(&mut self.started, true);
+        for change in &delta.services {
+            let before = change.before.as_ref();
+            let (before_owner, after_owner) = (
+                before.and_then(Decision::owner),
+                change.after.as_ref().and_then(Decision::owner),
+            );
+            if before.is_some() && change.after.is_some() && before_owner != after_owner {
                 out.owner_changes += 1;
             }
-            match &decision.verdict {
-                Verdict::Owner { node, interfaces } => {
-                    if node == me && before != Some(&owner) {
-                        out.notices.push(Notice::Assigned {
-                            service: key.clone(),
-                            ips: decision.ips.clone(),
-                            node: node.clone(),
-                            interfaces: interfaces.clone(),
-                        });
-                    }
+            let Some(after) = &change.after else { continue };
+            if baseline {
+                continue;
+            }
+            match &after.verdict {
+                Verdict::Owner { node, interfaces } if node == me && before_owner != Some(me) => {
+                    out.notices.push(Notice::Assigned {
+                        service: change.key.clone(),
+                        ips: after.ips.clone(),
+                        node: node.clone(),
+                        interfaces: interfaces.clone(),
+                    });
                 }
+                Verdict::Owner { .. } => {}
                 Verdict::Unannounced(why) => {
-                    reasons.insert(key.clone(), why.reason());
-                    let reporter = decision
+                    let was = before.and_then(|d| match &d.verdict {
+                        Verdict::Unannounced(w) => Some(w.reason()),
+                        Verdict::Owner { .. } => None,
+                    });
+                    let reporter = after
                         .ips
                         .first()
                         .and_then(|ip| election::elect(*ip, live.iter().map(String::as_str)));
-                    if reporter == Some(me) && self.reasons.get(key) != Some(&why.reason()) {
+                    if about_the_service(why) && reporter == Some(me) && was != Some(why.reason()) {
                         out.notices.push(Notice::Unannounced {
-                            service: key.clone(),
+                            service: change.key.clone(),
                             why: why.clone(),
                         });
                     }
                 }
             }
-            owners.insert(key.clone(), owner);
         }
-        for (ad, problem) in desired.link_problems.difference(&self.problems) {
-            out.notices.push(Notice::Link {
-                advertisement: ad.clone(),
-                node: me.to_owned(),
-                problem: problem.clone(),
-            });
+        if !baseline {
+            for (ad, problem) in &delta.new_link_problems {
+                out.notices.push(Notice::Link {
+                    advertisement: ad.clone(),
+                    node: me.to_owned(),
+                    problem: problem.clone(),
+                });
+            }
         }
-        self.owners = owners;
-        self.reasons = reasons;
-        self.problems = desired.link_problems.clone();
         out
     }
 }
@@ -305,37 +325,75 @@ mod tests {
         );
         assert_eq!(notice.action(), "Gossip");
     }
-    use ferrolb_core::announce::Decision;
+    use ferrolb_core::announce::ServiceChange;
     use ferrolb_core::election::NoCandidate;
 
     fn key() -> ObjectKey {
         ObjectKey::new("default", "web")
     }
 
-    fn owned_by(node: &str) -> Desired {
-        let mut d = Desired::default();
-        d.services.insert(
-            key(),
-            Decision {
-                ips: vec!["192.0.2.10".parse().unwrap()],
-                verdict: Verdict::Owner {
-                    node: node.into(),
-                    interfaces: vec!["eth0".into()],
-                },
+    fn owned_by(node: &str) -> Decision {
+        Decision {
+            ips: vec!["192.0.2.10".parse().unwrap()],
+            verdict: Verdict::Owner {
+                node: node.into(),
+                interfaces: vec!["eth0".into()],
             },
-        );
-        d
+        }
+    }
+
+    fn unannounced(why: Unannounced) -> Decision {
+        Decision {
+            verdict: Verdict::Unannounced(why),
+            ..owned_by("x")
+        }
+    }
+
+    fn change(before: Option<Decision>, after: Option<Decision>) -> Delta {
+        Delta {
+            services: vec![ServiceChange {
+                key: key(),
+                before,
+                after,
+            }],
+            ..Delta::default()
+        }
     }
 
     fn live() -> BTreeSet<String> {
         ["node-a".to_string(), "node-b".to_string()].into()
     }
 
+    /// Notices past their baseline.
+    fn started() -> Notices {
+        let mut n = Notices::default();
+        n.update("any", &Delta::default(), &live());
+        n
+    }
+
     #[test]
-    fn node_assigned_is_sent_once_by_the_owner_and_not_on_resync() {
-        let mut a = Notices::default();
-        let mut b = Notices::default();
-        let first = a.update("node-a", &owned_by("node-a"), &live());
+    fn the_first_delta_after_a_start_reports_nothing() {
+        let mut n = Notices::default();
+        let first = n.update("node-a", &change(None, Some(owned_by("node-a"))), &live());
+        assert_eq!(first, Update::default(), "a restart writes no Event");
+        let mut problem = Delta::default();
+        problem.new_link_problems.push((
+            ObjectKey::new("ferrolb-system", "ad"),
+            LinkProblem::Missing {
+                interface: "eth9".into(),
+            },
+        ));
+        assert!(Notices::default()
+            .update("node-a", &problem, &live())
+            .notices
+            .is_empty());
+    }
+
+    #[test]
+    fn node_assigned_is_sent_once_by_the_new_owner() {
+        let (mut a, mut b) = (started(), started());
+        let new = change(None, Some(owned_by("node-a")));
+        let first = a.update("node-a", &new, &live());
         assert_eq!(first.notices.len(), 1);
         let (_, reason, note) = first.notices[0].render();
         assert_eq!(reason, "nodeAssigned");
@@ -343,85 +401,83 @@ mod tests {
             note,
             "announcing from node \"node-a\" with protocol \"layer2\" on interface \"eth0\""
         );
-        assert!(b
-            .update("node-b", &owned_by("node-a"), &live())
-            .notices
-            .is_empty());
-        assert!(a
-            .update("node-a", &owned_by("node-a"), &live())
-            .notices
-            .is_empty());
-        assert_eq!(
-            a.update("node-a", &owned_by("node-b"), &live())
-                .owner_changes,
-            1
+        assert!(b.update("node-b", &new, &live()).notices.is_empty());
+        let moved = change(Some(owned_by("node-a")), Some(owned_by("node-b")));
+        assert_eq!(a.update("node-a", &moved, &live()).notices, vec![]);
+        let to_b = b.update("node-b", &moved, &live());
+        assert_eq!((to_b.notices.len(), to_b.owner_changes), (1, 1));
+        // Interfaces changing under the same owner is no new assignment.
+        let mut more = owned_by("node-b");
+        more.verdict = Verdict::Owner {
+            node: "node-b".into(),
+            interfaces: vec!["eth0".into(), "eth1".into()],
+        };
+        let same_owner = b.update(
+            "node-b",
+            &change(Some(owned_by("node-b")), Some(more)),
+            &live(),
         );
-        let back = a.update("node-a", &owned_by("node-a"), &live());
-        assert_eq!((back.notices.len(), back.owner_changes), (1, 1));
+        assert_eq!(same_owner, Update::default());
     }
 
     #[test]
-    fn an_unannounced_service_is_reported_by_one_live_node_once() {
-        let mut d = owned_by("x");
-        d.services.get_mut(&key()).unwrap().verdict =
-            Verdict::Unannounced(Unannounced::NoCandidate(NoCandidate::NoReadyEndpoint));
+    fn an_unannounced_service_is_reported_by_one_live_node_once_per_reason() {
+        let why = Unannounced::NoCandidate(NoCandidate::NoReadyEndpoint);
+        let lost = change(Some(owned_by("node-a")), Some(unannounced(why.clone())));
         let sent: usize = ["node-a", "node-b"]
             .iter()
-            .map(|me| Notices::default().update(me, &d, &live()).notices.len())
+            .map(|me| started().update(me, &lost, &live()).notices.len())
             .sum();
         assert_eq!(sent, 1);
         let reporter =
             election::elect("192.0.2.10".parse().unwrap(), ["node-a", "node-b"]).unwrap();
-        let mut n = Notices::default();
-        assert_eq!(n.update(reporter, &d, &live()).notices.len(), 1);
-        assert!(n.update(reporter, &d, &live()).notices.is_empty());
+        let mut n = started();
+        let same_reason = change(Some(unannounced(why.clone())), Some(unannounced(why)));
+        assert!(n.update(reporter, &same_reason, &live()).notices.is_empty());
     }
 
     #[test]
-    fn a_link_problem_is_reported_once_while_it_lasts() {
-        let mut d = Desired::default();
-        d.link_problems.insert((
+    fn a_pool_without_advertisement_is_not_reported_on_each_service() {
+        let why = Unannounced::NoAdvertisement {
+            pool: "quiet".into(),
+        };
+        for me in ["node-a", "node-b"] {
+            let new = change(None, Some(unannounced(why.clone())));
+            assert!(started().update(me, &new, &live()).notices.is_empty());
+        }
+    }
+
+    #[test]
+    fn a_new_link_problem_is_reported() {
+        let mut d = Delta::default();
+        d.new_link_problems.push((
             ObjectKey::new("ferrolb-system", "ad"),
             LinkProblem::Missing {
                 interface: "eth9".into(),
             },
         ));
-        let mut n = Notices::default();
-        let first = n.update("node-a", &d, &live());
+        let first = started().update("node-a", &d, &live());
         assert_eq!(first.notices.len(), 1);
         assert_eq!(first.notices[0].render().1, "InterfaceMissing");
-        assert!(n.update("node-a", &d, &live()).notices.is_empty());
-        n.update("node-a", &Desired::default(), &live());
-        assert_eq!(
-            n.update("node-a", &d, &live()).notices.len(),
-            1,
-            "it came back"
-        );
     }
 
     #[test]
     fn references_carry_the_uid_the_world_knows() {
         use ferrolb_core::announce::model::{AdInfo, ServiceInfo};
         let mut world = World::default();
-        world.services.insert(
-            key(),
-            ServiceInfo {
-                key: key(),
-                ips: vec!["192.0.2.10".parse().unwrap()],
-                pool: None,
-                local: false,
-                uid: Some("u-web".into()),
-            },
-        );
+        world.set_service(ServiceInfo {
+            key: key(),
+            ips: vec!["192.0.2.10".parse().unwrap()],
+            pool: None,
+            local: false,
+            uid: Some("u-web".into()),
+        });
         let ad = ObjectKey::new("ferrolb-system", "lan");
-        world.ads.insert(
-            ad.clone(),
-            AdInfo {
-                key: ad.clone(),
-                uid: Some("u-lan".into()),
-                ..AdInfo::default()
-            },
-        );
+        world.set_ad(AdInfo {
+            key: ad.clone(),
+            uid: Some("u-lan".into()),
+            ..AdInfo::default()
+        });
         let assigned = Notice::Assigned {
             service: key(),
             ips: vec![],

@@ -270,7 +270,7 @@ impl Supervisor {
             let mut args = self.args.clone();
             if args.advertise_addr.is_none() && args.bind_addr.is_unspecified() {
                 // Peers reach us at the node's InternalIP, as they seed us.
-                args.advertise_addr = world.nodes.get(&self.node).and_then(|n| n.internal_ip);
+                args.advertise_addr = world.nodes().get(&self.node).and_then(|n| n.internal_ip);
             }
             self.seeds = seeds(&world, args.port);
             args.with_secret(&self.node, self.seeds.clone(), key)
@@ -347,7 +347,7 @@ impl Supervisor {
 pub fn node_ready(world: &World) -> BTreeSet<String> {
     membership::live_from_node_conditions(
         world
-            .nodes
+            .nodes()
             .values()
             .map(|n| (n.name.as_str(), n.ready.then_some("True"))),
     )
@@ -356,7 +356,7 @@ pub fn node_ready(world: &World) -> BTreeSet<String> {
 /// Gossip seeds: every Node's InternalIP at the memberlist port.
 pub fn seeds(world: &World, port: u16) -> Vec<SocketAddr> {
     world
-        .nodes
+        .nodes()
         .values()
         .filter_map(|n| n.internal_ip)
         .map(|ip| SocketAddr::new(ip, port))

@@ -1,5 +1,7 @@
-//! The decision loop: on every change (debounced), recompute the desired
-//! state and hand it to the transport, Events and metrics.
+//! The decision loop: on every change (debounced), bring the decision up
+//! to date ([`Engine`]: only what changed is decided again) and hand what
+//! changed to the transport, Events, logs and metrics. Nothing here walks
+//! every Service per change.
 
 use super::events::{Notice, Notices};
 use super::metrics::Metrics;
@@ -7,20 +9,24 @@ use super::sockets::Announce;
 use super::watch::Watched;
 use crate::links::Links;
 use ferrolb_core::announce::interfaces::{Excludes, HostInterface};
-use ferrolb_core::announce::{self, Desired, Local, Verdict};
+use ferrolb_core::announce::{Delta, Desired, Engine, Local, Verdict};
 use futures::stream::{self, BoxStream, StreamExt};
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 /// How long the loop waits after a change for more before recomputing, so
 /// a relist of a thousand objects costs one computation, not a thousand.
 pub const DEBOUNCE: Duration = Duration::from_millis(20);
 /// How often transport and gossip counters are copied into the metrics.
 pub const STATS_EVERY: Duration = Duration::from_secs(5);
+/// A delta with more changed Services than this is logged as one summary
+/// line (each Service at debug level), so a failover of thousands of
+/// Services does not write thousands of lines.
+pub const LOG_EACH_UP_TO: usize = 50;
 
 /// Everything the loop reads and writes.
 #[derive(Debug)]
@@ -41,7 +47,8 @@ pub struct Daemon<L, A> {
     pub events: mpsc::Sender<Notice>,
     /// Metrics.
     pub metrics: Arc<Metrics>,
-    /// The last computed state, for tests and diagnostics.
+    /// The last computed state, for tests and diagnostics: copied only
+    /// while someone holds a receiver.
     pub desired: watch::Sender<Desired>,
 }
 
@@ -58,8 +65,9 @@ impl<L: Links, A: Announce> Daemon<L, A> {
             }
         };
         let mut notices = Notices::default();
-        let mut last = Desired::default();
-        let mut cache = announce::Cache::default();
+        let mut engine = Engine::default();
+        let mut first = true;
+        let mut unannounced = Unannounced::default();
         let mut stats = tokio::time::interval(STATS_EVERY);
         let alive = self.live.borrow().len();
         self.metrics.members_alive.set(gauge(alive));
@@ -87,9 +95,9 @@ impl<L: Links, A: Announce> Daemon<L, A> {
             if !self.watched.is_synced() {
                 continue;
             }
-            let next = {
+            let delta = {
                 let world = self.watched.world.borrow_and_update();
-                announce::compute_cached(
+                engine.update(
                     &world,
                     &Local {
                         me: &self.node,
@@ -97,12 +105,14 @@ impl<L: Links, A: Announce> Daemon<L, A> {
                         links: &links,
                         excludes: &self.excludes,
                     },
-                    &mut cache,
                 )
             };
-            self.apply(&last, &next, &links, &live, &mut notices);
-            last = next.clone();
-            self.desired.send_replace(next);
+            self.apply(engine.desired(), &delta, &links, &live, &mut notices, first);
+            first = false;
+            unannounced.count(&delta, &self.metrics);
+            if self.desired.receiver_count() > 0 {
+                self.desired.send_replace(engine.desired().clone());
+            }
         }
         info!("stopping: no longer announcing");
         self.announce.set_desired(Vec::new());
@@ -121,59 +131,139 @@ impl<L: Links, A: Announce> Daemon<L, A> {
 
     fn apply(
         &mut self,
-        last: &Desired,
-        next: &Desired,
+        desired: &Desired,
+        delta: &Delta,
         links: &[HostInterface],
         live: &BTreeSet<String>,
         notices: &mut Notices,
+        first: bool,
     ) {
-        self.announce.set_interfaces(links, &next.interfaces);
-        if next.announce != last.announce {
-            for (ip, iface) in next.announce.difference(&last.announce) {
-                info!(%ip, interface = %iface, "announcing");
-            }
-            for (ip, iface) in last.announce.difference(&next.announce) {
-                info!(%ip, interface = %iface, "no longer announcing");
-            }
-            self.announce.set_desired(next.announce_list());
+        self.announce.set_interfaces(links, &desired.interfaces);
+        if delta.announce_changed() {
+            self.log_pairs(delta);
+            self.announce.set_desired(desired.announce_list());
         }
-        for (service, d) in &next.services {
-            if last.services.get(service) != Some(d) {
-                match &d.verdict {
-                    Verdict::Owner { node, interfaces } => {
-                        info!(%service, owner = %node, ?interfaces, ips = ?d.ips, "owner elected")
-                    }
-                    Verdict::Unannounced(why) => {
-                        info!(%service, reason = why.reason(), ips = ?d.ips, "not announced: {why}")
-                    }
-                }
-            }
-        }
-        for (ad, p) in next.link_problems.difference(&last.link_problems) {
+        self.log_services(desired, delta, first);
+        for (ad, p) in &delta.new_link_problems {
             warn!(advertisement = %ad, interface = p.interface(), reason = p.reason(), "{p}");
         }
-        let update = notices.update(&self.node, next, live);
+        let update = notices.update(&self.node, delta, live);
         self.metrics.leader_changes.inc_by(update.owner_changes);
         for n in update.notices {
             if self.events.try_send(n).is_err() {
                 self.metrics.events_dropped.inc();
             }
         }
-        self.metrics.announced.set(gauge(next.announce.len()));
+        self.metrics.announced.set(gauge(desired.announce.len()));
         self.metrics
             .interface_problems
-            .set(gauge(next.link_problems.len()));
-        let mut by_reason: BTreeMap<&str, i64> = BTreeMap::new();
-        for d in next.services.values() {
-            if let Verdict::Unannounced(why) = &d.verdict {
-                *by_reason.entry(why.reason()).or_default() += 1;
+            .set(gauge(desired.link_problems.len()));
+    }
+
+    fn log_pairs(&self, delta: &Delta) {
+        let (on, off) = (&delta.announced, &delta.withdrawn);
+        if on.len() + off.len() > LOG_EACH_UP_TO {
+            info!(
+                started = on.len(),
+                stopped = off.len(),
+                "announcing {} more and {} fewer (IP, interface) pairs",
+                on.len(),
+                off.len()
+            );
+        }
+        let each = on.len() + off.len() <= LOG_EACH_UP_TO;
+        for (ip, iface) in on {
+            if each {
+                info!(%ip, interface = %iface, "announcing");
+            } else {
+                debug!(%ip, interface = %iface, "announcing");
             }
         }
-        self.metrics.unannounced.clear();
-        for (reason, n) in by_reason {
-            self.metrics
+        for (ip, iface) in off {
+            if each {
+                info!(%ip, interface = %iface, "no longer announcing");
+            } else {
+                debug!(%ip, interface = %iface, "no longer announcing");
+            }
+        }
+    }
+
+    /// One line per changed Service, or a summary when many changed at
+    /// once (at start: always a summary).
+    fn log_services(&self, desired: &Desired, delta: &Delta, first: bool) {
+        let each = !first && delta.services.len() <= LOG_EACH_UP_TO;
+        if !each && !delta.services.is_empty() {
+            let mut by_reason: BTreeMap<&str, usize> = BTreeMap::new();
+            let mut owned = 0;
+            for d in desired.services.values() {
+                match &d.verdict {
+                    Verdict::Owner { node, .. } if *node == self.node => owned += 1,
+                    Verdict::Owner { .. } => {}
+                    Verdict::Unannounced(why) => *by_reason.entry(why.reason()).or_default() += 1,
+                }
+            }
+            info!(
+                changed = delta.services.len(),
+                services = desired.services.len(),
+                owned_here = owned,
+                announced_pairs = desired.announce.len(),
+                unannounced = ?by_reason,
+                "decided"
+            );
+        }
+        for c in &delta.services {
+            let Some(d) = &c.after else {
+                debug!(service = %c.key, "gone");
+                continue;
+            };
+            match &d.verdict {
+                Verdict::Owner { node, interfaces } if each => {
+                    info!(service = %c.key, owner = %node, ?interfaces, ips = ?d.ips, "owner elected")
+                }
+                Verdict::Unannounced(why) if each => {
+                    info!(service = %c.key, reason = why.reason(), ips = ?d.ips, "not announced: {why}")
+                }
+                Verdict::Owner { node, interfaces } => {
+                    debug!(service = %c.key, owner = %node, ?interfaces, ips = ?d.ips, "owner elected")
+                }
+                Verdict::Unannounced(why) => {
+                    debug!(service = %c.key, reason = why.reason(), ips = ?d.ips, "not announced: {why}")
+                }
+            }
+        }
+    }
+}
+
+/// Services unannounced per reason, kept from the deltas, for the
+/// `unannounced` gauge.
+#[derive(Debug, Default)]
+struct Unannounced {
+    by_reason: BTreeMap<&'static str, i64>,
+}
+
+impl Unannounced {
+    fn count(&mut self, delta: &Delta, metrics: &Metrics) {
+        let reason =
+            |d: &Option<ferrolb_core::announce::Decision>| match d.as_ref().map(|d| &d.verdict) {
+                Some(Verdict::Unannounced(why)) => Some(why.reason()),
+                _ => None,
+            };
+        let mut touched = BTreeSet::new();
+        for c in &delta.services {
+            if let Some(r) = reason(&c.before) {
+                *self.by_reason.entry(r).or_default() -= 1;
+                touched.insert(r);
+            }
+            if let Some(r) = reason(&c.after) {
+                *self.by_reason.entry(r).or_default() += 1;
+                touched.insert(r);
+            }
+        }
+        for r in touched {
+            let n = self.by_reason.get(r).copied().unwrap_or_default();
+            metrics
                 .unannounced
-                .get_or_create(&vec![("reason".into(), reason.into())])
+                .get_or_create(&vec![("reason".into(), r.into())])
                 .set(n);
         }
     }

@@ -113,25 +113,29 @@ async fn run_kind<K: Indexed>(api: Api<K>, feed: Feed, keep: Keep<K>) {
     let stream = watcher::watcher(api, watcher::Config::default()).default_backoff();
     futures::pin_mut!(stream);
     // A relist arrives as Init, InitApply..., InitDone; it becomes one
-    // reset, so the desired state never sees a half-listed kind.
-    let mut relist: Vec<K> = Vec::new();
+    // reset, so the desired state never sees a half-listed kind. Objects
+    // are converted as they arrive: the buffer holds compact forms only.
+    let mut relist: Vec<(K::Key, K::Info)> = Vec::new();
+    // Only a change to what the world keeps wakes the decision loop.
+    let set = |key: K::Key, info: Option<K::Info>| {
+        feed.world.send_if_modified(|w| K::set(w, &key, info));
+    };
     while let Some(event) = stream.next().await {
         match event {
             Ok(Event::Init) => relist.clear(),
             Ok(Event::InitApply(obj)) => {
-                if keep(&obj) {
-                    relist.push(obj);
+                if let Some(info) = keep(&obj).then(|| K::convert(&obj)).flatten() {
+                    relist.push((K::key(&obj), info));
                 }
             }
             Ok(Event::InitDone) => {
                 let objs = std::mem::take(&mut relist);
                 info!(objects = objs.len(), "listed");
-                feed.world.send_modify(|w| K::reset(w, &objs));
+                feed.world.send_if_modified(|w| K::reset(w, objs));
                 feed.synced.send_if_modified(|s| s.insert(K::KIND));
             }
-            Ok(Event::Apply(obj)) if keep(&obj) => feed.world.send_modify(|w| K::apply(w, &obj)),
-            Ok(Event::Apply(obj)) => feed.world.send_modify(|w| K::delete(w, &obj)),
-            Ok(Event::Delete(obj)) => feed.world.send_modify(|w| K::delete(w, &obj)),
+            Ok(Event::Apply(obj)) if keep(&obj) => set(K::key(&obj), K::convert(&obj)),
+            Ok(Event::Apply(obj) | Event::Delete(obj)) => set(K::key(&obj), None),
             // The backoff retries; what we knew stays in place so the node
             // keeps announcing through an API server outage.
             Err(e) => warn!(error = %e, "watch failed; keeping the last known state"),

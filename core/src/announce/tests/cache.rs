@@ -1,4 +1,4 @@
-//! The cache saves work and never changes the answer.
+//! The engine decides only what changed and never changes the answer.
 
 use super::*;
 
@@ -41,32 +41,27 @@ fn apply_change(w: &mut World, live: &mut BTreeSet<String>, me: &mut usize, c: &
     let key = |k: usize| ObjectKey::new("default", format!("svc-{k}"));
     match c {
         Change::Service(k, None) => {
-            w.services.remove(&key(*k));
+            w.remove_service(&key(*k));
         }
         Change::Service(k, Some(i)) => {
-            let local = w.services.get(&key(*k)).is_some_and(|s| s.local);
-            w.services.insert(
-                key(*k),
-                ServiceInfo {
-                    key: key(*k),
-                    ips: vec![IpAddr::from([192, 0, 2, 10 + i])],
-                    pool: Some("public".into()),
-                    local,
-                    uid: None,
-                },
-            );
+            let local = w.services().get(&key(*k)).is_some_and(|s| s.local);
+            w.set_service(ServiceInfo {
+                key: key(*k),
+                ips: vec![IpAddr::from([192, 0, 2, 10 + i])],
+                pool: Some("public".into()),
+                local,
+                uid: None,
+            });
         }
         Change::Local(k) => {
-            if let Some(s) = w.services.get_mut(&key(*k)) {
-                s.local = !s.local;
-            }
+            w.edit_service(&key(*k), |s| s.local = !s.local);
         }
         Change::Endpoints(k, mask) => {
             let nodes: BTreeSet<String> = (0..3)
                 .filter(|n| mask & (1 << n) != 0)
                 .map(|n| NODES[n].to_string())
                 .collect();
-            w.slices.insert(
+            w.set_slice(
                 ObjectKey::new("default", format!("svc-{k}-x")),
                 SliceInfo {
                     service: Some(key(*k)),
@@ -82,21 +77,20 @@ fn apply_change(w: &mut World, live: &mut BTreeSet<String>, me: &mut usize, c: &
             }
         }
         Change::Zone(n) => {
-            let labels = &mut w.nodes.get_mut(NODES[*n]).unwrap().labels;
-            if labels.remove("zone").is_none() {
-                labels.insert("zone".into(), "a".into());
-            }
+            w.edit_node(NODES[*n], |node| {
+                if node.labels.remove("zone").is_none() {
+                    node.labels.insert("zone".into(), "a".into());
+                }
+            });
         }
         Change::AdSelects(zone) => {
-            let ad = w
-                .ads
-                .get_mut(&ObjectKey::new("ferrolb-system", "all"))
-                .unwrap();
-            ad.node_selectors = if *zone {
-                vec![selector(&[("zone", "a")])]
-            } else {
-                Vec::new()
-            };
+            w.edit_ad(&ObjectKey::new("ferrolb-system", "all"), |ad| {
+                ad.node_selectors = if *zone {
+                    vec![selector(&[("zone", "a")])]
+                } else {
+                    Vec::new()
+                };
+            });
         }
         Change::PoolNarrow(narrow) => {
             let range: &[&str] = if *narrow {
@@ -111,16 +105,17 @@ fn apply_change(w: &mut World, live: &mut BTreeSet<String>, me: &mut usize, c: &
 }
 
 proptest::proptest! {
-    /// Whatever changes, in whatever order, the cached computation equals
-    /// one from scratch.
+    /// Whatever changes, in whatever order, the engine's answer equals one
+    /// from scratch, and its delta is exactly the difference.
     #[test]
-    fn the_cache_never_changes_the_answer(changes in proptest::collection::vec(change(), 1..40)) {
+    fn the_engine_never_changes_the_answer(changes in proptest::collection::vec(change(), 1..40)) {
         let mut w = world();
         let mut live = all_live();
         let mut me = 0;
         let links = links();
         let excludes = Excludes::default();
-        let mut cache = Cache::default();
+        let mut engine = Engine::default();
+        let mut last = Desired::default();
         for c in &changes {
             apply_change(&mut w, &mut live, &mut me, c);
             let local = Local {
@@ -129,47 +124,151 @@ proptest::proptest! {
                 links: &links,
                 excludes: &excludes,
             };
-            let cached = compute_cached(&w, &local, &mut cache);
-            proptest::prop_assert_eq!(cached, compute(&w, &local), "after {:?}", c);
+            let delta = engine.update(&w, &local);
+            let now = engine.desired().clone();
+            proptest::prop_assert_eq!(&now, &compute(&w, &local), "after {:?}", c);
+            check_delta(&last, &now, &delta);
+            last = now;
         }
     }
 }
 
-#[test]
-fn an_unchanged_service_keeps_its_verdict_without_being_decided_again() {
-    let w = world();
-    let live = all_live();
-    let links = links();
-    let excludes = Excludes::default();
-    let local = Local {
-        me: "node-a",
-        live: &live,
-        links: &links,
-        excludes: &excludes,
-    };
-    let mut cache = Cache::default();
-    let first = compute_cached(&w, &local, &mut cache);
-    // Poison the cached verdict: if it is reused, it shows.
-    let poisoned = Verdict::Unannounced(Unannounced::NoPool { ips: vec![] });
-    cache.services.get_mut(&svc_key()).unwrap().verdict = poisoned.clone();
-    let again = compute_cached(&w, &local, &mut cache);
-    assert_eq!(again.services[&svc_key()].verdict, poisoned, "reused");
-    // A change to the Service itself decides it again.
-    let mut moved = w.clone();
-    moved.services.get_mut(&svc_key()).unwrap().local = true;
-    let after = compute_cached(&moved, &local, &mut cache);
-    assert_eq!(after, compute(&moved, &local));
-    assert_ne!(after.services[&svc_key()].verdict, poisoned);
-    // So does any global change (here: gossip), for every Service.
-    cache.services.get_mut(&svc_key()).unwrap().verdict = poisoned.clone();
-    let fewer: BTreeSet<String> = ["node-a".to_string()].into();
-    let local = Local {
-        live: &fewer,
-        ..local
-    };
+/// `delta` lists exactly the Services and pairs that differ from `before`
+/// to `after`.
+fn check_delta(before: &Desired, after: &Desired, delta: &Delta) {
+    let keys: BTreeSet<&ObjectKey> = before
+        .services
+        .keys()
+        .chain(after.services.keys())
+        .collect();
+    let changed: Vec<&ObjectKey> = keys
+        .into_iter()
+        .filter(|k| before.services.get(*k) != after.services.get(*k))
+        .collect();
+    let mut listed: Vec<&ObjectKey> = delta.services.iter().map(|c| &c.key).collect();
+    listed.sort();
+    assert_eq!(listed, changed);
+    for c in &delta.services {
+        assert_eq!(c.before.as_ref(), before.services.get(&c.key));
+        assert_eq!(c.after.as_ref(), after.services.get(&c.key));
+    }
+    let announced: BTreeSet<_> = after
+        .announce
+        .difference(&before.announce)
+        .cloned()
+        .collect();
+    let withdrawn: BTreeSet<_> = before
+        .announce
+        .difference(&after.announce)
+        .cloned()
+        .collect();
     assert_eq!(
-        compute_cached(&moved, &local, &mut cache),
-        compute(&moved, &local)
+        delta.announced.iter().cloned().collect::<BTreeSet<_>>(),
+        announced
     );
-    let _ = first;
+    assert_eq!(
+        delta.withdrawn.iter().cloned().collect::<BTreeSet<_>>(),
+        withdrawn
+    );
+    assert_eq!(delta.announced.len(), announced.len(), "no pair twice");
+    assert_eq!(
+        delta.interfaces_changed,
+        before.interfaces != after.interfaces
+    );
+}
+
+fn local_for<'a>(
+    me: &'a str,
+    live: &'a BTreeSet<String>,
+    links: &'a [HostInterface],
+    excludes: &'a Excludes,
+) -> Local<'a> {
+    Local {
+        me,
+        live,
+        links,
+        excludes,
+    }
+}
+
+#[test]
+fn a_service_change_decides_that_service_only() {
+    let mut w = world();
+    let other = ObjectKey::new("default", "other");
+    w.set_service(ServiceInfo {
+        key: other.clone(),
+        ips: vec![ip("192.0.2.11")],
+        pool: None,
+        local: false,
+        uid: None,
+    });
+    let (live, links, excludes) = (all_live(), links(), Excludes::default());
+    let local = local_for("node-a", &live, &links, &excludes);
+    let mut engine = Engine::default();
+    let first = engine.update(&w, &local);
+    assert!(first.all);
+    assert_eq!(first.services.len(), 2);
+    // Nothing changed: nothing decided.
+    assert_eq!(engine.update(&w, &local), Delta::default());
+    // Setting a Service to what it is: no change at all.
+    let same = w.services()[&svc_key()].clone();
+    assert!(!w.set_service(same));
+    assert_eq!(engine.update(&w, &local), Delta::default());
+    // One Service's policy flips: only it is decided again.
+    w.edit_service(&svc_key(), |s| s.local = true);
+    let delta = engine.update(&w, &local);
+    assert!(!delta.all);
+    let keys: Vec<&ObjectKey> = delta.services.iter().map(|c| &c.key).collect();
+    assert!(keys.iter().all(|k| **k == svc_key()), "{keys:?}");
+    // Membership changes decide everything again.
+    let fewer: BTreeSet<String> = ["node-a".to_string()].into();
+    let delta = engine.update(&w, &local_for("node-a", &fewer, &links, &excludes));
+    assert!(delta.all);
+    assert_eq!(
+        engine.desired(),
+        &compute(&w, &local_for("node-a", &fewer, &links, &excludes))
+    );
+}
+
+#[test]
+fn a_shared_ip_stays_announced_until_its_last_service_goes() {
+    let mut w = world();
+    w.edit_slice(&slice_key(), |s| {
+        s.ready_nodes = all_live();
+        s.ready = 3;
+    });
+    let twin = ObjectKey::new("default", "twin");
+    w.set_service(ServiceInfo {
+        key: twin.clone(),
+        ips: vec![ip(V4)],
+        pool: None,
+        local: false,
+        uid: None,
+    });
+    w.set_slice(
+        ObjectKey::new("default", "twin-x"),
+        SliceInfo {
+            service: Some(twin.clone()),
+            ready: 1,
+            ready_nodes: BTreeSet::new(),
+        },
+    );
+    let owner = expected_owner(V4, &NODES);
+    let (live, links, excludes) = (all_live(), links(), Excludes::default());
+    let local = local_for(&owner, &live, &links, &excludes);
+    let mut engine = Engine::default();
+    let pairs: Vec<(IpAddr, String)> = ["eth0", "eth2"]
+        .iter()
+        .map(|i| (ip(V4), i.to_string()))
+        .collect();
+    let delta = engine.update(&w, &local);
+    assert_eq!(delta.announced, pairs, "each pair once for two Services");
+    w.remove_service(&twin);
+    let delta = engine.update(&w, &local);
+    assert_eq!(delta.services.len(), 1);
+    assert!(delta.withdrawn.is_empty(), "web still announces it");
+    w.remove_service(&svc_key());
+    let delta = engine.update(&w, &local);
+    assert_eq!(delta.withdrawn, pairs);
+    assert!(engine.desired().announce.is_empty());
 }

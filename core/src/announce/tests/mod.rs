@@ -7,6 +7,7 @@ mod pools;
 
 use super::*;
 use crate::selector::LabelSelector;
+use model::{NodeFacts, SliceInfo};
 
 const V4: &str = "192.0.2.10";
 const V6: &str = "2001:db8::10";
@@ -40,16 +41,13 @@ fn svc_key() -> ObjectKey {
 fn world() -> World {
     let mut w = World::default();
     for n in NODES {
-        w.nodes.insert(
-            n.into(),
-            NodeFacts {
-                name: n.into(),
-                labels: labels(&[("kubernetes.io/hostname", n)]),
-                ready: true,
-                network_unavailable: false,
-                internal_ip: None,
-            },
-        );
+        w.set_node(NodeFacts {
+            name: n.into(),
+            labels: labels(&[("kubernetes.io/hostname", n)]),
+            ready: true,
+            network_unavailable: false,
+            internal_ip: None,
+        });
     }
     add_pool(
         &mut w,
@@ -58,18 +56,15 @@ fn world() -> World {
         &[("tier", "gold")],
     );
     add_ad(&mut w, "all", AdInfo::default());
-    w.services.insert(
-        svc_key(),
-        ServiceInfo {
-            key: svc_key(),
-            ips: vec![ip(V4)],
-            pool: Some("public".into()),
-            local: false,
-            uid: None,
-        },
-    );
-    w.slices.insert(
-        ObjectKey::new("default", "web-abcde"),
+    w.set_service(ServiceInfo {
+        key: svc_key(),
+        ips: vec![ip(V4)],
+        pool: Some("public".into()),
+        local: false,
+        uid: None,
+    });
+    w.set_slice(
+        slice_key(),
         SliceInfo {
             service: Some(svc_key()),
             ready: 1,
@@ -82,15 +77,23 @@ fn world() -> World {
 /// Adds a pool the way the speaker's watch edge does ([`PoolInfo::new`]),
 /// so address entries go through the same parser as in production.
 fn add_pool(w: &mut World, name: &str, addresses: &[&str], pool_labels: &[(&str, &str)]) {
-    w.pools.insert(
-        name.into(),
-        PoolInfo::new(name, labels(pool_labels), addresses),
-    );
+    w.set_pool(PoolInfo::new(name, labels(pool_labels), addresses));
+}
+
+fn slice_key() -> ObjectKey {
+    ObjectKey::new("default", "web-abcde")
+}
+
+fn clear_ads(w: &mut World) {
+    let keys: Vec<ObjectKey> = w.ads().keys().cloned().collect();
+    for k in keys {
+        w.remove_ad(&k);
+    }
 }
 
 fn add_ad(w: &mut World, name: &str, mut ad: AdInfo) {
     ad.key = ObjectKey::new("ferrolb-system", name);
-    w.ads.insert(ad.key.clone(), ad);
+    w.set_ad(ad);
 }
 
 fn links() -> Vec<HostInterface> {

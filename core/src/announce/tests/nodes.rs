@@ -28,7 +28,7 @@ fn exactly_one_node_announces_on_every_usable_interface() {
 #[test]
 fn only_nodes_an_advertisement_selects_may_own() {
     let mut w = world();
-    w.ads.clear();
+    clear_ads(&mut w);
     // Pick the node that would lose among all three, so the selector matters.
     let winner = expected_owner(V4, &NODES);
     let loser = NODES.iter().find(|n| **n != winner).unwrap();
@@ -43,7 +43,7 @@ fn only_nodes_an_advertisement_selects_may_own() {
     let got = announcers(&w, &all_live());
     assert_eq!(got.keys().collect::<Vec<_>>(), vec![loser]);
     // A selector nobody matches.
-    w.ads.clear();
+    clear_ads(&mut w);
     add_ad(
         &mut w,
         "nobody",
@@ -65,7 +65,7 @@ fn only_nodes_an_advertisement_selects_may_own() {
 #[test]
 fn named_interfaces_are_used_and_missing_or_down_ones_reported() {
     let mut w = world();
-    w.ads.clear();
+    clear_ads(&mut w);
     add_ad(
         &mut w,
         "named",
@@ -81,7 +81,7 @@ fn named_interfaces_are_used_and_missing_or_down_ones_reported() {
     assert_eq!(reasons, ["InterfaceMissing", "InterfaceDown"]);
     // Only unusable interfaces: the node still owns the IP (it cannot
     // know), and the empty interface list is what the daemon reports.
-    w.ads.clear();
+    clear_ads(&mut w);
     add_ad(
         &mut w,
         "broken",
@@ -104,7 +104,7 @@ fn named_interfaces_are_used_and_missing_or_down_ones_reported() {
 #[test]
 fn two_advertisements_announce_on_the_union_of_their_interfaces() {
     let mut w = world();
-    w.ads.clear();
+    clear_ads(&mut w);
     for (name, i) in [("one", "eth0"), ("two", "eth2")] {
         add_ad(
             &mut w,
@@ -124,16 +124,16 @@ fn two_advertisements_announce_on_the_union_of_their_interfaces() {
 fn excluded_nodes_never_own_and_all_excluded_is_a_reason() {
     let mut w = world();
     let winner = expected_owner(V4, &NODES);
-    w.nodes
-        .get_mut(&winner)
-        .unwrap()
-        .labels
-        .insert(EXCLUDE_FROM_LB_LABEL.into(), String::new());
+    w.edit_node(&winner, |n| {
+        n.labels.insert(EXCLUDE_FROM_LB_LABEL.into(), String::new());
+    });
     let got = announcers(&w, &all_live());
     assert_eq!(got.len(), 1);
     assert!(!got.contains_key(&winner));
-    for n in w.nodes.values_mut() {
-        n.labels.insert(EXCLUDE_FROM_LB_LABEL.into(), "true".into());
+    for n in NODES {
+        w.edit_node(n, |n| {
+            n.labels.insert(EXCLUDE_FROM_LB_LABEL.into(), "true".into());
+        });
     }
     assert_eq!(
         verdict(&w, "node-a"),
@@ -144,7 +144,7 @@ fn excluded_nodes_never_own_and_all_excluded_is_a_reason() {
 #[test]
 fn local_policy_keeps_the_ip_on_nodes_with_ready_endpoints() {
     let mut w = world();
-    w.services.get_mut(&svc_key()).unwrap().local = true;
+    w.edit_service(&svc_key(), |s| s.local = true);
     let got = announcers(&w, &all_live());
     assert_eq!(got.keys().collect::<Vec<_>>(), vec!["node-c"]);
     // The endpoint node's speaker is dead: nobody, rather than a node that
@@ -160,16 +160,16 @@ fn local_policy_keeps_the_ip_on_nodes_with_ready_endpoints() {
 #[test]
 fn an_ip_without_any_ready_endpoint_is_not_announced() {
     let mut w = world();
-    for s in w.slices.values_mut() {
+    w.edit_slice(&slice_key(), |s| {
         s.ready = 0;
         s.ready_nodes.clear();
-    }
+    });
     assert!(announcers(&w, &all_live()).is_empty());
     assert_eq!(
         verdict(&w, "node-a"),
         Verdict::Unannounced(Unannounced::NoCandidate(NoCandidate::NoReadyEndpoint))
     );
-    w.slices.clear();
+    w.remove_slice(&slice_key());
     assert!(announcers(&w, &all_live()).is_empty(), "no slice at all");
 }
 
@@ -190,7 +190,7 @@ fn a_dead_speaker_loses_its_ips_to_a_live_one() {
 #[test]
 fn both_ips_of_a_dual_stack_service_land_on_one_node() {
     let mut w = world();
-    w.services.get_mut(&svc_key()).unwrap().ips = vec![ip(V4), ip(V6)];
+    w.edit_service(&svc_key(), |s| s.ips = vec![ip(V4), ip(V6)]);
     let got = announcers(&w, &all_live());
     assert_eq!(got.len(), 1);
     let (owner, set) = got.into_iter().next().unwrap();

@@ -7,7 +7,7 @@ use crate::selector::{SelectorOp, SelectorRequirement};
 #[test]
 fn no_advertisement_announces_nothing_and_says_why() {
     let mut w = world();
-    w.ads.clear();
+    clear_ads(&mut w);
     let why = unannounced(&w);
     assert_eq!(why.reason(), "NoL2Advertisement");
     assert!(why.to_string().contains("public"));
@@ -16,7 +16,7 @@ fn no_advertisement_announces_nothing_and_says_why() {
 #[test]
 fn pools_are_selected_by_name() {
     let mut w = world();
-    w.ads.clear();
+    clear_ads(&mut w);
     let by_name = |pools: &[&str]| AdInfo {
         pools: pools.iter().map(|s| s.to_string()).collect(),
         ..AdInfo::default()
@@ -30,7 +30,7 @@ fn pools_are_selected_by_name() {
 #[test]
 fn pools_are_selected_by_label_selectors() {
     let mut w = world();
-    w.ads.clear();
+    clear_ads(&mut w);
     let by_selector = |s: LabelSelector| AdInfo {
         pool_selectors: vec![s],
         ..AdInfo::default()
@@ -61,9 +61,10 @@ fn selecting_pools(pools: &[&str]) -> AdInfo {
 }
 
 fn set_service(w: &mut World, ips: &[&str], pool: Option<&str>) {
-    let svc = w.services.get_mut(&svc_key()).unwrap();
-    svc.ips = ips.iter().map(|s| ip(s)).collect();
-    svc.pool = pool.map(str::to_string);
+    w.edit_service(&svc_key(), |svc| {
+        svc.ips = ips.iter().map(|s| ip(s)).collect();
+        svc.pool = pool.map(str::to_string);
+    });
 }
 
 /// `world()` with a second pool `private` in 198.51.100.0/24 and only an
@@ -76,7 +77,7 @@ fn two_pools_announcing(ad_pool: &str) -> World {
         &["198.51.100.0/24"],
         &[("tier", "silver")],
     );
-    w.ads.clear();
+    clear_ads(&mut w);
     add_ad(&mut w, "only", selecting_pools(&[ad_pool]));
     w
 }
@@ -86,7 +87,7 @@ fn a_service_without_the_annotation_is_announced_through_the_pool_holding_its_ip
     let mut w = two_pools_announcing("public");
     set_service(&mut w, &[V4], None);
     assert_eq!(announcers(&w, &all_live()).len(), 1, "selected by name");
-    w.ads.clear();
+    clear_ads(&mut w);
     add_ad(
         &mut w,
         "gold",
@@ -97,7 +98,7 @@ fn a_service_without_the_annotation_is_announced_through_the_pool_holding_its_ip
     );
     assert_eq!(announcers(&w, &all_live()).len(), 1, "selected by label");
     // An advertisement for the other pool does not cover it.
-    w.ads.clear();
+    clear_ads(&mut w);
     add_ad(&mut w, "private", selecting_pools(&["private"]));
     assert_eq!(
         unannounced(&w),
@@ -134,9 +135,12 @@ fn of_two_pools_holding_the_ips_the_annotated_one_wins_else_the_first_by_name() 
         local: false,
         uid: None,
     };
-    assert_eq!(service_pool(&w.pools, &svc(Some("public"))), Some("public"));
-    assert_eq!(service_pool(&w.pools, &svc(None)), Some("aaa"));
-    assert_eq!(service_pool(&w.pools, &svc(Some("other"))), Some("aaa"));
+    assert_eq!(
+        service_pool(w.pools(), &svc(Some("public"))),
+        Some("public")
+    );
+    assert_eq!(service_pool(w.pools(), &svc(None)), Some("aaa"));
+    assert_eq!(service_pool(w.pools(), &svc(Some("other"))), Some("aaa"));
 }
 
 #[test]
@@ -182,14 +186,14 @@ fn ips_in_no_pool_without_the_annotation_are_unannounced_and_say_why() {
 #[test]
 fn a_pool_with_an_unparseable_entry_still_holds_its_valid_ranges() {
     let mut w = world();
-    w.pools.clear();
+    w.remove_pool("public");
     add_pool(
         &mut w,
         "public",
         &["192.0.2.0-192.0.2.300", "192.0.2.8/29"],
         &[],
     );
-    w.ads.clear();
+    clear_ads(&mut w);
     add_ad(&mut w, "public", selecting_pools(&["public"]));
     set_service(&mut w, &[V4], None);
     assert_eq!(announcers(&w, &all_live()).len(), 1);
