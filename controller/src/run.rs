@@ -44,8 +44,12 @@ enum Input {
     Advertisement(Box<watcher::Result<WatchEvent<L2Advertisement>>>),
 }
 
+/// Watches `api`; each object goes through `slim` as it arrives (every
+/// kind loses its managedFields; Services keep only what the index reads,
+/// [`crate::index::service::slim`]), so a relist buffers small objects.
 fn watch<K>(
     api: Api<K>,
+    slim: fn(&mut K),
     wrap: fn(Box<watcher::Result<WatchEvent<K>>>) -> Input,
 ) -> BoxStream<'static, Input>
 where
@@ -54,7 +58,10 @@ where
 {
     watcher(api, watcher::Config::default())
         .default_backoff()
-        .modify(|o: &mut K| o.meta_mut().managed_fields = None)
+        .modify(move |o: &mut K| {
+            o.meta_mut().managed_fields = None;
+            slim(o);
+        })
         .map(move |event| wrap(Box::new(event)))
         .boxed()
 }
@@ -238,14 +245,24 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     // as MetalLB reads them from metallb-system.
     let config_ns = args.lease.lease_namespace.clone();
     let mut inputs: SelectAll<BoxStream<'static, Input>> = futures::stream::select_all([
-        watch(Api::<Service>::all(client.clone()), Input::Service),
-        watch(Api::<Namespace>::all(client.clone()), Input::Namespace),
+        watch(
+            Api::<Service>::all(client.clone()),
+            crate::index::service::slim,
+            Input::Service,
+        ),
+        watch(
+            Api::<Namespace>::all(client.clone()),
+            |_| {},
+            Input::Namespace,
+        ),
         watch(
             Api::<IPAddressPool>::namespaced(client.clone(), &config_ns),
+            |_| {},
             Input::Pool,
         ),
         watch(
             Api::<L2Advertisement>::namespaced(client.clone(), &config_ns),
+            |_| {},
             Input::Advertisement,
         ),
     ]);

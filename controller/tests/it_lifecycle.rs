@@ -27,7 +27,10 @@ async fn a_service_gets_an_ip_keeps_it_and_releases_it_on_delete_and_type_change
     let ingress = &svc.status.unwrap().load_balancer.unwrap().ingress.unwrap()[0];
     assert_eq!(ingress.ip_mode.as_deref(), Some("VIP"));
     let note = cluster.wait_event("default", "web", "IPAllocated").await;
-    assert_eq!(note, r#"Assigned IP ["198.51.100.0"] from pool "blue""#);
+    assert_eq!(
+        note,
+        r#"Assigned IP ["198.51.100.0"] from pool "blue"; no L2Advertisement selects pool "blue", so nothing announces it"#
+    );
 
     // An unrelated edit keeps the IP.
     let patch = serde_json::json!({"metadata": {"labels": {"tier": "front"}}});

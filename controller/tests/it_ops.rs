@@ -348,7 +348,7 @@ async fn a_pool_selecting_namespaces_by_label_follows_relabelling() {
     let note = cluster.wait_event("team-b", "web", "IPAllocated").await;
     assert_eq!(
         note,
-        r#"Assigned IP ["198.51.100.1"] from pool "team-a-pool""#
+        r#"Assigned IP ["198.51.100.1"] from pool "team-a-pool"; no L2Advertisement selects pool "team-a-pool", so nothing announces it"#
     );
 
     // team-a leaves: its Service's IP is no longer allowed, so it is
@@ -407,7 +407,10 @@ async fn with_lb_class_only_services_of_that_class_get_ips() {
         .await;
     cluster.wait_ips("default", "ours", &["198.51.100.0"]).await;
     let note = cluster.wait_event("default", "ours", "IPAllocated").await;
-    assert_eq!(note, r#"Assigned IP ["198.51.100.0"] from pool "blue""#);
+    assert_eq!(
+        note,
+        r#"Assigned IP ["198.51.100.0"] from pool "blue"; no L2Advertisement selects pool "blue", so nothing announces it"#
+    );
     assert_untouched(&cluster, "default", "classless", &ctl).await;
     assert_untouched(&cluster, "default", "other", &ctl).await;
 }

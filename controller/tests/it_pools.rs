@@ -131,7 +131,7 @@ async fn dual_stack_gets_one_ip_per_family_and_v6_against_a_v4_pool_fails_clearl
         .await;
     assert_eq!(
         cluster.wait_event("default", "dual", "IPAllocated").await,
-        r#"Assigned IP ["198.51.100.0" "2001:db8::"] from pool "both""#
+        r#"Assigned IP ["198.51.100.0" "2001:db8::"] from pool "both"; no L2Advertisement selects pool "both", so nothing announces it"#
     );
 
     let mut v6 = lb("default", "v6");

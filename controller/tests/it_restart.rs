@@ -5,7 +5,8 @@ mod support;
 use std::collections::BTreeMap;
 
 use futures::StreamExt as _;
-use kube::api::ListParams;
+use k8s_openapi::api::events::v1::Event;
+use kube::api::{Api, ListParams};
 use support::{eventually, lb6, Cluster};
 
 async fn all_ips(cluster: &Cluster) -> BTreeMap<String, Vec<String>> {
@@ -42,6 +43,18 @@ async fn restart_with_a_thousand_services_moves_no_ip() {
     let before = all_ips(&cluster).await;
     let distinct: std::collections::BTreeSet<_> = before.values().collect();
     assert_eq!(distinct.len(), 1000, "no IP handed out twice");
+    // Every Service's IPAllocated and the pool's NoL2Advertisement.
+    let all_events = || async {
+        let api: Api<Event> = Api::all(cluster.client.clone());
+        api.list(&ListParams::default()).await.unwrap().items
+    };
+    let settled = eventually(30, || async { all_events().await.len() >= 1001 }).await;
+    assert!(settled, "{} Events", all_events().await.len());
+    let events_before: std::collections::BTreeSet<String> = all_events()
+        .await
+        .into_iter()
+        .filter_map(|e| e.metadata.name)
+        .collect();
 
     first.kill();
     // Free one IP while the controller is down, and add a Service: the new
@@ -63,6 +76,29 @@ async fn restart_with_a_thousand_services_moves_no_ip() {
     let api = cluster.services("default");
     let count = api.list(&ListParams::default()).await.unwrap().items.len();
     assert_eq!(count, 1000);
+    // The restart itself wrote no Event: the only new one is the late
+    // Service's IPAllocated.
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    let new: Vec<Event> = all_events()
+        .await
+        .into_iter()
+        .filter(|e| !events_before.contains(e.metadata.name.as_deref().unwrap_or_default()))
+        .collect();
+    let about: Vec<_> = new
+        .iter()
+        .map(|e| {
+            (
+                e.reason.clone(),
+                e.regarding.as_ref().and_then(|r| r.name.clone()),
+            )
+        })
+        .collect();
+    assert_eq!(
+        about,
+        [(Some("IPAllocated".to_string()), Some("late".to_string()))],
+        "{}",
+        second.log()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -180,8 +180,14 @@ impl Index {
     // ----- Services -----
 
     /// A Service was added or changed.
-    pub fn apply_service(&mut self, svc: Service) {
+    pub fn apply_service(&mut self, mut svc: Service) {
+        service::slim(&mut svc);
         let key = service::key(&svc);
+        // Nothing the controller reads changed: no allocator work, no
+        // API call.
+        if self.services.get(&key).is_some_and(|held| **held == svc) {
+            return;
+        }
         self.services.insert(key.clone(), Arc::new(svc));
         self.evaluate(&key);
     }
@@ -208,7 +214,10 @@ impl Index {
     pub fn reset_services(&mut self, list: Vec<Service>) {
         let fresh: BTreeMap<ServiceKey, Arc<Service>> = list
             .into_iter()
-            .map(|s| (service::key(&s), Arc::new(s)))
+            .map(|mut s| {
+                service::slim(&mut s);
+                (service::key(&s), Arc::new(s))
+            })
             .collect();
         let gone: Vec<ServiceKey> = self
             .services
@@ -450,7 +459,8 @@ impl Index {
                 self.pending.remove(key);
                 if before.as_ref() != Some(&assignment) {
                     self.retry_pending |= before.is_some();
-                    let note = service::allocated_note(&assignment);
+                    let advertised = self.pool_advertised(&assignment.pool);
+                    let note = service::allocated_note(&assignment, advertised);
                     self.emit_service_event(key, &svc, false, service::REASON_IP_ALLOCATED, note);
                 }
                 Some(assignment)

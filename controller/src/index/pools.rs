@@ -4,8 +4,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use ferrolb_crds::conditions::{self, TYPE_POOLS_SELECTED, TYPE_VALID};
-use ferrolb_crds::{IPAddressPool, L2Advertisement, L2AdvertisementStatus};
+use ferrolb_crds::conditions::{self, TYPE_ADVERTISED, TYPE_POOLS_SELECTED, TYPE_VALID};
+use ferrolb_crds::{IPAddressPool, IPAddressPoolStatus, L2Advertisement, L2AdvertisementStatus};
 use k8s_openapi::jiff::Timestamp;
 use kube::{Resource, ResourceExt};
 
@@ -117,6 +117,20 @@ impl Index {
         }
     }
 
+    /// Whether an L2Advertisement selects `pool`.
+    pub(super) fn pool_advertised(&self, pool: &str) -> bool {
+        let labels: BTreeMap<String, BTreeMap<String, String>> = self
+            .pools
+            .get(pool)
+            .map(|p| (pool.to_owned(), p.labels().clone()))
+            .into_iter()
+            .collect();
+        let now = Timestamp::UNIX_EPOCH;
+        config::advertisements(self.ads.values().map(|a| &**a), &labels, now)
+            .values()
+            .any(|s| s.pools.iter().any(|p| p == pool))
+    }
+
     /// Queues the pool and advertisement statuses that differ from what
     /// the objects show (or what is already on its way).
     pub(super) fn pool_and_ad_statuses(&mut self, now: Timestamp) {
@@ -153,6 +167,22 @@ impl Index {
                 pool.metadata.generation,
                 now,
             );
+            // A pool that stops being advertised gets one Warning, on the
+            // pool: its Services are not warned one by one.
+            let not_advertised = |s: Option<&IPAddressPoolStatus>| {
+                s.and_then(|s| conditions::find(&s.conditions, TYPE_ADVERTISED))
+                    .is_some_and(|c| c.status == conditions::STATUS_FALSE)
+            };
+            if not_advertised(Some(&status)) && !not_advertised(base) {
+                if let Some(c) = conditions::find(&status.conditions, TYPE_ADVERTISED) {
+                    updates.push(Update::Event(Event {
+                        regarding: pool.object_ref(&()),
+                        warning: true,
+                        reason: conditions::REASON_NOT_ADVERTISED,
+                        note: c.message.clone(),
+                    }));
+                }
+            }
             if Some(&status) == pool.status.as_ref() {
                 self.pool_in_flight.remove(name);
             } else if self.pool_in_flight.get(name) != Some(&status) {

@@ -26,6 +26,59 @@ pub fn key(svc: &Service) -> ServiceKey {
 
 pub use ferrolb_crds::service::class_is_ours;
 
+/// Annotation prefixes the controller reads (its own and MetalLB's).
+const READ_ANNOTATIONS: [&str; 3] = ["ferrolb.io/", "metallb.io/", "metallb.universe.tf/"];
+
+/// Drops, at the watch edge, every part of a Service the controller never
+/// reads, so that 10,000 held Services take little memory, and an update
+/// that touches nothing else (another controller's annotation, kubectl's
+/// last-applied configuration, a new `resourceVersion`) leaves the held
+/// object equal and costs no work ([`super::Index::apply_service`]).
+///
+/// Kept: name, namespace, uid, labels, the annotations under
+/// [`READ_ANNOTATIONS`], deletion timestamp; `spec.type`,
+/// `loadBalancerClass`, `loadBalancerIP`, `ipFamilies`,
+/// `ipFamilyPolicy`, `externalTrafficPolicy`, `selector`, each port's
+/// protocol and number; `status.loadBalancer`. Code that starts reading
+/// another field must keep it here.
+pub fn slim(svc: &mut Service) {
+    let m = &mut svc.metadata;
+    m.managed_fields = None;
+    m.resource_version = None;
+    m.generation = None;
+    m.creation_timestamp = None;
+    m.finalizers = None;
+    m.owner_references = None;
+    m.generate_name = None;
+    m.self_link = None;
+    if let Some(a) = m.annotations.as_mut() {
+        a.retain(|k, _| READ_ANNOTATIONS.iter().any(|p| k.starts_with(p)));
+    }
+    if let Some(spec) = svc.spec.as_mut() {
+        spec.cluster_ip = None;
+        spec.cluster_ips = None;
+        spec.external_ips = None;
+        spec.external_name = None;
+        spec.session_affinity = None;
+        spec.session_affinity_config = None;
+        spec.health_check_node_port = None;
+        spec.internal_traffic_policy = None;
+        spec.publish_not_ready_addresses = None;
+        spec.load_balancer_source_ranges = None;
+        spec.allocate_load_balancer_node_ports = None;
+        spec.traffic_distribution = None;
+        for port in spec.ports.iter_mut().flatten() {
+            port.name = None;
+            port.app_protocol = None;
+            port.node_port = None;
+            port.target_port = None;
+        }
+    }
+    if let Some(status) = svc.status.as_mut() {
+        status.conditions = None;
+    }
+}
+
 /// Whether the Service is a LoadBalancer.
 pub fn is_load_balancer(svc: &Service) -> bool {
     svc.spec.as_ref().and_then(|s| s.type_.as_deref()) == Some("LoadBalancer")
@@ -127,13 +180,23 @@ pub fn go_quoted(ips: &[IpAddr]) -> String {
     format!("[{}]", items.join(" "))
 }
 
-/// `IPAllocated` text: MetalLB's, plus the pool.
-pub fn allocated_note(assignment: &Assignment) -> String {
-    format!(
+/// `IPAllocated` text: MetalLB's, plus the pool, and whether the pool is
+/// announced at all, so `kubectl describe service` says in one sentence
+/// why such a Service is not announced (no speaker warns about each
+/// Service of an unadvertised pool: that is one Event on the pool).
+pub fn allocated_note(assignment: &Assignment, advertised: bool) -> String {
+    let mut note = format!(
         "Assigned IP {} from pool {:?}",
         go_quoted(&assignment.ips),
         assignment.pool
-    )
+    );
+    if !advertised {
+        note.push_str(&format!(
+            "; no L2Advertisement selects pool {:?}, so nothing announces it",
+            assignment.pool
+        ));
+    }
+    note
 }
 
 /// `AllocationFailed` text, as MetalLB words it.
@@ -163,8 +226,12 @@ mod tests {
             ],
         };
         assert_eq!(
-            allocated_note(&a),
+            allocated_note(&a, true),
             r#"Assigned IP ["198.51.100.1" "2001:db8::1"] from pool "blue""#
+        );
+        assert_eq!(
+            allocated_note(&a, false),
+            r#"Assigned IP ["198.51.100.1" "2001:db8::1"] from pool "blue"; no L2Advertisement selects pool "blue", so nothing announces it"#
         );
         let key = ServiceKey::new("default", "web");
         let err = AllocationError::UnknownPool {
@@ -176,5 +243,48 @@ mod tests {
         );
         assert!(cleared_note(&key, &err)
             .starts_with(r#"current IP for "default/web" not allowed by config"#));
+    }
+
+    #[test]
+    fn slimming_keeps_what_requests_read_and_drops_what_changes_nothing() {
+        let svc: Service = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "web", "namespace": "default", "uid": "u1",
+                "resourceVersion": "7", "labels": {"app": "web"},
+                "annotations": {
+                    "ferrolb.io/loadBalancerIPs": "192.0.2.10",
+                    "metallb.universe.tf/allow-shared-ip": "k",
+                    "kubectl.kubernetes.io/last-applied-configuration": "{...}",
+                    "example.com/owner": "team-a"},
+                "managedFields": [{"manager": "kubectl", "operation": "Apply"}]},
+            "spec": {"type": "LoadBalancer", "clusterIP": "10.0.0.1",
+                "externalTrafficPolicy": "Local", "selector": {"app": "web"},
+                "ports": [{"name": "http", "port": 80, "protocol": "TCP",
+                           "targetPort": 8080, "nodePort": 30080}]},
+            "status": {"loadBalancer": {"ingress": [{"ip": "192.0.2.10"}]}},
+        }))
+        .unwrap();
+        let ns = BTreeMap::new();
+        let mut slim_svc = svc.clone();
+        slim(&mut slim_svc);
+        assert_eq!(request(&slim_svc, &ns), request(&svc, &ns), "same request");
+        assert_eq!(Observed::of(&slim_svc), Observed::of(&svc));
+        assert_eq!(slim_svc.metadata.uid.as_deref(), Some("u1"));
+        assert!(is_load_balancer(&slim_svc));
+        let kept: Vec<&String> = slim_svc.annotations().keys().collect();
+        assert_eq!(
+            kept,
+            [
+                "ferrolb.io/loadBalancerIPs",
+                "metallb.universe.tf/allow-shared-ip"
+            ]
+        );
+        // Another manager's annotation and a new resourceVersion: equal.
+        let mut touched = svc;
+        touched
+            .annotations_mut()
+            .insert("example.com/owner".into(), "team-b".into());
+        touched.metadata.resource_version = Some("8".into());
+        slim(&mut touched);
+        assert_eq!(touched, slim_svc);
     }
 }

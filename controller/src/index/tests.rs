@@ -81,10 +81,18 @@ fn landed(mut svc: Service, write: &ServiceWrite) -> Service {
     svc
 }
 
+/// An index seeded with `pools` and one advertisement selecting every
+/// pool.
 fn seeded(pools: Vec<IPAddressPool>) -> Index {
+    let mut all = L2Advertisement::new("all", Default::default());
+    all.metadata.namespace = Some("ferrolb-system".into());
+    seeded_with(pools, vec![all])
+}
+
+fn seeded_with(pools: Vec<IPAddressPool>, ads: Vec<L2Advertisement>) -> Index {
     let mut index = Index::new(Settings::default());
     index.reset_pools(pools);
-    index.reset_advertisements(vec![]);
+    index.reset_advertisements(ads);
     index.reset_namespaces(&[]);
     index.reset_services(vec![]);
     index.seed();
@@ -139,6 +147,37 @@ fn a_new_load_balancer_gets_an_ip_one_write_and_one_event() {
     let out = index.flush(now());
     assert!(service_writes(&out).is_empty());
     assert!(events(&out).is_empty());
+}
+
+#[test]
+fn an_update_that_changes_nothing_the_controller_reads_costs_nothing() {
+    let mut index = seeded(vec![pool("blue", 1, &["198.51.100.0/30"])]);
+    index.apply_service(lb("web"));
+    let out = index.flush(now());
+    let write = service_writes(&out)[0].clone();
+    let held = landed(lb("web"), &write);
+    index.apply_service(held.clone());
+    assert!(index.flush(now()).updates.is_empty());
+    // Another controller's annotation, kubectl's last-applied copy, a new
+    // resourceVersion: the slimmed object is the one held.
+    let mut touched = held;
+    let annotations = touched
+        .metadata
+        .annotations
+        .get_or_insert_with(BTreeMap::new);
+    annotations.insert("example.com/owner".into(), "team-b".into());
+    annotations.insert(
+        "kubectl.kubernetes.io/last-applied-configuration".into(),
+        "{}".into(),
+    );
+    touched.metadata.resource_version = Some("99".into());
+    let before = index.services[&key("web")].clone();
+    index.apply_service(touched);
+    assert!(
+        std::sync::Arc::ptr_eq(&before, &index.services[&key("web")]),
+        "the held object was not even replaced"
+    );
+    assert!(index.flush(now()).updates.is_empty());
 }
 
 #[test]
@@ -333,9 +372,25 @@ fn a_malformed_annotation_keeps_the_current_ip() {
 
 #[test]
 fn an_unadvertised_pool_says_so_and_an_advertisement_fixes_it() {
-    let mut index = seeded(vec![pool("blue", 1, &["198.51.100.0/30"])]);
+    let mut index = seeded_with(vec![pool("blue", 1, &["198.51.100.0/30"])], vec![]);
     index.apply_service(lb("web"));
     let out = index.flush(now());
+    // One Warning on the pool; the Service's own Event says it in one
+    // sentence.
+    assert_eq!(
+        events(&out),
+        [
+            (
+                "IPAllocated",
+                r#"Assigned IP ["198.51.100.0"] from pool "blue"; no L2Advertisement selects pool "blue", so nothing announces it"#.to_string()
+            ),
+            (
+                "NoL2Advertisement",
+                "no L2Advertisement selects this pool: its IPs are assigned but not announced"
+                    .to_string()
+            ),
+        ]
+    );
     let status = out
         .updates
         .iter()
@@ -353,6 +408,13 @@ fn an_unadvertised_pool_says_so_and_an_advertisement_fixes_it() {
             "blue".to_string(),
             index.alloc.as_ref().unwrap().counts("blue").unwrap()
         )]
+    );
+    // A second Service of the pool: no second pool Event.
+    index.apply_service(lb("api"));
+    let again = index.flush(now());
+    assert_eq!(
+        events(&again).iter().map(|e| e.0).collect::<Vec<_>>(),
+        ["IPAllocated"]
     );
     let mut ad = L2Advertisement::new("l2", Default::default());
     ad.metadata.namespace = Some("ferrolb-system".into());
