@@ -17,8 +17,10 @@ use std::time::{Duration, Instant};
 
 use ferrolb_lab::cluster::{Cluster, Options, CONTROLLER_USER, SPEAKER_USER};
 use ferrolb_lab::objects::{Families, ServiceSpec};
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::{Secret, Service};
+use kube::api::{Patch, PatchParams};
 use kube::Api;
+use serde_json::json;
 use kube_test_server::rbac::{self, Rbac};
 
 const PORT: u16 = 8080;
@@ -94,6 +96,25 @@ async fn exercise(c: &Cluster) -> bool {
     })
     .await;
 
+    // The refused Service is fixed, then refused again for the same
+    // reason: the controller counts the repeat in the first Event's series.
+    let services: Api<Service> = Api::namespaced(c.kube(), "default");
+    for (ip, reason) in [
+        ("198.51.100.79", "IPAllocated"),
+        ("203.0.113.200", "AllocationFailed"),
+    ] {
+        let patch = json!({"metadata": {"annotations": {"ferrolb.io/loadBalancerIPs": ip}}});
+        services
+            .patch("refused", &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .unwrap();
+        let want = if reason == "IPAllocated" { 1 } else { 2 };
+        eventually(&format!("{reason} #{want} for refused"), limit, || async {
+            repeated(c, "refused", reason, want).await
+        })
+        .await;
+    }
+
     // externalTrafficPolicy Local: the ready endpoint moves away and back,
     // so node-3's speaker announces the same Service twice (its Event
     // recorder patches the repeated Event instead of creating one).
@@ -138,6 +159,24 @@ async fn exercise(c: &Cluster) -> bool {
     // At least one Lease renewal after all that.
     tokio::time::sleep(Duration::from_secs(5)).await;
     secret_created
+}
+
+/// Whether Events with `reason` about `service` count at least `times`
+/// occurrences (new objects plus series counts).
+async fn repeated(c: &Cluster, service: &str, reason: &str, times: i32) -> bool {
+    let api: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(c.kube(), "default");
+    api.list(&Default::default()).await.is_ok_and(|l| {
+        let n: i32 = l
+            .items
+            .iter()
+            .filter(|e| {
+                e.reason.as_deref() == Some(reason)
+                    && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(service)
+            })
+            .map(|e| e.series.as_ref().map_or(1, |s| s.count))
+            .sum();
+        n >= times
+    })
 }
 
 /// Whether `node`'s speaker already patched a repeated nodeAssigned Event
