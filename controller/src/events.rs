@@ -213,19 +213,7 @@ mod tests {
 
     #[test]
     fn an_event_names_the_object_and_this_replica() {
-        let event = Event {
-            regarding: ObjectReference {
-                api_version: Some("v1".into()),
-                kind: Some("Service".into()),
-                name: Some("web".into()),
-                namespace: Some("shop".into()),
-                uid: Some("u1".into()),
-                ..Default::default()
-            },
-            warning: true,
-            reason: "AllocationFailed",
-            note: "Failed to allocate IP for \"shop/web\": x".into(),
-        };
+        let event = event("Failed to allocate IP for \"shop/web\": x");
         let now = Timestamp::from_second(1).expect("ok");
         let k = build(&event, "pod-a", now);
         assert_eq!(k.metadata.namespace.as_deref(), Some("shop"));
