@@ -45,7 +45,7 @@ fn world(services: usize, nodes: usize) -> World {
             SliceInfo {
                 service: Some(key),
                 ready: nodes,
-                ready_nodes: all.clone(),
+                ready_nodes: SliceInfo::nodes(all.iter().map(String::as_str)),
             },
         );
     }

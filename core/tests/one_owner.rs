@@ -66,7 +66,7 @@ fn world(
             SliceInfo {
                 service: Some(key),
                 ready: ready_nodes.len(),
-                ready_nodes: ready_nodes.clone(),
+                ready_nodes: SliceInfo::nodes(ready_nodes.iter().map(String::as_str)),
             },
         );
     }

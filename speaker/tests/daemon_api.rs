@@ -377,14 +377,14 @@ async fn a_speaker_acts_only_on_services_of_its_load_balancer_class() -> TestRes
             .borrow()
             .services()
             .keys()
-            .map(|k| k.name.clone())
+            .map(|k| k.name.to_string())
             .collect()
     };
     for (w, want) in [(&ours, "web"), (&metallbs, "metallbs")] {
         let mut world = w.world.clone();
         tokio::time::timeout(
             Duration::from_secs(10),
-            world.wait_for(|world| world.services().keys().any(|k| k.name == want)),
+            world.wait_for(|world| world.services().keys().any(|k| *k.name == *want)),
         )
         .await??;
         let mut synced = w.synced.clone();

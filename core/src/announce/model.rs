@@ -7,23 +7,32 @@
 use crate::election::TrafficPolicy;
 use crate::range::AddressRange;
 use crate::selector::LabelSelector;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 /// `namespace/name` of a namespaced object (cluster-scoped: empty
-/// namespace).
-#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+/// namespace). Shared strings: the world keeps a key in several places
+/// (the object, its index entries, the change log, the decision), and a
+/// copy is two reference counts, not two allocations.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ObjectKey {
     /// Namespace.
-    pub namespace: String,
+    pub namespace: Arc<str>,
     /// Name.
-    pub name: String,
+    pub name: Arc<str>,
+}
+
+impl Default for ObjectKey {
+    fn default() -> Self {
+        Self::new("", "")
+    }
 }
 
 impl ObjectKey {
     /// A key from its parts.
-    pub fn new(namespace: impl Into<String>, name: impl Into<String>) -> Self {
+    pub fn new(namespace: impl Into<Arc<str>>, name: impl Into<Arc<str>>) -> Self {
         Self {
             namespace: namespace.into(),
             name: name.into(),
@@ -68,8 +77,20 @@ pub struct SliceInfo {
     pub service: Option<ObjectKey>,
     /// Ready endpoints on any node, including those without `nodeName`.
     pub ready: usize,
-    /// Nodes holding at least one ready endpoint.
-    pub ready_nodes: BTreeSet<String>,
+    /// Nodes holding at least one ready endpoint, sorted, each once
+    /// ([`SliceInfo::nodes`] builds it so): a vector of shared names, as
+    /// 10,000 slices of a few nodes each are kept.
+    pub ready_nodes: Vec<Arc<str>>,
+}
+
+impl SliceInfo {
+    /// `ready_nodes` from any list of names: sorted, each once.
+    pub fn nodes<S: Into<Arc<str>>>(names: impl IntoIterator<Item = S>) -> Vec<Arc<str>> {
+        let mut v: Vec<Arc<str>> = names.into_iter().map(Into::into).collect();
+        v.sort();
+        v.dedup();
+        v
+    }
 }
 
 /// A Node's name, labels and the conditions the speaker reads.
@@ -182,7 +203,7 @@ pub fn traffic_policy<'a>(
     if local {
         let ready_nodes = slices
             .into_iter()
-            .flat_map(|s| s.ready_nodes.iter().cloned())
+            .flat_map(|s| s.ready_nodes.iter().map(|n| n.to_string()))
             .collect();
         TrafficPolicy::Local { ready_nodes }
     } else {

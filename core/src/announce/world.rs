@@ -32,8 +32,9 @@ pub struct World {
     id: u64,
     services: BTreeMap<ObjectKey, ServiceInfo>,
     slices: HashMap<ObjectKey, SliceInfo>,
-    /// Service -> the keys of its EndpointSlices.
-    slices_of: HashMap<ObjectKey, BTreeSet<ObjectKey>>,
+    /// Service -> the keys of its EndpointSlices (usually one or two: a
+    /// vector, not a set).
+    slices_of: HashMap<ObjectKey, Vec<ObjectKey>>,
     nodes: BTreeMap<String, NodeFacts>,
     pools: BTreeMap<String, PoolInfo>,
     ads: BTreeMap<ObjectKey, AdInfo>,
@@ -222,7 +223,10 @@ impl World {
             self.unlink(&key, old.service.as_ref());
         }
         if let Some(svc) = new_service {
-            self.slices_of.entry(svc.clone()).or_default().insert(key);
+            let of = self.slices_of.entry(svc.clone()).or_default();
+            if !of.contains(&key) {
+                of.push(key);
+            }
             self.touch(&svc);
         }
         true
@@ -250,7 +254,7 @@ impl World {
     fn unlink(&mut self, slice: &ObjectKey, service: Option<&ObjectKey>) {
         let Some(svc) = service else { return };
         if let Some(set) = self.slices_of.get_mut(svc) {
-            set.remove(slice);
+            set.retain(|k| k != slice);
             if set.is_empty() {
                 self.slices_of.remove(svc);
             }
@@ -365,7 +369,7 @@ mod tests {
 
     fn keys<'a>(c: Changes<'a>) -> Vec<&'a str> {
         match c {
-            Changes::Services(set) => set.into_iter().map(|k| k.name.as_str()).collect(),
+            Changes::Services(set) => set.into_iter().map(|k| &*k.name).collect(),
             other => panic!("expected Services, got {other:?}"),
         }
     }

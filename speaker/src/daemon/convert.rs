@@ -9,13 +9,44 @@ use ferrolb_crds::{IPAddressPool, L2Advertisement};
 use k8s_openapi::api::core::v1::{Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::ResourceExt;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 
 /// The label an EndpointSlice carries naming its Service.
 pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
 
+/// Names that recur across thousands of objects (namespaces, node names)
+/// are kept once: [`shared`] hands out one `Arc<str>` per distinct name.
+/// Bounded: past [`SHARED_MAX`] names the table starts over (only the
+/// sharing is lost).
+static SHARED: Mutex<Option<HashSet<Arc<str>>>> = Mutex::new(None);
+
+/// Distinct names [`shared`] remembers at most.
+pub const SHARED_MAX: usize = 65_536;
+
+/// `name` as a shared string.
+pub fn shared(name: &str) -> Arc<str> {
+    let Ok(mut guard) = SHARED.lock() else {
+        return Arc::from(name);
+    };
+    let set = guard.get_or_insert_with(HashSet::new);
+    if let Some(s) = set.get(name) {
+        return s.clone();
+    }
+    if set.len() >= SHARED_MAX {
+        set.clear();
+    }
+    let s: Arc<str> = Arc::from(name);
+    set.insert(s.clone());
+    s
+}
+
 /// The key of a Kubernetes object (cluster-scoped: empty namespace).
 pub fn key<K: kube::Resource>(obj: &K) -> ObjectKey {
-    ObjectKey::new(obj.namespace().unwrap_or_default(), obj.name_any())
+    ObjectKey::new(
+        shared(obj.meta().namespace.as_deref().unwrap_or_default()),
+        obj.name_any(),
+    )
 }
 
 /// `None` for Services the speaker ignores: not of type LoadBalancer, or
@@ -41,24 +72,27 @@ pub fn service(svc: &Service) -> Option<ServiceInfo> {
 /// Reads an EndpointSlice. An endpoint whose `ready` is unset counts as
 /// ready, as the API documents.
 pub fn slice(slice: &EndpointSlice) -> SliceInfo {
-    let service = slice
-        .labels()
-        .get(SERVICE_NAME_LABEL)
-        .map(|name| ObjectKey::new(slice.namespace().unwrap_or_default(), name.clone()));
-    let mut out = SliceInfo {
+    let service = slice.labels().get(SERVICE_NAME_LABEL).map(|name| {
+        ObjectKey::new(
+            shared(slice.metadata.namespace.as_deref().unwrap_or_default()),
+            name.as_str(),
+        )
+    });
+    let ready: Vec<_> = slice
+        .endpoints
+        .iter()
+        .filter(|ep| ep.conditions.as_ref().and_then(|c| c.ready).unwrap_or(true))
+        .collect();
+    SliceInfo {
         service,
-        ..SliceInfo::default()
-    };
-    for ep in &slice.endpoints {
-        let ready = ep.conditions.as_ref().and_then(|c| c.ready).unwrap_or(true);
-        if ready {
-            out.ready += 1;
-            if let Some(node) = &ep.node_name {
-                out.ready_nodes.insert(node.clone());
-            }
-        }
+        ready: ready.len(),
+        ready_nodes: SliceInfo::nodes(
+            ready
+                .iter()
+                .filter_map(|ep| ep.node_name.as_deref())
+                .map(shared),
+        ),
     }
-    out
 }
 
 /// Reads a Node.
@@ -171,7 +205,7 @@ mod tests {
         let info = slice(&obj);
         assert_eq!(info.service, Some(ObjectKey::new("default", "web")));
         assert_eq!(info.ready, 2);
-        assert_eq!(info.ready_nodes, ["a".to_string()].into());
+        assert_eq!(info.ready_nodes, SliceInfo::nodes(["a"]));
     }
 
     #[test]
@@ -206,5 +240,23 @@ mod tests {
         assert_eq!(info.ips.len(), 2);
         assert_eq!(info.pool.as_deref(), Some("public"));
         assert!(info.local);
+    }
+
+    #[test]
+    fn recurring_names_are_kept_once() {
+        let obj = |name: &str| -> EndpointSlice {
+            serde_json::from_value(json!({
+                "metadata": {"name": name, "namespace": "shop",
+                             "labels": {"kubernetes.io/service-name": "web"}},
+                "addressType": "IPv4",
+                "endpoints": [{"addresses": ["10.0.0.1"], "nodeName": "node-7"}],
+            }))
+            .unwrap()
+        };
+        let (a, b) = (slice(&obj("web-a")), slice(&obj("web-b")));
+        assert!(Arc::ptr_eq(&a.ready_nodes[0], &b.ready_nodes[0]));
+        let (ka, kb) = (a.service.unwrap(), b.service.unwrap());
+        assert!(Arc::ptr_eq(&ka.namespace, &kb.namespace));
+        assert!(Arc::ptr_eq(&key(&obj("web-a")).namespace, &ka.namespace));
     }
 }

@@ -144,8 +144,8 @@ impl Notice {
         ObjectReference {
             api_version: Some(api_version.into()),
             kind: Some(kind.into()),
-            namespace: Some(key.namespace.clone()),
-            name: Some(key.name.clone()),
+            namespace: Some(key.namespace.to_string()),
+            name: Some(key.name.to_string()),
             uid,
             ..ObjectReference::default()
         }

@@ -255,7 +255,7 @@ mod tests {
         apply(&mut w, &lb("a", Some("192.0.2.1"), "LoadBalancer"));
         apply(&mut w, &lb("b", Some("192.0.2.2"), "LoadBalancer"));
         reset(&mut w, &[lb("b", Some("192.0.2.2"), "LoadBalancer")]);
-        let names: Vec<_> = w.services().keys().map(|k| k.name.clone()).collect();
+        let names: Vec<_> = w.services().keys().map(|k| k.name.to_string()).collect();
         assert_eq!(names, ["b"]);
     }
 

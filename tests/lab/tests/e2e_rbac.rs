@@ -20,8 +20,8 @@ use ferrolb_lab::objects::{Families, ServiceSpec};
 use k8s_openapi::api::core::v1::{Secret, Service};
 use kube::api::{Patch, PatchParams};
 use kube::Api;
-use serde_json::json;
 use kube_test_server::rbac::{self, Rbac};
+use serde_json::json;
 
 const PORT: u16 = 8080;
 

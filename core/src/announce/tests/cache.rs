@@ -66,7 +66,7 @@ fn apply_change(w: &mut World, live: &mut BTreeSet<String>, me: &mut usize, c: &
                 SliceInfo {
                     service: Some(key(*k)),
                     ready: nodes.len(),
-                    ready_nodes: nodes,
+                    ready_nodes: SliceInfo::nodes(nodes.iter().map(String::as_str)),
                 },
             );
         }
@@ -234,7 +234,7 @@ fn a_service_change_decides_that_service_only() {
 fn a_shared_ip_stays_announced_until_its_last_service_goes() {
     let mut w = world();
     w.edit_slice(&slice_key(), |s| {
-        s.ready_nodes = all_live();
+        s.ready_nodes = SliceInfo::nodes(all_live().iter().map(String::as_str));
         s.ready = 3;
     });
     let twin = ObjectKey::new("default", "twin");
@@ -250,7 +250,7 @@ fn a_shared_ip_stays_announced_until_its_last_service_goes() {
         SliceInfo {
             service: Some(twin.clone()),
             ready: 1,
-            ready_nodes: BTreeSet::new(),
+            ready_nodes: Vec::new(),
         },
     );
     let owner = expected_owner(V4, &NODES);

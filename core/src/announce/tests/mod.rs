@@ -68,7 +68,7 @@ fn world() -> World {
         SliceInfo {
             service: Some(svc_key()),
             ready: 1,
-            ready_nodes: ["node-c".to_string()].into(),
+            ready_nodes: SliceInfo::nodes(["node-c"]),
         },
     );
     w
