@@ -52,6 +52,17 @@ pub struct ControllerArgs {
         value_parser = RangedU64ValueParser::<usize>::new().range(1..)
     )]
     pub status_queue: usize,
+
+    /// Status writes (one per object: a Service, a pool, an advertisement)
+    /// in flight at once. Writes for one object never overlap.
+    #[arg(
+        long = "status-writes-in-flight",
+        env = "FERROLB_STATUS_WRITES_IN_FLIGHT",
+        default_value_t = 32,
+        value_name = "N",
+        value_parser = RangedU64ValueParser::<usize>::new().range(1..=1024)
+    )]
+    pub writes_in_flight: usize,
 }
 
 /// Leader election on a `coordination.k8s.io/v1` Lease.
@@ -176,6 +187,7 @@ mod tests {
     const EVERY_ENV_VAR: &[(&str, &str)] = &[
         ("FERROLB_LB_CLASS", "ferrolb.io/l2"),
         ("FERROLB_STATUS_QUEUE_CAPACITY", "8"),
+        ("FERROLB_STATUS_WRITES_IN_FLIGHT", "4"),
         ("FERROLB_LEASE_NAME", "lb"),
         ("POD_NAMESPACE", "kube-system"),
         ("POD_NAME", "ferrolb-controller-7d9f-abcde"),
@@ -225,6 +237,7 @@ mod tests {
         let args = with_env(&[], || parse(&[])).unwrap();
         assert_eq!(args.controller.lb_class, None);
         assert_eq!(args.controller.status_queue, 1024);
+        assert_eq!(args.controller.writes_in_flight, 32);
         assert_eq!(args.lease.lease_name, "ferrolb-controller");
         assert_eq!(args.lease.lease_namespace, "ferrolb-system");
         assert_eq!(args.lease.identity, default_identity());
@@ -250,6 +263,7 @@ mod tests {
         let args = with_env(EVERY_ENV_VAR, || parse(&[])).unwrap();
         assert_eq!(args.controller.lb_class.as_deref(), Some("ferrolb.io/l2"));
         assert_eq!(args.controller.status_queue, 8);
+        assert_eq!(args.controller.writes_in_flight, 4);
         assert_eq!(args.lease.lease_name, "lb");
         assert_eq!(args.lease.lease_namespace, "kube-system");
         assert_eq!(args.lease.identity, "ferrolb-controller-7d9f-abcde");
@@ -271,6 +285,7 @@ mod tests {
                 "--lb-class",
                 "ferrolb.io/l2",
                 "--status-queue-capacity=8",
+                "--status-writes-in-flight=4",
                 "--lease-name",
                 "lb",
                 "--lease-namespace",
@@ -314,6 +329,11 @@ mod tests {
     fn bad_values_name_the_flag_and_say_what_is_expected() {
         let cases: &[(&[&str], &str)] = &[
             (&["--status-queue-capacity", "0"], "--status-queue-capacity"),
+            (
+                &["--status-writes-in-flight", "0"],
+                "--status-writes-in-flight",
+            ),
+            (&["--status-writes-in-flight", "2000"], "1..=1024"),
             (&["--lease-duration", "15"], "like `15s`"),
             (&["--lease-duration", "1500ms"], "whole number of seconds"),
             (&["--lease-duration", "1s"], "at least 2s"),

@@ -215,6 +215,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         leader.clone(),
         stop_rx.clone(),
         failed_tx,
+        args.controller.writes_in_flight,
     );
     let writer_task = tokio::spawn(writer.run(rx).instrument(info_span!("status")));
 

@@ -457,6 +457,8 @@ mod tests {
             user: Some(user.to_owned()),
             info: info(method, path),
             code: 200,
+            arrived: 0,
+            answered: 1,
         }
     }
 
@@ -595,6 +597,8 @@ subjects: [{kind: User, name: alice}]
                 user: None,
                 info: info("GET", "/api/v1/secrets"),
                 code: 200,
+                arrived: 2,
+                answered: 3,
             },
         ];
         let c = r.coverage(&log);

@@ -5,6 +5,7 @@
 //! is given (see [`crate::rbac`]).
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use serde::Serialize;
@@ -158,19 +159,39 @@ pub struct RequestRecord {
     pub info: RequestInfo,
     /// The HTTP status answered (200 for a watch that started).
     pub code: u16,
+    /// When the request arrived and when it was answered, as places in
+    /// one count shared by every request of the server (`arrived <
+    /// answered`): two requests were served at the same time unless one
+    /// was answered before the other arrived. Delays injected by faults
+    /// fall in between.
+    pub arrived: u64,
+    /// See `arrived`.
+    pub answered: u64,
 }
 
-/// The log itself: `None` while off.
+/// The log itself (`None` while off) and the count of arrivals and
+/// answers.
 #[derive(Debug, Default)]
-pub(crate) struct RequestLog(Mutex<Option<Vec<RequestRecord>>>);
+pub(crate) struct RequestLog {
+    records: Mutex<Option<Vec<RequestRecord>>>,
+    clock: AtomicU64,
+}
 
 impl RequestLog {
     pub(crate) fn new(on: bool) -> Self {
-        RequestLog(Mutex::new(on.then(Vec::new)))
+        RequestLog {
+            records: Mutex::new(on.then(Vec::new)),
+            clock: AtomicU64::new(0),
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Option<Vec<RequestRecord>>> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
+        self.records.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The next place in the count of arrivals and answers.
+    pub(crate) fn tick(&self) -> u64 {
+        self.clock.fetch_add(1, Ordering::SeqCst)
     }
 
     pub(crate) fn is_on(&self) -> bool {
@@ -411,6 +432,8 @@ mod tests {
             user: None,
             info: info("GET", "/api/v1/nodes", &[]),
             code: 200,
+            arrived: 0,
+            answered: 1,
         };
         log.push(rec.clone());
         assert!(log.snapshot().is_empty());

@@ -151,11 +151,14 @@ async fn dispatch(State(app): State<Arc<App>>, req: Request) -> Response {
         .map(|q| q.0)
         .unwrap_or_default();
     let info = RequestInfo::from_request(req.method().as_str(), req.uri().path(), &query);
+    let arrived = app.requests.tick();
     let response = serve(app.clone(), req).await;
     app.requests.push(RequestRecord {
         user,
         info,
         code: response.status().as_u16(),
+        arrived,
+        answered: app.requests.tick(),
     });
     response
 }

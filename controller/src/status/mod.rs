@@ -1,10 +1,19 @@
 //! The one task that writes to the API server.
 //!
-//! It takes [`Update`]s from a bounded channel, in order, and writes each
-//! only while this replica leads (a standby drops them: it re-seeds from
-//! the API when it takes over). Every write is a merge patch with the
-//! constant field manager `ferrolb-controller`; nothing is ever read,
-//! modified and replaced.
+//! It takes [`Update`]s from a bounded channel and writes each only while
+//! this replica leads (a standby drops them: it re-seeds from the API when
+//! it takes over). Every write is a merge patch with the constant field
+//! manager `ferrolb-controller`; nothing is ever read, modified and
+//! replaced.
+//!
+//! Writes for different objects run concurrently, at most
+//! `--status-writes-in-flight` at once (each in a task of its own, so a
+//! slow API server costs latency, not throughput); writes for one object
+//! (a Service, a pool, an advertisement) never overlap and never pass each
+//! other: a write waits until the one before it for its object finished
+//! (see [`queue`], which also keeps only the newest of the writes waiting
+//! for one object: each carries the whole desired state). When every slot
+//! is taken the writer stops reading the channel, so the index waits.
 //!
 //! A Service assignment takes two patches because an annotation is
 //! metadata, which a write to `/status` cannot change: first the
@@ -13,15 +22,23 @@
 //! round (ingress, then annotation). So whenever the ingress shows an IP,
 //! the annotation names its pool.
 //!
+//! Fencing: before every request (the first, the second patch of a
+//! Service, each retry) the write checks that this replica still leads and
+//! is not stopping; a write in flight when leadership is lost stops at that
+//! point, and no write starts after it.
+//!
 //! API errors are retried with exponential backoff (100 ms doubling to
 //! 5 s, at most [`MAX_ATTEMPTS`] tries). A 404 means the object is gone:
-//! its delete event is on its way, nothing to do. A 409, or giving up on a
-//! transient error, is reported back so the index decides again from the
-//! object it sees next.
+//! its delete event is on its way, nothing to do. A 400, 403, 409 or 422,
+//! or giving up on a transient error, is reported back so the index
+//! decides again from the object it sees next.
 //!
 //! Events are not state: they are published beside the writes, at most
 //! [`EVENTS_IN_FLIGHT`] at once, once each (a lost Event is only logged).
 
+pub mod queue;
+
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -32,10 +49,12 @@ use kube::api::{Api, Patch, PatchParams};
 use kube::Client;
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, watch, Semaphore};
-use tracing::{debug, info, warn};
+use tokio::task::{self, JoinSet};
+use tracing::{debug, error, info, warn, Instrument as _};
 
 use crate::events::{Publisher, CONTROLLER};
 use crate::index::{ServiceWrite, Update, Write};
+use queue::{Key, Queue};
 
 /// Tries per write before giving up and reporting it back.
 pub const MAX_ATTEMPTS: u32 = 8;
@@ -80,13 +99,12 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// The single status writer.
 pub struct Writer {
-    client: Client,
+    patcher: Patcher,
     events: Publisher,
-    leader: watch::Receiver<bool>,
-    stop: watch::Receiver<bool>,
     /// Writes that failed for good but may succeed when decided again.
     failed: mpsc::UnboundedSender<Write>,
     event_slots: Arc<Semaphore>,
+    writes_in_flight: usize,
 }
 
 /// Events published concurrently, at most.
@@ -96,9 +114,22 @@ impl std::fmt::Debug for Writer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Writer")
             .field("events", &self.events)
+            .field("writes_in_flight", &self.writes_in_flight)
             .finish()
     }
 }
+
+/// What a write task needs (cheap to clone: the client and the watch
+/// receivers are shared handles).
+#[derive(Clone)]
+struct Patcher {
+    client: Client,
+    leader: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
+}
+
+/// The write each running task makes, by task.
+type Started = HashMap<task::Id, Write>;
 
 fn params() -> PatchParams {
     PatchParams {
@@ -124,40 +155,51 @@ pub fn ingress_patch(write: &ServiceWrite) -> Value {
 }
 
 impl Writer {
-    /// A writer that writes while `leader` is true and until `stop` is.
+    /// A writer that writes while `leader` is true and until `stop` is,
+    /// at most `writes_in_flight` (at least 1) objects at once.
     pub fn new(
         client: Client,
         events: Publisher,
         leader: watch::Receiver<bool>,
         stop: watch::Receiver<bool>,
         failed: mpsc::UnboundedSender<Write>,
+        writes_in_flight: usize,
     ) -> Self {
         Writer {
-            client,
+            patcher: Patcher {
+                client,
+                leader,
+                stop,
+            },
             events,
-            leader,
-            stop,
             failed,
             event_slots: Arc::new(Semaphore::new(EVENTS_IN_FLIGHT)),
+            writes_in_flight,
         }
     }
 
-    fn may_write(&self) -> bool {
-        *self.leader.borrow() && !*self.stop.borrow()
-    }
-
-    /// Writes updates until the channel closes or `stop` turns true.
-    pub async fn run(mut self, mut updates: mpsc::Receiver<Update>) {
+    /// Writes updates until the channel closes (then finishes what it
+    /// holds) or `stop` turns true (then waits for the writes in flight,
+    /// which stop at their next request).
+    pub async fn run(self, mut updates: mpsc::Receiver<Update>) {
+        let mut stop = self.patcher.stop.clone();
+        let mut queue = Queue::new(self.writes_in_flight);
+        let mut tasks = JoinSet::new();
+        let mut started = Started::new();
         loop {
             let update = tokio::select! {
                 biased;
-                _ = self.stop.wait_for(|s| *s) => break,
-                next = updates.recv() => match next {
+                _ = stop.wait_for(|s| *s) => break,
+                Some(done) = tasks.join_next_with_id(), if !tasks.is_empty() => {
+                    self.finished(done, &mut queue, &mut tasks, &mut started);
+                    continue;
+                }
+                next = updates.recv(), if queue.has_room() => match next {
                     Some(update) => update,
                     None => break,
                 },
             };
-            if !self.may_write() {
+            if !self.patcher.may_write() {
                 debug!("not leading: dropping an update");
                 continue;
             }
@@ -180,17 +222,67 @@ impl Writer {
                     continue;
                 }
             };
-            match self.write(&write).await {
-                Ok(()) => {}
-                Err(Error::NotFound { what }) => debug!(%what, "object gone; nothing to write"),
-                Err(Error::Stopped { .. }) => {}
-                Err(err) => {
-                    warn!(error = %err, "write failed; deciding again");
-                    let _ = self.failed.send(write);
-                }
+            if let Some(write) = queue.offer(write) {
+                self.start(write, &mut tasks, &mut started);
             }
         }
+        while let Some(done) = tasks.join_next_with_id().await {
+            self.finished(done, &mut queue, &mut tasks, &mut started);
+        }
         info!("status writer stopped");
+    }
+
+    fn start(&self, write: Write, tasks: &mut JoinSet<Result<()>>, started: &mut Started) {
+        let patcher = self.patcher.clone();
+        let task = write.clone();
+        let id = tasks
+            .spawn(async move { patcher.write(&task).await }.in_current_span())
+            .id();
+        started.insert(id, write);
+    }
+
+    /// Reports a finished write and starts the next one for its object.
+    fn finished(
+        &self,
+        done: Result<(task::Id, Result<()>), task::JoinError>,
+        queue: &mut Queue,
+        tasks: &mut JoinSet<Result<()>>,
+        started: &mut Started,
+    ) {
+        let (id, result) = match done {
+            Ok((id, result)) => (id, Ok(result)),
+            Err(err) => (err.id(), Err(err)),
+        };
+        let Some(write) = started.remove(&id) else {
+            return;
+        };
+        match result {
+            Ok(Ok(())) => {}
+            Ok(Err(Error::NotFound { what })) => debug!(%what, "object gone; nothing to write"),
+            Ok(Err(Error::Stopped { .. })) => {}
+            Ok(Err(err)) => {
+                warn!(error = %err, "write failed; deciding again");
+                let _ = self.failed.send(write.clone());
+            }
+            Err(err) => {
+                error!(error = %err, "a write task failed; deciding again");
+                let _ = self.failed.send(write.clone());
+            }
+        }
+        let key = Key::of(&write);
+        while let Some(next) = queue.finished(&key) {
+            if self.patcher.may_write() {
+                self.start(next, tasks, started);
+                return;
+            }
+            debug!("not leading: dropping an update");
+        }
+    }
+}
+
+impl Patcher {
+    fn may_write(&self) -> bool {
+        *self.leader.borrow() && !*self.stop.borrow()
     }
 
     async fn write(&self, write: &Write) -> Result<()> {
@@ -255,6 +347,13 @@ impl Writer {
         let mut delay = Duration::from_millis(100);
         let mut attempt = 0;
         loop {
+            // Before each request: a write in flight when leadership is
+            // lost stops here, between its patches as between its tries.
+            if !self.may_write() {
+                return Err(Error::Stopped {
+                    what: what.to_string(),
+                });
+            }
             attempt += 1;
             let err = match call().await {
                 Ok(_) => return Ok(()),
@@ -292,11 +391,6 @@ impl Writer {
                 _ = tokio::time::sleep(delay) => {}
                 _ = stop.wait_for(|s| *s) => {}
                 _ = leader.wait_for(|l| !*l) => {}
-            }
-            if !self.may_write() {
-                return Err(Error::Stopped {
-                    what: what.to_string(),
-                });
             }
             delay = (delay * 2).min(Duration::from_secs(5));
         }
