@@ -27,6 +27,7 @@ use tracing::{info, info_span, warn, Instrument as _};
 
 use crate::cli::Args;
 use crate::events::Publisher;
+use crate::index::service::View;
 use crate::index::watch::{step, Step};
 use crate::index::{Index, Settings, Update};
 use crate::lease::Leadership;
@@ -38,19 +39,19 @@ use crate::status::Writer;
 const BATCH: usize = 1024;
 
 enum Input {
-    Service(Box<watcher::Result<WatchEvent<Service>>>),
+    Service(Box<watcher::Result<WatchEvent<View>>>),
     Namespace(Box<watcher::Result<WatchEvent<Namespace>>>),
     Pool(Box<watcher::Result<WatchEvent<IPAddressPool>>>),
     Advertisement(Box<watcher::Result<WatchEvent<L2Advertisement>>>),
 }
 
-/// Watches `api`; each object goes through `slim` as it arrives (every
-/// kind loses its managedFields; Services keep only what the index reads,
-/// [`crate::index::service::slim`]), so a relist buffers small objects.
-fn watch<K>(
+/// Watches `api`; each object goes through `read` as it arrives (every
+/// kind loses its managedFields; a Service becomes the [`View`] the index
+/// keeps), so a relist buffers small objects.
+fn watch<K, T: 'static>(
     api: Api<K>,
-    slim: fn(&mut K),
-    wrap: fn(Box<watcher::Result<WatchEvent<K>>>) -> Input,
+    read: fn(K) -> T,
+    wrap: fn(Box<watcher::Result<WatchEvent<T>>>) -> Input,
 ) -> BoxStream<'static, Input>
 where
     K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
@@ -58,18 +59,36 @@ where
 {
     watcher(api, watcher::Config::default())
         .default_backoff()
-        .modify(move |o: &mut K| {
-            o.meta_mut().managed_fields = None;
-            slim(o);
-        })
-        .map(move |event| wrap(Box::new(event)))
+        .map(move |event| wrap(Box::new(event.map(|e| read_event(e, read)))))
         .boxed()
+}
+
+/// `event` with its object read by `read`.
+fn read_event<K, T>(event: WatchEvent<K>, read: fn(K) -> T) -> WatchEvent<T> {
+    match event {
+        WatchEvent::Apply(o) => WatchEvent::Apply(read(o)),
+        WatchEvent::Delete(o) => WatchEvent::Delete(read(o)),
+        WatchEvent::Init => WatchEvent::Init,
+        WatchEvent::InitApply(o) => WatchEvent::InitApply(read(o)),
+        WatchEvent::InitDone => WatchEvent::InitDone,
+    }
+}
+
+/// `obj` without its managedFields.
+fn stripped<K: Resource>(mut obj: K) -> K {
+    obj.meta_mut().managed_fields = None;
+    obj
+}
+
+/// A Service as the index keeps it.
+fn view(svc: Service) -> View {
+    View::of(&svc)
 }
 
 /// Objects of one kind listed since the last `Init`, applied as one reset.
 #[derive(Default)]
 struct Relists {
-    services: Option<Vec<Service>>,
+    services: Option<Vec<View>>,
     namespaces: Option<Vec<Namespace>>,
     pools: Option<Vec<IPAddressPool>>,
     ads: Option<Vec<L2Advertisement>>,
@@ -80,10 +99,10 @@ struct Relists {
 fn handle(index: &mut Index, relists: &mut Relists, input: Input) {
     match input {
         Input::Service(event) => match step(&mut relists.services, "Service", *event) {
-            Step::Apply(svc) => index.apply_service(svc),
-            Step::Delete(svc) => index.delete_service(&svc),
+            Step::Apply(svc) => index.apply_view(svc),
+            Step::Delete(svc) => index.delete_view(&svc.key),
             Step::Reset(list) => {
-                index.reset_services(list);
+                index.reset_views(list);
                 index.mark_synced("Service");
             }
             Step::Wait => {}
@@ -149,16 +168,13 @@ async fn flush(
 
 /// A consistent list of every Service, so a new leader sees what the old
 /// one wrote even if the watch lags behind.
-async fn list_services(client: &Client) -> anyhow::Result<Vec<Service>> {
+async fn list_services(client: &Client) -> anyhow::Result<Vec<View>> {
     let api: Api<Service> = Api::all(client.clone());
     let mut out = Vec::new();
     let mut params = ListParams::default().limit(500);
     loop {
         let page = api.list(&params).await.context("listing Services")?;
-        out.extend(page.items.into_iter().map(|mut s| {
-            s.metadata.managed_fields = None;
-            s
-        }));
+        out.extend(page.items.iter().map(View::of));
         match page.metadata.continue_ {
             Some(token) if !token.is_empty() => params = params.continue_token(&token),
             _ => return Ok(out),
@@ -246,24 +262,20 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     // as MetalLB reads them from metallb-system.
     let config_ns = args.lease.lease_namespace.clone();
     let mut inputs: SelectAll<BoxStream<'static, Input>> = futures::stream::select_all([
-        watch(
-            Api::<Service>::all(client.clone()),
-            crate::index::service::slim,
-            Input::Service,
-        ),
+        watch(Api::<Service>::all(client.clone()), view, Input::Service),
         watch(
             Api::<Namespace>::all(client.clone()),
-            |_| {},
+            stripped,
             Input::Namespace,
         ),
         watch(
             Api::<IPAddressPool>::namespaced(client.clone(), &config_ns),
-            |_| {},
+            stripped,
             Input::Pool,
         ),
         watch(
             Api::<L2Advertisement>::namespaced(client.clone(), &config_ns),
-            |_| {},
+            stripped,
             Input::Advertisement,
         ),
     ]);
@@ -299,7 +311,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                         // last caught up: seed from a fresh list.
                         let seed_start = Instant::now();
                         let services = list_services(&client).await?;
-                        index.reset_services(services);
+                        index.reset_views(services);
                         index.seed();
                         metrics.observe_reconcile("seed", seed_start.elapsed().as_secs_f64());
                         info!(services = index.service_count(), "leading: seeded from a fresh list");

@@ -28,10 +28,10 @@ use std::sync::Arc;
 use ferrolb_crds::{IPAddressPool, IPAddressPoolStatus, L2Advertisement, L2AdvertisementStatus};
 use k8s_openapi::api::core::v1::{Namespace, ObjectReference, Service};
 use k8s_openapi::jiff::Timestamp;
-use kube::{Resource, ResourceExt};
+use kube::ResourceExt;
 
 use ferrolb_core::allocator::{self, Allocator, Assignment, PoolCounts, ServiceKey};
-use service::Observed;
+use service::{Observed, View};
 
 /// What the index is configured with.
 #[derive(Debug, Clone, Default)]
@@ -117,7 +117,7 @@ pub struct Output {
 #[derive(Debug, Default)]
 pub struct Index {
     settings: Settings,
-    services: BTreeMap<ServiceKey, Arc<Service>>,
+    services: BTreeMap<ServiceKey, Arc<View>>,
     namespaces: BTreeMap<String, BTreeMap<String, String>>,
     pools: BTreeMap<String, Arc<IPAddressPool>>,
     ads: BTreeMap<String, Arc<L2Advertisement>>,
@@ -180,22 +180,34 @@ impl Index {
     // ----- Services -----
 
     /// A Service was added or changed.
-    pub fn apply_service(&mut self, mut svc: Service) {
-        service::slim(&mut svc);
-        let key = service::key(&svc);
+    pub fn apply_service(&mut self, svc: Service) {
+        self.apply_view(View::of(&svc));
+    }
+
+    /// A Service was added or changed, as read at the watch edge.
+    pub fn apply_view(&mut self, view: View) {
         // Nothing the controller reads changed: no allocator work, no
         // API call.
-        if self.services.get(&key).is_some_and(|held| **held == svc) {
+        if self
+            .services
+            .get(&view.key)
+            .is_some_and(|held| **held == view)
+        {
             return;
         }
-        self.services.insert(key.clone(), Arc::new(svc));
+        let key = view.key.clone();
+        self.services.insert(key.clone(), Arc::new(view));
         self.evaluate(&key);
     }
 
     /// A Service was deleted: its IPs are free again.
     pub fn delete_service(&mut self, svc: &Service) {
-        let key = service::key(svc);
-        self.forget_service(&key);
+        self.forget_service(&service::key(svc));
+    }
+
+    /// The Service `key` was deleted.
+    pub fn delete_view(&mut self, key: &ServiceKey) {
+        self.forget_service(key);
     }
 
     fn forget_service(&mut self, key: &ServiceKey) {
@@ -212,12 +224,15 @@ impl Index {
 
     /// The complete list of Services after a (re)list.
     pub fn reset_services(&mut self, list: Vec<Service>) {
-        let fresh: BTreeMap<ServiceKey, Arc<Service>> = list
+        self.reset_views(list.iter().map(View::of).collect());
+    }
+
+    /// The complete list of Services after a (re)list, as read at the
+    /// watch edge.
+    pub fn reset_views(&mut self, list: Vec<View>) {
+        let fresh: BTreeMap<ServiceKey, Arc<View>> = list
             .into_iter()
-            .map(|mut s| {
-                service::slim(&mut s);
-                (service::key(&s), Arc::new(s))
-            })
+            .map(|v| (v.key.clone(), Arc::new(v)))
             .collect();
         let gone: Vec<ServiceKey> = self
             .services
@@ -321,12 +336,12 @@ impl Index {
         };
         for (key, svc) in &self.services {
             if alloc.assignment(key).is_some()
-                || !service::is_load_balancer(svc)
-                || !service::class_is_ours(svc, self.settings.lb_class.as_deref())
+                || !svc.load_balancer
+                || !svc.class_is(self.settings.lb_class.as_deref())
             {
                 continue;
             }
-            let observed = Observed::of(svc);
+            let observed = &svc.observed;
             if observed.ips.is_empty() {
                 continue;
             }
@@ -349,7 +364,7 @@ impl Index {
     fn emit_service_event(
         &mut self,
         key: &ServiceKey,
-        svc: &Service,
+        svc: &View,
         warning: bool,
         reason: &'static str,
         note: String,
@@ -359,7 +374,7 @@ impl Index {
             return false;
         }
         self.out.push(Update::Event(Event {
-            regarding: svc.object_ref(&()),
+            regarding: svc.reference(),
             warning,
             reason,
             note: entry.1.clone(),
@@ -382,9 +397,9 @@ impl Index {
         let Some(svc) = self.services.get(key).cloned() else {
             return;
         };
-        let observed = Observed::of(&svc);
-        let class_ours = service::class_is_ours(&svc, self.settings.lb_class.as_deref());
-        if !class_ours || !service::is_load_balancer(&svc) {
+        let observed = svc.observed.clone();
+        let class_ours = svc.class_is(self.settings.lb_class.as_deref());
+        if !class_ours || !svc.load_balancer {
             self.pending.remove(key);
             let held = self.alloc.as_mut().and_then(|a| a.release(key)).is_some();
             self.retry_pending |= held;

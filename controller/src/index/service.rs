@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::core::v1::{ObjectReference, Service, ServiceSpec};
 use kube::ResourceExt;
 
 use ferrolb_core::allocator::{
@@ -24,58 +24,112 @@ pub fn key(svc: &Service) -> ServiceKey {
     ServiceKey::new(svc.namespace().unwrap_or_default(), svc.name_any())
 }
 
-pub use ferrolb_crds::service::class_is_ours;
-
 /// Annotation prefixes the controller reads (its own and MetalLB's).
 const READ_ANNOTATIONS: [&str; 3] = ["ferrolb.io/", "metallb.io/", "metallb.universe.tf/"];
 
-/// Drops, at the watch edge, every part of a Service the controller never
-/// reads, so that 10,000 held Services take little memory, and an update
-/// that touches nothing else (another controller's annotation, kubectl's
-/// last-applied configuration, a new `resourceVersion`) leaves the held
-/// object equal and costs no work ([`super::Index::apply_service`]).
-///
-/// Kept: name, namespace, uid, labels, the annotations under
-/// [`READ_ANNOTATIONS`], deletion timestamp; `spec.type`,
-/// `loadBalancerClass`, `loadBalancerIP`, `ipFamilies`,
-/// `ipFamilyPolicy`, `externalTrafficPolicy`, `selector`, each port's
-/// protocol and number; `status.loadBalancer`. Code that starts reading
-/// another field must keep it here.
-pub fn slim(svc: &mut Service) {
-    let m = &mut svc.metadata;
-    m.managed_fields = None;
-    m.resource_version = None;
-    m.generation = None;
-    m.creation_timestamp = None;
-    m.finalizers = None;
-    m.owner_references = None;
-    m.generate_name = None;
-    m.self_link = None;
-    if let Some(a) = m.annotations.as_mut() {
-        a.retain(|k, _| READ_ANNOTATIONS.iter().any(|p| k.starts_with(p)));
-    }
-    if let Some(spec) = svc.spec.as_mut() {
-        spec.cluster_ip = None;
-        spec.cluster_ips = None;
-        spec.external_ips = None;
-        spec.external_name = None;
-        spec.session_affinity = None;
-        spec.session_affinity_config = None;
-        spec.health_check_node_port = None;
-        spec.internal_traffic_policy = None;
-        spec.publish_not_ready_addresses = None;
-        spec.load_balancer_source_ranges = None;
-        spec.allocate_load_balancer_node_ports = None;
-        spec.traffic_distribution = None;
-        for port in spec.ports.iter_mut().flatten() {
-            port.name = None;
-            port.app_protocol = None;
-            port.node_port = None;
-            port.target_port = None;
+/// What the controller reads of a Service, converted at the watch edge:
+/// the index keeps this, never the Kubernetes object, so 10,000 Services
+/// take little memory, and an update that touches nothing here (another
+/// controller's annotation, kubectl's last-applied copy, a new
+/// `resourceVersion`) converts to an equal view and costs no work
+/// ([`super::Index::apply_view`]). Code that starts reading another field
+/// of a Service must add it here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct View {
+    /// Namespace and name.
+    pub key: ServiceKey,
+    /// `metadata.uid`, for Event references.
+    pub uid: Option<String>,
+    /// `spec.type` is `LoadBalancer`.
+    pub load_balancer: bool,
+    /// `spec.loadBalancerClass`.
+    pub class: Option<String>,
+    /// `spec.loadBalancerIP`, when not empty.
+    pub load_balancer_ip: Option<String>,
+    /// `spec.ipFamilies`.
+    pub ip_families: Vec<String>,
+    /// `spec.ipFamilyPolicy`.
+    pub ip_family_policy: Option<String>,
+    /// `spec.externalTrafficPolicy`.
+    pub external_traffic_policy: Option<String>,
+    /// `spec.ports[*]` as (protocol, port).
+    pub ports: Vec<(String, u16)>,
+    /// `spec.selector`.
+    pub selector: Vec<(String, String)>,
+    /// `metadata.labels`.
+    pub labels: Vec<(String, String)>,
+    /// The annotations under [`READ_ANNOTATIONS`].
+    pub annotations: Vec<(String, String)>,
+    /// What the object shows of our writes.
+    pub observed: Observed,
+}
+
+fn pairs(
+    map: Option<&BTreeMap<String, String>>,
+    keep: impl Fn(&str) -> bool,
+) -> Vec<(String, String)> {
+    map.into_iter()
+        .flatten()
+        .filter(|(k, _)| keep(k))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+fn map(pairs: &[(String, String)]) -> BTreeMap<String, String> {
+    pairs.iter().cloned().collect()
+}
+
+impl View {
+    /// Reads a Service.
+    pub fn of(svc: &Service) -> View {
+        let spec = svc.spec.as_ref();
+        let text = |f: fn(&ServiceSpec) -> Option<&String>| spec.and_then(f).cloned();
+        View {
+            key: key(svc),
+            uid: svc.metadata.uid.clone(),
+            load_balancer: is_load_balancer(svc),
+            class: text(|s| s.load_balancer_class.as_ref()),
+            load_balancer_ip: text(|s| s.load_balancer_ip.as_ref()).filter(|s| !s.is_empty()),
+            ip_families: spec.and_then(|s| s.ip_families.clone()).unwrap_or_default(),
+            ip_family_policy: text(|s| s.ip_family_policy.as_ref()),
+            external_traffic_policy: text(|s| s.external_traffic_policy.as_ref()),
+            ports: spec
+                .and_then(|s| s.ports.as_ref())
+                .into_iter()
+                .flatten()
+                .map(|p| {
+                    (
+                        p.protocol.clone().unwrap_or_default(),
+                        // The API server refuses ports outside 1..=65535.
+                        u16::try_from(p.port).unwrap_or(0),
+                    )
+                })
+                .collect(),
+            selector: pairs(spec.and_then(|s| s.selector.as_ref()), |_| true),
+            labels: pairs(svc.metadata.labels.as_ref(), |_| true),
+            annotations: pairs(svc.metadata.annotations.as_ref(), |k| {
+                READ_ANNOTATIONS.iter().any(|p| k.starts_with(p))
+            }),
+            observed: Observed::of(svc),
         }
     }
-    if let Some(status) = svc.status.as_mut() {
-        status.conditions = None;
+
+    /// Whether `spec.loadBalancerClass` says the Service is ours
+    /// ([`ferrolb_crds::service::class_is_ours`]).
+    pub fn class_is(&self, lb_class: Option<&str>) -> bool {
+        self.class.as_deref() == lb_class
+    }
+
+    /// The reference Events carry (`kubectl describe` selects by UID).
+    pub fn reference(&self) -> ObjectReference {
+        ObjectReference {
+            api_version: Some("v1".into()),
+            kind: Some("Service".into()),
+            namespace: Some(self.key.namespace.clone()),
+            name: Some(self.key.name.clone()),
+            uid: self.uid.clone(),
+            ..ObjectReference::default()
+        }
     }
 }
 
@@ -113,62 +167,42 @@ impl Observed {
 /// The allocator request of a Service in a namespace labelled
 /// `namespace_labels`; the error quotes the malformed annotation or field.
 pub fn request(
-    svc: &Service,
+    svc: &View,
     namespace_labels: &BTreeMap<String, String>,
 ) -> Result<AllocRequest, RequestError> {
-    request_with(svc, svc.annotations(), namespace_labels)
+    request_with(svc, &map(&svc.annotations), namespace_labels)
 }
 
 /// A request that ignores every annotation except the sharing key: used
 /// to keep the IPs a Service already holds when its annotations are
 /// malformed, so a typo never costs it its address.
 pub fn lenient_request(
-    svc: &Service,
+    svc: &View,
     namespace_labels: &BTreeMap<String, String>,
 ) -> Result<AllocRequest, RequestError> {
     let sharing: BTreeMap<String, String> = svc
-        .annotations()
+        .annotations
         .iter()
         .filter(|(k, _)| allocator::SHARING_KEY_ANNOTATIONS.contains(&k.as_str()))
-        .map(|(k, v)| (k.clone(), v.clone()))
+        .cloned()
         .collect();
     request_with(svc, &sharing, namespace_labels)
 }
 
-static EMPTY: BTreeMap<String, String> = BTreeMap::new();
-
 fn request_with(
-    svc: &Service,
+    svc: &View,
     annotations: &BTreeMap<String, String>,
     namespace_labels: &BTreeMap<String, String>,
 ) -> Result<AllocRequest, RequestError> {
-    let spec = svc.spec.as_ref();
-    let ports: Vec<(String, u16)> = spec
-        .and_then(|s| s.ports.as_ref())
-        .into_iter()
-        .flatten()
-        .map(|p| {
-            (
-                p.protocol.clone().unwrap_or_default(),
-                // The API server refuses ports outside 1..=65535.
-                u16::try_from(p.port).unwrap_or(0),
-            )
-        })
-        .collect();
-    let families: &[String] = spec
-        .and_then(|s| s.ip_families.as_deref())
-        .unwrap_or_default();
     AllocRequest::from_service(&ServiceParts {
         annotations,
-        load_balancer_ip: spec
-            .and_then(|s| s.load_balancer_ip.as_deref())
-            .filter(|s| !s.is_empty()),
-        ip_families: families,
-        ip_family_policy: spec.and_then(|s| s.ip_family_policy.as_deref()),
-        ports: &ports,
-        external_traffic_policy: spec.and_then(|s| s.external_traffic_policy.as_deref()),
-        selector: spec.and_then(|s| s.selector.as_ref()).unwrap_or(&EMPTY),
-        labels: svc.metadata.labels.as_ref().unwrap_or(&EMPTY),
+        load_balancer_ip: svc.load_balancer_ip.as_deref(),
+        ip_families: &svc.ip_families,
+        ip_family_policy: svc.ip_family_policy.as_deref(),
+        ports: &svc.ports,
+        external_traffic_policy: svc.external_traffic_policy.as_deref(),
+        selector: &map(&svc.selector),
+        labels: &map(&svc.labels),
         namespace_labels,
     })
 }
@@ -246,7 +280,7 @@ mod tests {
     }
 
     #[test]
-    fn slimming_keeps_what_requests_read_and_drops_what_changes_nothing() {
+    fn a_view_keeps_what_requests_read_and_nothing_that_changes_nothing() {
         let svc: Service = serde_json::from_value(serde_json::json!({
             "metadata": {"name": "web", "namespace": "default", "uid": "u1",
                 "resourceVersion": "7", "labels": {"app": "web"},
@@ -263,14 +297,16 @@ mod tests {
             "status": {"loadBalancer": {"ingress": [{"ip": "192.0.2.10"}]}},
         }))
         .unwrap();
-        let ns = BTreeMap::new();
-        let mut slim_svc = svc.clone();
-        slim(&mut slim_svc);
-        assert_eq!(request(&slim_svc, &ns), request(&svc, &ns), "same request");
-        assert_eq!(Observed::of(&slim_svc), Observed::of(&svc));
-        assert_eq!(slim_svc.metadata.uid.as_deref(), Some("u1"));
-        assert!(is_load_balancer(&slim_svc));
-        let kept: Vec<&String> = slim_svc.annotations().keys().collect();
+        let view = View::of(&svc);
+        let request = request(&view, &BTreeMap::new()).unwrap();
+        assert_eq!(
+            request.requested_ips,
+            vec!["192.0.2.10".parse::<IpAddr>().unwrap()]
+        );
+        assert_eq!(view.observed, Observed::of(&svc));
+        assert!(view.load_balancer && view.class_is(None));
+        assert_eq!(view.reference().uid.as_deref(), Some("u1"));
+        let kept: Vec<&str> = view.annotations.iter().map(|(k, _)| k.as_str()).collect();
         assert_eq!(
             kept,
             [
@@ -284,7 +320,6 @@ mod tests {
             .annotations_mut()
             .insert("example.com/owner".into(), "team-b".into());
         touched.metadata.resource_version = Some("8".into());
-        slim(&mut touched);
-        assert_eq!(touched, slim_svc);
+        assert_eq!(View::of(&touched), view);
     }
 }
