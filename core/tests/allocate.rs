@@ -416,7 +416,7 @@ fn a_namespace_selector_opens_a_pool_to_labelled_namespaces() {
     let err = a.allocate(&key("x", "s"), &v4()).unwrap_err();
     assert_eq!(err.reason(), "no_matching_pool");
     let mut req = v4();
-    req.namespace_labels = labels(&[("team", "a")]);
+    req.namespace_labels = labels(&[("team", "a")]).into();
     assert_eq!(got(&mut a, &key("x", "s"), &req), ips(&["198.51.100.0"]));
 }
 

@@ -38,7 +38,7 @@ fn every_field_is_carried_over() {
     ];
     let selector = labels(&[("app", "web")]);
     let svc_labels = labels(&[("tier", "gold")]);
-    let ns_labels = labels(&[("team", "a")]);
+    let ns_labels = std::sync::Arc::new(labels(&[("team", "a")]));
     let annotations = annotations(&[
         ("ferrolb.io/address-pool", "blue"),
         ("ferrolb.io/allow-shared-ip", "k"),

@@ -118,7 +118,8 @@ pub struct Output {
 pub struct Index {
     settings: Settings,
     services: BTreeMap<ServiceKey, Arc<View>>,
-    namespaces: BTreeMap<String, BTreeMap<String, String>>,
+    /// Labels per namespace, shared by every request of the namespace.
+    namespaces: BTreeMap<String, Arc<BTreeMap<String, String>>>,
     pools: BTreeMap<String, Arc<IPAddressPool>>,
     ads: BTreeMap<String, Arc<L2Advertisement>>,
     /// Kinds whose first list has completed.
@@ -254,7 +255,7 @@ impl Index {
     /// A Namespace was added or changed; its labels feed namespaceSelectors.
     pub fn apply_namespace(&mut self, ns: &Namespace) {
         let name = ns.name_any();
-        let labels = ns.labels().clone();
+        let labels = Arc::new(ns.labels().clone());
         if self.namespaces.get(&name) != Some(&labels) {
             self.namespaces.insert(name.clone(), labels);
             self.reevaluate_namespace(&name);
@@ -268,9 +269,9 @@ impl Index {
 
     /// The complete list of Namespaces after a (re)list.
     pub fn reset_namespaces(&mut self, list: &[Namespace]) {
-        let fresh: BTreeMap<String, BTreeMap<String, String>> = list
+        let fresh: BTreeMap<String, Arc<BTreeMap<String, String>>> = list
             .iter()
-            .map(|ns| (ns.name_any(), ns.labels().clone()))
+            .map(|ns| (ns.name_any(), Arc::new(ns.labels().clone())))
             .collect();
         let changed: Vec<String> = fresh
             .iter()
@@ -557,7 +558,8 @@ impl Index {
     }
 }
 
-static EMPTY_LABELS: BTreeMap<String, String> = BTreeMap::new();
+static EMPTY_LABELS: std::sync::LazyLock<Arc<BTreeMap<String, String>>> =
+    std::sync::LazyLock::new(Arc::default);
 
 #[cfg(test)]
 mod tests;

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{ObjectReference, Service, ServiceSpec};
 use kube::ResourceExt;
@@ -168,7 +169,7 @@ impl Observed {
 /// `namespace_labels`; the error quotes the malformed annotation or field.
 pub fn request(
     svc: &View,
-    namespace_labels: &BTreeMap<String, String>,
+    namespace_labels: &Arc<BTreeMap<String, String>>,
 ) -> Result<AllocRequest, RequestError> {
     request_with(svc, &map(&svc.annotations), namespace_labels)
 }
@@ -178,7 +179,7 @@ pub fn request(
 /// malformed, so a typo never costs it its address.
 pub fn lenient_request(
     svc: &View,
-    namespace_labels: &BTreeMap<String, String>,
+    namespace_labels: &Arc<BTreeMap<String, String>>,
 ) -> Result<AllocRequest, RequestError> {
     let sharing: BTreeMap<String, String> = svc
         .annotations
@@ -192,7 +193,7 @@ pub fn lenient_request(
 fn request_with(
     svc: &View,
     annotations: &BTreeMap<String, String>,
-    namespace_labels: &BTreeMap<String, String>,
+    namespace_labels: &Arc<BTreeMap<String, String>>,
 ) -> Result<AllocRequest, RequestError> {
     AllocRequest::from_service(&ServiceParts {
         annotations,
@@ -298,7 +299,7 @@ mod tests {
         }))
         .unwrap();
         let view = View::of(&svc);
-        let request = request(&view, &BTreeMap::new()).unwrap();
+        let request = request(&view, &Arc::default()).unwrap();
         assert_eq!(
             request.requested_ips,
             vec!["192.0.2.10".parse::<IpAddr>().unwrap()]

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::net::IpAddr;
 use std::str::FromStr;
+use std::sync::{Arc, LazyLock};
 
 use crate::range::Family;
 
@@ -135,8 +136,9 @@ pub struct AllocRequest {
     pub selector: Labels,
     /// The Service's labels.
     pub labels: Labels,
-    /// The labels of the Service's namespace.
-    pub namespace_labels: Labels,
+    /// The labels of the Service's namespace, shared by every request of
+    /// that namespace.
+    pub namespace_labels: Arc<Labels>,
 }
 
 impl AllocRequest {
@@ -187,10 +189,11 @@ pub struct ServiceParts<'a> {
     /// `metadata.labels`.
     pub labels: &'a BTreeMap<String, String>,
     /// The labels of the Service's namespace.
-    pub namespace_labels: &'a BTreeMap<String, String>,
+    pub namespace_labels: &'a Arc<Labels>,
 }
 
 static EMPTY_MAP: BTreeMap<String, String> = BTreeMap::new();
+static EMPTY_LABELS: LazyLock<Arc<Labels>> = LazyLock::new(Arc::default);
 
 impl Default for ServiceParts<'_> {
     fn default() -> Self {
@@ -203,7 +206,7 @@ impl Default for ServiceParts<'_> {
             external_traffic_policy: None,
             selector: &EMPTY_MAP,
             labels: &EMPTY_MAP,
-            namespace_labels: &EMPTY_MAP,
+            namespace_labels: &EMPTY_LABELS,
         }
     }
 }
