@@ -11,6 +11,7 @@ mod demo;
 mod idle;
 mod running;
 mod table;
+mod usage;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
