@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use ferrolb_lab::commands::{self, Setup, EXAMPLE_PORT};
+use ferrolb_lab::commands::{self, ScaleOpts, Setup, EXAMPLE_PORT};
 
 /// A ferrolb cluster in network namespaces on this machine: API server,
 /// controller, one speaker per node, kube-proxy stand-in and a LAN client.
@@ -65,6 +65,26 @@ enum Command {
         #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u16).range(1..=4000))]
         services: u16,
     },
+    /// Many Services against the release binaries: creation burst,
+    /// memory and CPU, Events, restarts, churn and bad input (issue 12).
+    Scale {
+        /// Services to create (IPv6, without NodePorts).
+        #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..=30_000))]
+        services: u32,
+        /// How many of them come from a pool an L2Advertisement selects;
+        /// the rest come from one no L2Advertisement selects.
+        #[arg(long, default_value_t = 1_000)]
+        advertised: usize,
+        /// Seconds of each churn (200 changes a second).
+        #[arg(long, default_value_t = 60)]
+        churn_secs: u64,
+        /// Creates in flight at once.
+        #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=256))]
+        in_flight: u16,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[tokio::main]
@@ -113,5 +133,21 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             v6,
             services,
         } => commands::bench(&setup, rounds, json, v6, services.into()).await,
+        Command::Scale {
+            services,
+            advertised,
+            churn_secs,
+            in_flight,
+            json,
+        } => {
+            let opts = ScaleOpts {
+                services: services as usize,
+                advertised,
+                churn_secs,
+                in_flight: in_flight.into(),
+                json,
+            };
+            commands::scale(&setup, &opts).await
+        }
     }
 }

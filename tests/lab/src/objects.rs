@@ -63,6 +63,9 @@ pub struct ServiceSpec {
     pub sharing_key: Option<String>,
     /// `ferrolb.io/address-pool`.
     pub pool: Option<String>,
+    /// NodePorts allocated (`allocateLoadBalancerNodePorts`); thousands of
+    /// Services need `false`, the range has 2,768 ports.
+    pub node_ports: bool,
 }
 
 impl ServiceSpec {
@@ -76,6 +79,7 @@ impl ServiceSpec {
             requested_ips: Vec::new(),
             sharing_key: None,
             pool: None,
+            node_ports: true,
         }
     }
 }
@@ -133,6 +137,9 @@ pub fn service(spec: &ServiceSpec) -> Value {
     };
     svc["spec"]["ipFamilyPolicy"] = json!(policy);
     svc["spec"]["ipFamilies"] = families;
+    if !spec.node_ports {
+        svc["spec"]["allocateLoadBalancerNodePorts"] = json!(false);
+    }
     svc
 }
 
@@ -232,6 +239,9 @@ mod tests {
         let svc = service(&v6);
         assert_eq!(svc["spec"]["ipFamilyPolicy"], "SingleStack");
         assert_eq!(svc["spec"]["ipFamilies"], json!(["IPv6"]));
+        assert!(svc["spec"].get("allocateLoadBalancerNodePorts").is_none());
+        v6.node_ports = false;
+        assert_eq!(service(&v6)["spec"]["allocateLoadBalancerNodePorts"], false);
     }
 
     #[test]

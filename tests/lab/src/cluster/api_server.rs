@@ -38,6 +38,7 @@ impl ApiServer {
     pub(super) async fn start(opts: &Options, dir: &Path, api: &Host) -> anyhow::Result<Self> {
         let options = kube_test_server::ServerOptions {
             request_log: opts.record_requests,
+            history_limit: opts.history_limit,
             ..Default::default()
         };
         let server = kube_test_server::TestServer::start_with(

@@ -60,6 +60,15 @@ pub struct Options {
     /// ([`CONTROLLER_USER`], [`SPEAKER_USER`]): see
     /// [`kube_test_server::TestServer::requests`].
     pub record_requests: bool,
+    /// Run the EndpointSlice and kube-proxy stand-ins. Both recompute
+    /// from every Service on each change, too slow for 10,000 Services;
+    /// without them a Service gets only the slices its creator writes and
+    /// no node answers on its IP (`ferrolb-lab scale` reads the speakers'
+    /// metrics instead).
+    pub stand_ins: bool,
+    /// The API test server's watch history, in events
+    /// ([`kube_test_server::ServerOptions::history_limit`]).
+    pub history_limit: usize,
 }
 
 impl Default for Options {
@@ -72,6 +81,8 @@ impl Default for Options {
             controller: true,
             second_lan: false,
             record_requests: false,
+            stand_ins: true,
+            history_limit: kube_test_server::ServerOptions::default().history_limit,
         }
     }
 }
@@ -211,8 +222,13 @@ impl Cluster {
         cluster.seed().await?;
         done(p, t);
 
-        let t = step(p, "starting EndpointSlice and kube-proxy stand-ins, client");
-        cluster.start_stand_ins();
+        let t = if cluster.opts.stand_ins {
+            let t = step(p, "starting EndpointSlice and kube-proxy stand-ins, client");
+            cluster.start_stand_ins();
+            t
+        } else {
+            step(p, "starting the client (no stand-ins)")
+        };
         cluster.prober = Some(Prober::start(&cluster.client)?);
         done(p, t);
 

@@ -153,9 +153,23 @@ impl Cluster {
         }
     }
 
-    /// Node `name`'s speaker `/metrics` text (HTTP/1.0 from inside its
-    /// namespace), or `None` when it does not answer.
+    /// Node `name`'s speaker `/metrics` text, or `None` when it does not
+    /// answer.
     fn speaker_metrics_text(&self, name: &str) -> Option<String> {
+        self.speaker_get(name, "/metrics")
+    }
+
+    /// Whether node `name`'s speaker answers `/readyz` with 200.
+    pub fn speaker_ready(&self, name: &str) -> bool {
+        self.speaker_get(name, "/readyz")
+            .is_some_and(|r| r.starts_with("HTTP/1.0 200") || r.starts_with("HTTP/1.1 200"))
+    }
+
+    /// The response (status line, headers, body) to `GET path` from node
+    /// `name`'s speaker (HTTP/1.0 from inside its namespace), or `None`
+    /// when it does not answer.
+    fn speaker_get(&self, name: &str, path: &str) -> Option<String> {
+        let request = format!("GET {path} HTTP/1.0\r\nHost: speaker\r\n\r\n");
         let node = self.node(name).ok()?;
         let addr = SocketAddr::from((topology::node_v4(node.index), SPEAKER_HTTP_PORT));
         node.host
@@ -164,7 +178,7 @@ impl Cluster {
                 let mut s =
                     std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200))?;
                 s.set_read_timeout(Some(Duration::from_millis(500)))?;
-                s.write_all(b"GET /metrics HTTP/1.0\r\nHost: speaker\r\n\r\n")?;
+                s.write_all(request.as_bytes())?;
                 let mut out = String::new();
                 s.take(1 << 20).read_to_string(&mut out)?;
                 Ok(out)

@@ -117,6 +117,36 @@ impl Cluster {
         Ok(())
     }
 
+    /// Stops the controller as kubelet would: SIGTERM, then waits (at most
+    /// 10 s) for it to exit; returns its exit status as text.
+    pub fn stop_controller(&mut self) -> anyhow::Result<String> {
+        let Some(mut child) = self.controller.take() else {
+            return Ok("not running".into());
+        };
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        )?;
+        match child.wait_timeout(Duration::from_secs(10))? {
+            Some(status) => Ok(status.to_string()),
+            None => bail!("the controller did not exit within 10 s of SIGTERM"),
+        }
+    }
+
+    /// `(name, pid)` of the running controller (`controller`) and of each
+    /// running speaker (its node's name), controller first.
+    pub fn component_pids(&self) -> Vec<(String, u32)> {
+        let controller = self
+            .controller
+            .as_ref()
+            .map(|p| ("controller".to_owned(), p.id()));
+        let speakers = self
+            .nodes
+            .iter()
+            .filter_map(|n| Some((n.name.clone(), n.speaker.as_ref()?.id())));
+        controller.into_iter().chain(speakers).collect()
+    }
+
     /// Sends SIGTERM to node `name`'s speaker (it leaves gossip and stops
     /// announcing); returns at once. [`Cluster::reap_speaker`] waits.
     pub fn term_speaker(&mut self, name: &str) -> anyhow::Result<()> {
@@ -192,10 +222,16 @@ impl Cluster {
         Ok(File::options().create(true).append(true).open(&path)?)
     }
 
+    /// A component's whole log (`node-1`, `controller`); empty when there
+    /// is none. Restarts append to it, so a byte length taken before one
+    /// marks where the new process's lines start.
+    pub fn log(&self, name: &str) -> String {
+        std::fs::read_to_string(self.dir.path().join(format!("{name}.log"))).unwrap_or_default()
+    }
+
     /// The last `lines` lines of a component's log (`node-1`, `controller`).
     pub fn log_tail(&self, name: &str, lines: usize) -> String {
-        let text = std::fs::read_to_string(self.dir.path().join(format!("{name}.log")))
-            .unwrap_or_default();
+        let text = self.log(name);
         let all: Vec<&str> = text.lines().collect();
         all[all.len().saturating_sub(lines)..].join("\n")
     }

@@ -26,24 +26,50 @@ impl Cluster {
         spec: &ServiceSpec,
         endpoint_nodes: Option<&[&str]>,
     ) -> anyhow::Result<()> {
-        let pp = PostParams::default();
         let nodes = self.endpoint_nodes(endpoint_nodes);
-        let slices: Api<EndpointSlice> = Api::namespaced(self.kube.clone(), "default");
-        for &v6 in spec.families.v6_flags() {
-            let slice = objects::endpoint_slice(
-                "default",
-                &spec.name,
-                objects::tcp_port(spec.port),
-                v6,
-                &nodes,
-            );
-            slices.create(&pp, &serde_json::from_value(slice)?).await?;
-        }
-        let svcs: Api<Service> = Api::namespaced(self.kube.clone(), "default");
-        svcs.create(&pp, &serde_json::from_value(objects::service(spec))?)
+        let slices: Vec<Value> = spec
+            .families
+            .v6_flags()
+            .iter()
+            .map(|&v6| {
+                objects::endpoint_slice(
+                    "default",
+                    &spec.name,
+                    objects::tcp_port(spec.port),
+                    v6,
+                    &nodes,
+                )
+            })
+            .collect();
+        self.create_service_object(&slices, objects::service(spec))
             .await
-            .with_context(|| format!("creating Service {}", spec.name))?;
+    }
+
+    /// Creates the EndpointSlices `slices`, then the Service `svc` (both
+    /// JSON, in `default`): [`Cluster::create_service`] for Services and
+    /// slices shaped by hand.
+    pub async fn create_service_object(&self, slices: &[Value], svc: Value) -> anyhow::Result<()> {
+        let pp = PostParams::default();
+        let api: Api<EndpointSlice> = Api::namespaced(self.kube.clone(), "default");
+        for slice in slices {
+            api.create(&pp, &serde_json::from_value(slice.clone())?)
+                .await
+                .with_context(|| format!("creating EndpointSlice {}", slice["metadata"]["name"]))?;
+        }
+        let name = svc["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let svcs: Api<Service> = Api::namespaced(self.kube.clone(), "default");
+        svcs.create(&pp, &serde_json::from_value(svc)?)
+            .await
+            .with_context(|| format!("creating Service {name}"))?;
         Ok(())
+    }
+
+    /// `(index, name)` of every node, for [`objects::endpoint_slice`].
+    pub fn node_indices(&self) -> Vec<(usize, String)> {
+        self.endpoint_nodes(None)
     }
 
     /// Deletes a Service and its EndpointSlices.
@@ -129,6 +155,32 @@ impl Cluster {
             .await
             .with_context(|| format!("creating {kind}"))?;
         Ok(())
+    }
+
+    /// Creates IPAddressPool `name` in the system namespace with
+    /// `addresses` and `autoAssign: false` (Services ask for it with
+    /// `ferrolb.io/address-pool`).
+    pub async fn create_pool(&self, name: &str, addresses: &[String]) -> anyhow::Result<()> {
+        let pool = serde_json::json!({
+            "apiVersion": "ferrolb.io/v1beta1",
+            "kind": "IPAddressPool",
+            "metadata": {"name": name, "namespace": SYSTEM_NS},
+            "spec": {"addresses": addresses, "autoAssign": false},
+        });
+        self.create_custom_object(pool, "IPAddressPool", "ipaddresspools")
+            .await
+    }
+
+    /// Creates L2Advertisement `pool` selecting pool `pool`, on every node.
+    pub async fn advertise_pool(&self, pool: &str) -> anyhow::Result<()> {
+        let adv = serde_json::json!({
+            "apiVersion": "ferrolb.io/v1beta1",
+            "kind": "L2Advertisement",
+            "metadata": {"name": pool, "namespace": SYSTEM_NS},
+            "spec": {"ipAddressPools": [pool]},
+        });
+        self.create_custom_object(adv, "L2Advertisement", "l2advertisements")
+            .await
     }
 
     /// Merge-patches the ferrolb custom object `name` (spec or metadata).

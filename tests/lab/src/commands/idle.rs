@@ -7,11 +7,11 @@ use std::time::{Duration, Instant};
 use anyhow::bail;
 use serde_json::json;
 
+use super::usage::{percent, process_json, processes_table, CpuMark};
 use super::PORT;
 use crate::cluster::Cluster;
 use crate::objects::{self, Families, ServiceSpec};
 use crate::stats::ms;
-use crate::topology;
 
 /// What the processes use with many Services, once nothing changes.
 pub(super) struct Idle {
@@ -50,35 +50,7 @@ impl Idle {
             self.sampled,
             ms(self.sample_answered)
         );
-        println!(
-            "{:<12} {:>10} {:>14} {:>12} {:>14} {:>10} {:>16}",
-            "process",
-            "RSS KiB",
-            "peak RSS KiB",
-            "idle CPU %",
-            "burst CPU s",
-            "announced",
-            "multicast errs"
-        );
-        let show = |v: &serde_json::Value| match v {
-            serde_json::Value::Null => "-".to_owned(),
-            serde_json::Value::Number(n) if n.is_f64() => {
-                format!("{:.2}", n.as_f64().unwrap_or(0.0))
-            }
-            other => other.to_string(),
-        };
-        for p in &self.procs {
-            println!(
-                "{:<12} {:>10} {:>14} {:>12} {:>14} {:>10} {:>16}",
-                p["name"].as_str().unwrap_or(""),
-                show(&p["rss_kib"]),
-                show(&p["peak_rss_kib"]),
-                show(&p["idle_cpu_percent"]),
-                show(&p["burst_cpu_s"]),
-                show(&p["announced_ips"]),
-                show(&p["multicast_errors"]),
-            );
-        }
+        print!("{}", processes_table(&self.procs));
         println!(
             "(burst CPU: from the first create until idle; idle CPU: over {:.0} s with nothing changing)",
             self.window.as_secs_f64()
@@ -97,42 +69,15 @@ pub(super) async fn idle_with_services(
     const BENCH_POOL: &str = "bench";
     let first: u128 = u128::from("2001:db8:0:1::1000".parse::<std::net::Ipv6Addr>()?);
     let last = std::net::Ipv6Addr::from(first + n as u128 - 1);
-    c.create_custom_object(
-        json!({
-            "apiVersion": "ferrolb.io/v1beta1",
-            "kind": "IPAddressPool",
-            "metadata": {"name": BENCH_POOL, "namespace": topology::SYSTEM_NS},
-            "spec": {"addresses": [format!("2001:db8:0:1::1000-{last}")], "autoAssign": false},
-        }),
-        "IPAddressPool",
-        "ipaddresspools",
-    )
-    .await?;
-    c.create_custom_object(
-        json!({
-            "apiVersion": "ferrolb.io/v1beta1",
-            "kind": "L2Advertisement",
-            "metadata": {"name": BENCH_POOL, "namespace": topology::SYSTEM_NS},
-            "spec": {"ipAddressPools": [BENCH_POOL]},
-        }),
-        "L2Advertisement",
-        "l2advertisements",
-    )
-    .await?;
+    c.create_pool(BENCH_POOL, &[format!("2001:db8:0:1::1000-{last}")])
+        .await?;
+    c.advertise_pool(BENCH_POOL).await?;
     if progress {
         println!("\ncreating {n} IPv6 Services in pool {BENCH_POOL}...");
     }
     let port = PORT + 2;
-    let mut pids: Vec<(String, u32)> = Vec::new();
-    if let Some(ch) = c.controller.as_ref() {
-        pids.push(("controller".to_owned(), ch.id()));
-    }
-    for node in &c.nodes {
-        if let Some(ch) = node.speaker.as_ref() {
-            pids.push((node.name.clone(), ch.id()));
-        }
-    }
-    let burst_start: Vec<Option<u64>> = pids.iter().map(|(_, p)| Cluster::cpu_ticks(*p)).collect();
+    let pids = c.component_pids();
+    let burst_start = CpuMark::now(&pids);
     let t0 = Instant::now();
     for k in 0..n {
         let mut spec = ServiceSpec::new(&format!("idle-{k}"), port);
@@ -189,33 +134,16 @@ pub(super) async fn idle_with_services(
     let sample_answered = t0.elapsed();
     // The last gratuitous burst ends 3.3 s after a takeover; then idle.
     tokio::time::sleep(Duration::from_secs(5)).await;
-    let before: Vec<Option<u64>> = pids.iter().map(|(_, p)| Cluster::cpu_ticks(*p)).collect();
+    let before = CpuMark::now(&pids);
     // CPU spent taking the burst in: from the first create to idle.
-    let burst: Vec<Option<f64>> = burst_start
-        .iter()
-        .zip(&before)
-        .map(|(a, b)| Some(b.as_ref()?.checked_sub(*a.as_ref()?)? as f64 / 100.0))
-        .collect();
+    let burst = before.seconds_after(&burst_start);
     let window = Duration::from_secs(10);
     tokio::time::sleep(window).await;
     let mut procs = Vec::new();
-    for (((name, pid), b), burst_cpu) in pids.iter().zip(before).zip(burst) {
-        let cpu = match (b, Cluster::cpu_ticks(*pid)) {
-            (Some(b), Some(a)) => Some((a - b) as f64 / 100.0 / window.as_secs_f64() * 100.0),
-            _ => None,
-        };
-        let speaker = name != "controller";
-        procs.push(json!({
-            "name": name,
-            "rss_kib": Cluster::rss_kib(*pid),
-            "peak_rss_kib": Cluster::peak_rss_kib(*pid),
-            "idle_cpu_percent": cpu,
-            "burst_cpu_s": burst_cpu,
-            "announced_ips": speaker.then(|| c.speaker_metric(name, "ferrolb_speaker_announced_ips")).flatten(),
-            "multicast_errors": speaker
-                .then(|| c.speaker_metric_with(name, "ferrolb_speaker_transport_errors_total", "op=\"multicast\""))
-                .flatten(),
-        }));
+    let idle = before.seconds_since(&pids);
+    for (((name, pid), idle_cpu), burst_cpu) in pids.iter().zip(idle).zip(burst) {
+        let cpu = percent(idle_cpu, window);
+        procs.push(process_json(c, name, *pid, cpu, burst_cpu));
     }
     Ok(Idle {
         services: n,

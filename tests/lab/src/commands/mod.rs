@@ -5,12 +5,16 @@
 //! - [`up`], [`down`], [`client`]: a lab that keeps running, and requests
 //!   into it from another shell.
 //! - [`bench()`]: the failover, create-to-answer and idle measurements.
+//! - [`scale()`]: thousands of Services: burst, idle, Events, restarts,
+//!   churn, bad input (issue 12).
 
 mod bench;
 mod demo;
 mod idle;
 mod running;
+mod scale;
 mod table;
+mod usage;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -24,6 +28,7 @@ use crate::process::Launcher;
 pub use bench::bench;
 pub use demo::demo;
 pub use running::{client, down, up};
+pub use scale::{scale, ScaleOpts};
 
 /// What every lab this command starts is made of.
 #[derive(Debug)]
@@ -41,15 +46,21 @@ pub const EXAMPLE_PORT: u16 = 80;
 const PORT: u16 = 8080;
 
 async fn start(setup: &Setup, progress: bool) -> anyhow::Result<Cluster> {
-    let launcher = Launcher::locate(setup.image.as_deref())?;
-    if progress {
-        println!("running the {}", launcher.describe());
-    }
     let opts = Options {
         nodes: setup.nodes,
         progress,
         ..Options::default()
     };
+    start_with(setup, opts).await
+}
+
+/// [`start`] with lab options of the command's own (`setup.image` still
+/// decides where the components come from).
+async fn start_with(setup: &Setup, opts: Options) -> anyhow::Result<Cluster> {
+    let launcher = Launcher::locate(setup.image.as_deref())?;
+    if opts.progress {
+        println!("running the {}", launcher.describe());
+    }
     Cluster::start(opts, launcher).await
 }
 
