@@ -77,6 +77,24 @@ fn every_field_is_carried_over() {
 }
 
 #[test]
+fn only_a_local_service_keeps_its_selector() {
+    let selector = labels(&[("app", "web")]);
+    let request = |policy: &str| {
+        AllocRequest::from_service(&ServiceParts {
+            external_traffic_policy: Some(policy),
+            selector: &selector,
+            ..Default::default()
+        })
+        .unwrap()
+    };
+    assert_eq!(request("Local").selector, selector);
+    assert!(
+        request("Cluster").selector.is_empty(),
+        "nothing compares it"
+    );
+}
+
+#[test]
 fn an_empty_protocol_means_tcp() {
     let ports = vec![(String::new(), 80)];
     let req = AllocRequest::from_service(&ServiceParts {

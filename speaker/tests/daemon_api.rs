@@ -164,6 +164,7 @@ fn speaker(
         live: live.clone(),
         events: events::spawn_publisher(client.clone(), node, watched.world.clone(), tasks),
         metrics: Arc::new(Metrics::default()),
+        assigned_hold: Duration::from_millis(200),
         desired: desired_tx,
     };
     tasks.spawn(async move {

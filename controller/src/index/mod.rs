@@ -130,7 +130,9 @@ pub struct Index {
     pool_in_flight: BTreeMap<String, IPAddressPoolStatus>,
     ad_in_flight: BTreeMap<String, L2AdvertisementStatus>,
     /// The last Event per Service, to emit on change only.
-    last_event: BTreeMap<ServiceKey, (&'static str, String)>,
+    /// (reason, hash of the message): a note per Service would cost more
+    /// than the Service itself at 10,000 Services.
+    last_event: BTreeMap<ServiceKey, (&'static str, u64)>,
     /// The last warning per advertisement, to emit on change only.
     ad_warnings: BTreeMap<String, (&'static str, String)>,
     /// Services that are ours and hold nothing: retried when IPs free up.
@@ -370,7 +372,7 @@ impl Index {
         reason: &'static str,
         note: String,
     ) -> bool {
-        let entry = (reason, note);
+        let entry = (reason, note_hash(&note));
         if self.last_event.get(key) == Some(&entry) {
             return false;
         }
@@ -378,7 +380,7 @@ impl Index {
             regarding: svc.reference(),
             warning,
             reason,
-            note: entry.1.clone(),
+            note,
         }));
         self.last_event.insert(key.clone(), entry);
         true
@@ -556,6 +558,15 @@ impl Index {
         output.failures = std::mem::take(&mut self.failures);
         output
     }
+}
+
+/// A message's hash, to tell a repeat from a new message without keeping
+/// the message.
+fn note_hash(note: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    note.hash(&mut h);
+    h.finish()
 }
 
 static EMPTY_LABELS: std::sync::LazyLock<Arc<BTreeMap<String, String>>> =

@@ -55,7 +55,8 @@ pub struct View {
     pub external_traffic_policy: Option<String>,
     /// `spec.ports[*]` as (protocol, port).
     pub ports: Vec<(String, u16)>,
-    /// `spec.selector`.
+    /// `spec.selector`, with `externalTrafficPolicy: Local` only (see
+    /// [`AllocRequest::selector`]).
     pub selector: Vec<(String, String)>,
     /// `metadata.labels`.
     pub labels: Vec<(String, String)>,
@@ -106,7 +107,12 @@ impl View {
                     )
                 })
                 .collect(),
-            selector: pairs(spec.and_then(|s| s.selector.as_ref()), |_| true),
+            // Only Local Services compare selectors (to share an IP).
+            selector: if spec.and_then(|s| s.external_traffic_policy.as_deref()) == Some("Local") {
+                pairs(spec.and_then(|s| s.selector.as_ref()), |_| true)
+            } else {
+                Vec::new()
+            },
             labels: pairs(svc.metadata.labels.as_ref(), |_| true),
             annotations: pairs(svc.metadata.annotations.as_ref(), |k| {
                 READ_ANNOTATIONS.iter().any(|p| k.starts_with(p))

@@ -132,7 +132,9 @@ pub struct AllocRequest {
     pub ports: Vec<Port>,
     /// `externalTrafficPolicy: Local`.
     pub external_traffic_local: bool,
-    /// `spec.selector`.
+    /// `spec.selector`, kept only with `externalTrafficPolicy: Local`, the
+    /// one case that compares it (Local Services share an IP only with the
+    /// same selector); empty otherwise, which saves a map per Service.
     pub selector: Labels,
     /// The Service's labels.
     pub labels: Labels,
@@ -250,7 +252,11 @@ impl AllocRequest {
             sharing_key,
             ports,
             external_traffic_local,
-            selector: parts.selector.clone(),
+            selector: if external_traffic_local {
+                parts.selector.clone()
+            } else {
+                Labels::new()
+            },
             labels: parts.labels.clone(),
             namespace_labels: parts.namespace_labels.clone(),
         })

@@ -24,8 +24,9 @@ use ferrolb_core::election;
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::Client;
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::net::IpAddr;
+use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, warn, Instrument};
 
@@ -160,15 +161,43 @@ fn quoted(names: &[String]) -> String {
         .join(", ")
 }
 
+/// How long a new owner must hold a Service before it reports
+/// `nodeAssigned`: a speaker restart moves its IPs to another node and
+/// back within a second or two, and neither move is worth an Event (the
+/// last one still names the right node).
+pub const ASSIGNED_HOLD: Duration = Duration::from_secs(5);
+
 /// Turns each [`Delta`] into the Events it deserves.
 ///
 /// The first delta after a start is the baseline: it reports nothing, so
 /// a restart with nothing changed in the cluster writes no Event (the
 /// Events of the previous run still describe it). After that, only
-/// transitions are reported.
-#[derive(Debug, Default)]
+/// transitions are reported: an unannounced reason at once, an owner once
+/// it has held the Service for `hold` ([`ASSIGNED_HOLD`]); an owner that
+/// changes back within `hold` to the one last reported is no transition.
+#[derive(Debug)]
 pub struct Notices {
     started: bool,
+    hold: Duration,
+    /// The owner per Service as last reported (by whichever node), or as
+    /// found at start.
+    reported: HashMap<ObjectKey, String>,
+    /// Owner changes waiting for `hold` to pass.
+    pending: HashMap<ObjectKey, Pending>,
+}
+
+#[derive(Debug)]
+struct Pending {
+    owner: String,
+    ips: Vec<IpAddr>,
+    interfaces: Vec<String>,
+    due: Instant,
+}
+
+impl Default for Notices {
+    fn default() -> Self {
+        Self::new(ASSIGNED_HOLD)
+    }
 }
 
 /// The result of [`Notices::update`].
@@ -191,9 +220,25 @@ fn about_the_service(why: &Unannounced) -> bool {
 }
 
 impl Notices {
-    /// What `delta` deserves. `live` are the live nodes, among which one
-    /// reports an unannounced Service.
-    pub fn update(&mut self, me: &str, delta: &Delta, live: &BTreeSet<String>) -> Update {
+    /// Notices that report an owner once it held a Service for `hold`.
+    pub fn new(hold: Duration) -> Self {
+        Self {
+            started: false,
+            hold,
+            reported: HashMap::new(),
+            pending: HashMap::new(),
+        }
+    }
+
+    /// What `delta`, seen at `now`, deserves at once. `live` are the live
+    /// nodes, among which one reports an unannounced Service.
+    pub fn update(
+        &mut self,
+        me: &str,
+        delta: &Delta,
+        live: &BTreeSet<String>,
+        now: Instant,
+    ) -> Update {
         let mut out = Update::default();
         let baseline = !std::mem::replace(&mut self.started, true);
         for change in &delta.services {
@@ -205,21 +250,37 @@ impl Notices {
             if before.is_some() && change.after.is_some() && before_owner != after_owner {
                 out.owner_changes += 1;
             }
-            let Some(after) = &change.after else { continue };
-            if baseline {
+            let key = &change.key;
+            let Some(after) = &change.after else {
+                self.reported.remove(key);
+                self.pending.remove(key);
                 continue;
-            }
+            };
             match &after.verdict {
-                Verdict::Owner { node, interfaces } if node == me && before_owner != Some(me) => {
-                    out.notices.push(Notice::Assigned {
-                        service: change.key.clone(),
-                        ips: after.ips.clone(),
-                        node: node.clone(),
-                        interfaces: interfaces.clone(),
-                    });
+                Verdict::Owner { node, .. } if baseline => {
+                    self.reported.insert(key.clone(), node.clone());
                 }
-                Verdict::Owner { .. } => {}
+                Verdict::Owner { node, interfaces } => {
+                    if self.reported.get(key) == Some(node) {
+                        self.pending.remove(key);
+                    } else {
+                        self.pending.insert(
+                            key.clone(),
+                            Pending {
+                                owner: node.clone(),
+                                ips: after.ips.clone(),
+                                interfaces: interfaces.clone(),
+                                due: now + self.hold,
+                            },
+                        );
+                    }
+                }
                 Verdict::Unannounced(why) => {
+                    self.reported.remove(key);
+                    self.pending.remove(key);
+                    if baseline {
+                        continue;
+                    }
                     let was = before.and_then(|d| match &d.verdict {
                         Verdict::Unannounced(w) => Some(w.reason()),
                         Verdict::Owner { .. } => None,
@@ -230,7 +291,7 @@ impl Notices {
                         .and_then(|ip| election::elect(*ip, live.iter().map(String::as_str)));
                     if about_the_service(why) && reporter == Some(me) && was != Some(why.reason()) {
                         out.notices.push(Notice::Unannounced {
-                            service: change.key.clone(),
+                            service: key.clone(),
                             why: why.clone(),
                         });
                     }
@@ -246,7 +307,40 @@ impl Notices {
                 });
             }
         }
+        out.notices.extend(self.due(me, now));
         out
+    }
+
+    /// The owners that have held their Service for `hold` by `now`: each
+    /// becomes the reported owner, and this node reports those it is.
+    pub fn due(&mut self, me: &str, now: Instant) -> Vec<Notice> {
+        let ready: Vec<ObjectKey> = self
+            .pending
+            .iter()
+            .filter(|(_, p)| p.due <= now)
+            .map(|(k, _)| k.clone())
+            .collect();
+        let mut out = Vec::new();
+        for key in ready {
+            let Some(p) = self.pending.remove(&key) else {
+                continue;
+            };
+            if p.owner == me {
+                out.push(Notice::Assigned {
+                    service: key.clone(),
+                    ips: p.ips,
+                    node: p.owner.clone(),
+                    interfaces: p.interfaces,
+                });
+            }
+            self.reported.insert(key, p.owner);
+        }
+        out
+    }
+
+    /// When the next owner is due ([`Notices::due`]).
+    pub fn next_due(&self) -> Option<Instant> {
+        self.pending.values().map(|p| p.due).min()
     }
 }
 
@@ -364,18 +458,35 @@ mod tests {
         ["node-a".to_string(), "node-b".to_string()].into()
     }
 
-    /// Notices past their baseline.
+    const HOLD: Duration = Duration::from_secs(5);
+
+    /// Notices past their baseline, at `t0()`.
     fn started() -> Notices {
-        let mut n = Notices::default();
-        n.update("any", &Delta::default(), &live());
+        let mut n = Notices::new(HOLD);
+        n.update("any", &Delta::default(), &live(), t0());
         n
+    }
+
+    fn t0() -> Instant {
+        static T0: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+        *T0.get_or_init(Instant::now)
+    }
+
+    fn at(secs: u64) -> Instant {
+        t0() + Duration::from_secs(secs)
     }
 
     #[test]
     fn the_first_delta_after_a_start_reports_nothing() {
-        let mut n = Notices::default();
-        let first = n.update("node-a", &change(None, Some(owned_by("node-a"))), &live());
+        let mut n = Notices::new(HOLD);
+        let first = n.update(
+            "node-a",
+            &change(None, Some(owned_by("node-a"))),
+            &live(),
+            t0(),
+        );
         assert_eq!(first, Update::default(), "a restart writes no Event");
+        assert_eq!(n.next_due(), None, "nor later");
         let mut problem = Delta::default();
         problem.new_link_problems.push((
             ObjectKey::new("ferrolb-system", "ad"),
@@ -383,41 +494,72 @@ mod tests {
                 interface: "eth9".into(),
             },
         ));
-        assert!(Notices::default()
-            .update("node-a", &problem, &live())
+        assert!(Notices::new(HOLD)
+            .update("node-a", &problem, &live(), t0())
             .notices
             .is_empty());
     }
 
     #[test]
-    fn node_assigned_is_sent_once_by_the_new_owner() {
+    fn node_assigned_is_sent_once_by_the_new_owner_after_it_held_the_service() {
         let (mut a, mut b) = (started(), started());
         let new = change(None, Some(owned_by("node-a")));
-        let first = a.update("node-a", &new, &live());
-        assert_eq!(first.notices.len(), 1);
-        let (_, reason, note) = first.notices[0].render();
+        assert!(a.update("node-a", &new, &live(), at(0)).notices.is_empty());
+        assert!(b.update("node-b", &new, &live(), at(0)).notices.is_empty());
+        assert_eq!(a.next_due(), Some(at(5)));
+        assert!(a.due("node-a", at(4)).is_empty(), "not yet");
+        let first = a.due("node-a", at(5));
+        assert_eq!(first.len(), 1);
+        let (_, reason, note) = first[0].render();
         assert_eq!(reason, "nodeAssigned");
         assert_eq!(
             note,
             "announcing from node \"node-a\" with protocol \"layer2\" on interface \"eth0\""
         );
-        assert!(b.update("node-b", &new, &live()).notices.is_empty());
+        assert!(b.due("node-b", at(5)).is_empty(), "only the owner reports");
+        assert!(a.due("node-a", at(60)).is_empty(), "once");
         let moved = change(Some(owned_by("node-a")), Some(owned_by("node-b")));
-        assert_eq!(a.update("node-a", &moved, &live()).notices, vec![]);
-        let to_b = b.update("node-b", &moved, &live());
-        assert_eq!((to_b.notices.len(), to_b.owner_changes), (1, 1));
+        assert!(a
+            .update("node-a", &moved, &live(), at(10))
+            .notices
+            .is_empty());
+        let to_b = b.update("node-b", &moved, &live(), at(10));
+        assert_eq!((to_b.notices.len(), to_b.owner_changes), (0, 1));
+        assert_eq!(b.due("node-b", at(15)).len(), 1);
         // Interfaces changing under the same owner is no new assignment.
         let mut more = owned_by("node-b");
         more.verdict = Verdict::Owner {
             node: "node-b".into(),
             interfaces: vec!["eth0".into(), "eth1".into()],
         };
-        let same_owner = b.update(
-            "node-b",
-            &change(Some(owned_by("node-b")), Some(more)),
-            &live(),
+        let same = change(Some(owned_by("node-b")), Some(more));
+        assert_eq!(
+            b.update("node-b", &same, &live(), at(20)),
+            Update::default()
         );
-        assert_eq!(same_owner, Update::default());
+        assert_eq!(b.next_due(), None);
+    }
+
+    #[test]
+    fn an_owner_that_comes_back_within_the_hold_is_no_transition() {
+        // node-a owns the Service; its speaker restarts: node-b takes the
+        // IP for a second, then node-a takes it back.
+        let mut b = started();
+        let settled = change(None, Some(owned_by("node-a")));
+        b.update("node-b", &settled, &live(), at(0));
+        b.due("node-b", at(5));
+        let away = change(Some(owned_by("node-a")), Some(owned_by("node-b")));
+        assert!(b
+            .update("node-b", &away, &live(), at(10))
+            .notices
+            .is_empty());
+        let back = change(Some(owned_by("node-b")), Some(owned_by("node-a")));
+        assert!(b
+            .update("node-b", &back, &live(), at(11))
+            .notices
+            .is_empty());
+        assert!(b.due("node-b", at(60)).is_empty(), "no Event from node-b");
+        assert_eq!(b.next_due(), None);
     }
 
     #[test]
@@ -426,14 +568,17 @@ mod tests {
         let lost = change(Some(owned_by("node-a")), Some(unannounced(why.clone())));
         let sent: usize = ["node-a", "node-b"]
             .iter()
-            .map(|me| started().update(me, &lost, &live()).notices.len())
+            .map(|me| started().update(me, &lost, &live(), at(1)).notices.len())
             .sum();
         assert_eq!(sent, 1);
         let reporter =
             election::elect("192.0.2.10".parse().unwrap(), ["node-a", "node-b"]).unwrap();
         let mut n = started();
         let same_reason = change(Some(unannounced(why.clone())), Some(unannounced(why)));
-        assert!(n.update(reporter, &same_reason, &live()).notices.is_empty());
+        assert!(n
+            .update(reporter, &same_reason, &live(), at(1))
+            .notices
+            .is_empty());
     }
 
     #[test]
@@ -443,7 +588,10 @@ mod tests {
         };
         for me in ["node-a", "node-b"] {
             let new = change(None, Some(unannounced(why.clone())));
-            assert!(started().update(me, &new, &live()).notices.is_empty());
+            assert!(started()
+                .update(me, &new, &live(), at(1))
+                .notices
+                .is_empty());
         }
     }
 
@@ -456,7 +604,7 @@ mod tests {
                 interface: "eth9".into(),
             },
         ));
-        let first = started().update("node-a", &d, &live());
+        let first = started().update("node-a", &d, &live(), at(1));
         assert_eq!(first.notices.len(), 1);
         assert_eq!(first.notices[0].render().1, "InterfaceMissing");
     }

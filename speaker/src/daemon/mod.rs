@@ -129,6 +129,7 @@ pub async fn start(cli: Cli) -> anyhow::Result<()> {
         live: liveness.live(),
         events,
         metrics,
+        assigned_hold: events::ASSIGNED_HOLD,
         desired: channel::channel(Desired::default()).0,
     };
     let signalled = shutdown::signalled();

@@ -14,7 +14,7 @@ use futures::stream::{self, BoxStream, StreamExt};
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, info, warn};
 
@@ -47,6 +47,9 @@ pub struct Daemon<L, A> {
     pub events: mpsc::Sender<Notice>,
     /// Metrics.
     pub metrics: Arc<Metrics>,
+    /// How long a new owner holds a Service before it reports
+    /// `nodeAssigned` ([`super::events::ASSIGNED_HOLD`]).
+    pub assigned_hold: Duration,
     /// The last computed state, for tests and diagnostics: copied only
     /// while someone holds a receiver.
     pub desired: watch::Sender<Desired>,
@@ -64,7 +67,7 @@ impl<L: Links, A: Announce> Daemon<L, A> {
                 stream::pending().boxed()
             }
         };
-        let mut notices = Notices::default();
+        let mut notices = Notices::new(self.assigned_hold);
         let mut engine = Engine::default();
         let mut first = true;
         let mut unannounced = Unannounced::default();
@@ -82,6 +85,11 @@ impl<L: Links, A: Announce> Daemon<L, A> {
                 Some(()) = changes.next() => relist = true,
                 _ = stats.tick() => {
                     self.metrics.observe_transport(&self.announce.stats());
+                    continue;
+                }
+                () = sleep_until(notices.next_due()) => {
+                    let due = notices.due(&self.node, Instant::now());
+                    self.send(due);
                     continue;
                 }
             }
@@ -147,17 +155,22 @@ impl<L: Links, A: Announce> Daemon<L, A> {
         for (ad, p) in &delta.new_link_problems {
             warn!(advertisement = %ad, interface = p.interface(), reason = p.reason(), "{p}");
         }
-        let update = notices.update(&self.node, delta, live);
+        let update = notices.update(&self.node, delta, live, Instant::now());
         self.metrics.leader_changes.inc_by(update.owner_changes);
-        for n in update.notices {
-            if self.events.try_send(n).is_err() {
-                self.metrics.events_dropped.inc();
-            }
-        }
+        self.send(update.notices);
         self.metrics.announced.set(gauge(desired.announce.len()));
         self.metrics
             .interface_problems
             .set(gauge(desired.link_problems.len()));
+    }
+
+    /// Queues Events; a full queue drops them (counted).
+    fn send(&self, notices: Vec<Notice>) {
+        for n in notices {
+            if self.events.try_send(n).is_err() {
+                self.metrics.events_dropped.inc();
+            }
+        }
     }
 
     fn log_pairs(&self, delta: &Delta) {
@@ -266,6 +279,14 @@ impl Unannounced {
                 .get_or_create(&vec![("reason".into(), r.into())])
                 .set(n);
         }
+    }
+}
+
+/// Sleeps until `at`, or forever.
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
     }
 }
 

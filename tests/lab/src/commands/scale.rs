@@ -146,12 +146,30 @@ pub async fn scale(setup: &Setup, o: &ScaleOpts) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The two pools, and the L2Advertisement for the first.
+/// The two pools, and the L2Advertisement for the first; returns once
+/// the controller shows it knows both (their `Advertised` conditions), so
+/// no Service of the burst is refused for a pool it has not seen yet.
 async fn pools(c: &Cluster) -> anyhow::Result<()> {
     for (pool, range) in [ANNOUNCED_POOL, QUIET_POOL] {
         c.create_pool(pool, &[range.to_owned()]).await?;
     }
-    c.advertise_pool(ANNOUNCED_POOL.0).await
+    c.advertise_pool(ANNOUNCED_POOL.0).await?;
+    let t0 = Instant::now();
+    for (pool, _) in [ANNOUNCED_POOL, QUIET_POOL] {
+        loop {
+            let obj = c.custom("IPAddressPool", "ipaddresspools", pool).await?;
+            let conditions = obj["status"]["conditions"].as_array();
+            let known = conditions.is_some_and(|cs| cs.iter().any(|c| c["type"] == "Advertised"));
+            if known {
+                break;
+            }
+            if t0.elapsed() > LIMIT {
+                bail!("the controller did not report pool {pool} within {LIMIT:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    Ok(())
 }
 
 /// An IPv6 Service without NodePorts (the range has 2,768) from `pool`.
