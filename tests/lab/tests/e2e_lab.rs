@@ -55,7 +55,7 @@ async fn a_service_ip_answers_over_both_families_from_the_owner() {
     }
     assert_eq!(c.announced_by(v4).as_deref(), Some(a4.as_str()));
     // `kubectl describe service web` shows who assigned and who announces.
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + Duration::from_secs(20); // nodeAssigned waits 5 s (ASSIGNED_HOLD)
     loop {
         let events = c.describe_events("web").await.unwrap();
         let has = |reason: &str| events.iter().any(|(r, _)| r == reason);

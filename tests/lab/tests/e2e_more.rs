@@ -425,7 +425,7 @@ async fn an_advertisement_announces_only_on_the_interfaces_it_names() {
     let ip4 = v4_of(&c.wait_ips("if", 1, Duration::from_secs(20)).await.unwrap());
 
     // The owner answers on lan2 from eth1's MAC, and traffic flows there.
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + Duration::from_secs(20); // nodeAssigned waits 5 s (ASSIGNED_HOLD)
     let owner = loop {
         let events = c.node_assigned_events("if").await.unwrap();
         if let Some((node, msg)) = events.last() {
