@@ -2,12 +2,12 @@
 //! types ([`ferrolb_core::announce::model`]) out, so the decision never
 //! sees `k8s_openapi`.
 
+use super::partial::EndpointSlice;
 use ferrolb_core::announce::model::{
     AdInfo, NodeFacts, ObjectKey, PoolInfo, ServiceInfo, SliceInfo,
 };
 use ferrolb_crds::{IPAddressPool, L2Advertisement};
 use k8s_openapi::api::core::v1::{Node, Service};
-use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::ResourceExt;
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};

@@ -7,11 +7,11 @@
 //! announcing what it last knew.
 
 use super::convert;
+use super::partial::EndpointSlice;
 use ferrolb_core::announce::model::ObjectKey;
 use ferrolb_core::announce::World;
 use ferrolb_crds::{IPAddressPool, L2Advertisement};
 use k8s_openapi::api::core::v1::{Node, Service};
-use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::ResourceExt;
 use serde::de::DeserializeOwned;
 use std::collections::BTreeSet;

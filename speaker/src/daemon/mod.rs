@@ -19,6 +19,7 @@ pub mod events;
 pub mod index;
 pub mod liveness;
 pub mod metrics;
+pub mod partial;
 pub mod run;
 pub mod sockets;
 pub mod watch;

@@ -1,11 +1,11 @@
 //! The kube-runtime watches that feed the [`World`].
 
 use super::index::Indexed;
+use super::partial::EndpointSlice;
 use ferrolb_core::announce::World;
 use ferrolb_crds::{IPAddressPool, L2Advertisement};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Node, Service};
-use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::runtime::watcher::{self, Event};
 use kube::runtime::WatchStreamExt;
 use kube::{Api, Client};
