@@ -255,11 +255,46 @@ impl Engine {
             .local
             .as_ref()
             .is_some_and(|l| l.me == local.me && &l.live == local.live && l.ad_links == ad_links);
-        let changes = if !same_world || !local_same {
+        // Speakers that died or left, when that is the only change on this
+        // node's side: the failover path.
+        let departed: Option<Vec<String>> = self.local.as_ref().and_then(|l| {
+            let only_departures = !local_same
+                && l.me == local.me
+                && l.ad_links == ad_links
+                && local.live.is_subset(&l.live);
+            only_departures.then(|| l.live.difference(local.live).cloned().collect())
+        });
+        let mut changes = if !same_world || !local_same {
             Changes::All
         } else {
             world.changes_since(since)
         };
+        let mut extra: Vec<ObjectKey> = Vec::new();
+        if let (true, Some(departed)) = (same_world, &departed) {
+            if let changed @ (Changes::None | Changes::Services(_)) = world.changes_since(since) {
+                // A departure changes only the Services the departed
+                // owned (the next candidate in hash order takes over; the
+                // owner of every other Service still ranks first) and
+                // those without a candidate (the reason may change).
+                for n in &mut self.nodes {
+                    if departed.contains(&n.name) {
+                        n.live = false;
+                    }
+                }
+                extra = self
+                    .desired
+                    .services
+                    .iter()
+                    .filter(|(_, d)| match &d.verdict {
+                        Verdict::Owner { node, .. } => departed.contains(node),
+                        Verdict::Unannounced(Unannounced::NoCandidate(_)) => true,
+                        Verdict::Unannounced(_) => false,
+                    })
+                    .map(|(k, _)| k.clone())
+                    .collect();
+                changes = changed;
+            }
+        }
         self.seen = Some((world.id(), world.seq()));
         if !local_same {
             self.local = Some(LocalSeen {
@@ -269,8 +304,13 @@ impl Engine {
             });
         }
         match changes {
-            Changes::None => {}
-            Changes::Services(keys) => {
+            Changes::None => {
+                for key in &extra {
+                    self.decide(world, local, key, &mut delta, false);
+                }
+            }
+            Changes::Services(mut keys) => {
+                keys.extend(extra.iter());
                 for key in keys {
                     self.decide(world, local, key, &mut delta, false);
                 }

@@ -220,14 +220,31 @@ fn a_service_change_decides_that_service_only() {
     assert!(!delta.all);
     let keys: Vec<&ObjectKey> = delta.services.iter().map(|c| &c.key).collect();
     assert!(keys.iter().all(|k| **k == svc_key()), "{keys:?}");
-    // Membership changes decide everything again.
+    // Speakers leaving decide only what they owned (and what had no
+    // candidate); a speaker joining decides everything again.
+    let owners: BTreeMap<ObjectKey, Option<String>> = engine
+        .desired()
+        .services
+        .iter()
+        .map(|(k, d)| (k.clone(), d.owner().map(str::to_owned)))
+        .collect();
     let fewer: BTreeSet<String> = ["node-a".to_string()].into();
     let delta = engine.update(&w, &local_for("node-a", &fewer, &links, &excludes));
-    assert!(delta.all);
+    assert!(!delta.all);
+    for c in &delta.services {
+        let was = owners[&c.key].as_deref();
+        assert!(
+            was.is_some_and(|o| o != "node-a"),
+            "{} was owned by {was:?}",
+            c.key
+        );
+    }
     assert_eq!(
         engine.desired(),
         &compute(&w, &local_for("node-a", &fewer, &links, &excludes))
     );
+    assert!(engine.update(&w, &local).all, "joins decide everything");
+    assert_eq!(engine.desired(), &compute(&w, &local));
 }
 
 #[test]
