@@ -180,7 +180,7 @@ pub struct Delta {
     /// Interface problems that were not there before.
     pub new_link_problems: Vec<(ObjectKey, LinkProblem)>,
     /// Whether every Service was decided again (first update, or a node,
-    /// pool, advertisement, membership or interface change).
+    /// pool, advertisement, joining speaker or interface change).
     pub all: bool,
 }
 
@@ -197,9 +197,10 @@ impl Delta {
 /// Services on 100 nodes take hundreds of milliseconds from scratch
 /// (`cargo bench -p ferrolb-core --bench announce_compute`). So the engine
 /// reads the [`World`]'s change log and decides again only the Services
-/// that changed (a Service, or one of its EndpointSlices); a change to a
-/// node, pool or advertisement, to membership or to this node's
-/// interfaces decides every Service again. Pure: the result always equals
+/// that changed (a Service, or one of its EndpointSlices); speakers
+/// leaving the live set decide again only what they owned and what had no
+/// candidate; a change to a node, pool or advertisement, a speaker joining
+/// or a change to this node's interfaces decides every Service again. Pure: the result always equals
 /// [`compute`]'s for the same inputs (a property test checks it).
 #[derive(Debug, Default)]
 pub struct Engine {
@@ -256,45 +257,42 @@ impl Engine {
             .as_ref()
             .is_some_and(|l| l.me == local.me && &l.live == local.live && l.ad_links == ad_links);
         // Speakers that died or left, when that is the only change on this
-        // node's side: the failover path.
+        // node's side (the failover path), change only the Services they
+        // owned (the next candidate in hash order takes over; the owner of
+        // every other Service still ranks first) and those without a
+        // candidate (the reason may change).
         let departed: Option<Vec<String>> = self.local.as_ref().and_then(|l| {
-            let only_departures = !local_same
-                && l.me == local.me
-                && l.ad_links == ad_links
-                && local.live.is_subset(&l.live);
+            let only_departures =
+                l.me == local.me && l.ad_links == ad_links && local.live.is_subset(&l.live);
             only_departures.then(|| l.live.difference(local.live).cloned().collect())
         });
-        let mut changes = if !same_world || !local_same {
-            Changes::All
-        } else {
-            world.changes_since(since)
-        };
         let mut extra: Vec<ObjectKey> = Vec::new();
-        if let (true, Some(departed)) = (same_world, &departed) {
-            if let changed @ (Changes::None | Changes::Services(_)) = world.changes_since(since) {
-                // A departure changes only the Services the departed
-                // owned (the next candidate in hash order takes over; the
-                // owner of every other Service still ranks first) and
-                // those without a candidate (the reason may change).
-                for n in &mut self.nodes {
-                    if departed.contains(&n.name) {
-                        n.live = false;
+        let changes = match (same_world, local_same, departed) {
+            (true, true, _) => world.changes_since(since),
+            (true, false, Some(departed)) => match world.changes_since(since) {
+                Changes::All => Changes::All,
+                changed => {
+                    for n in &mut self.nodes {
+                        if departed.contains(&n.name) {
+                            n.live = false;
+                        }
                     }
+                    extra = self
+                        .desired
+                        .services
+                        .iter()
+                        .filter(|(_, d)| match &d.verdict {
+                            Verdict::Owner { node, .. } => departed.contains(node),
+                            Verdict::Unannounced(Unannounced::NoCandidate(_)) => true,
+                            Verdict::Unannounced(_) => false,
+                        })
+                        .map(|(k, _)| k.clone())
+                        .collect();
+                    changed
                 }
-                extra = self
-                    .desired
-                    .services
-                    .iter()
-                    .filter(|(_, d)| match &d.verdict {
-                        Verdict::Owner { node, .. } => departed.contains(node),
-                        Verdict::Unannounced(Unannounced::NoCandidate(_)) => true,
-                        Verdict::Unannounced(_) => false,
-                    })
-                    .map(|(k, _)| k.clone())
-                    .collect();
-                changes = changed;
-            }
-        }
+            },
+            _ => Changes::All,
+        };
         self.seen = Some((world.id(), world.seq()));
         if !local_same {
             self.local = Some(LocalSeen {
