@@ -115,9 +115,20 @@ impl<L: Links, A: Announce> Daemon<L, A> {
                     },
                 )
             };
-            self.apply(engine.desired(), &delta, &links, &live, &mut notices, first);
-            first = false;
             unannounced.count(&delta, &self.metrics);
+            let summary = Summary {
+                first,
+                unannounced: &unannounced.by_reason,
+            };
+            self.apply(
+                engine.desired(),
+                &delta,
+                &links,
+                &live,
+                &mut notices,
+                summary,
+            );
+            first = false;
             if self.desired.receiver_count() > 0 {
                 self.desired.send_replace(engine.desired().clone());
             }
@@ -144,14 +155,14 @@ impl<L: Links, A: Announce> Daemon<L, A> {
         links: &[HostInterface],
         live: &BTreeSet<String>,
         notices: &mut Notices,
-        first: bool,
+        summary: Summary<'_>,
     ) {
         self.announce.set_interfaces(links, &desired.interfaces);
         if delta.announce_changed() {
             self.log_pairs(delta);
             self.announce.set_desired(desired.announce_list());
         }
-        self.log_services(desired, delta, first);
+        self.log_services(desired, delta, summary);
         for (ad, p) in &delta.new_link_problems {
             warn!(advertisement = %ad, interface = p.interface(), reason = p.reason(), "{p}");
         }
@@ -203,24 +214,26 @@ impl<L: Links, A: Announce> Daemon<L, A> {
 
     /// One line per changed Service, or a summary when many changed at
     /// once (at start: always a summary).
-    fn log_services(&self, desired: &Desired, delta: &Delta, first: bool) {
-        let each = !first && delta.services.len() <= LOG_EACH_UP_TO;
+    fn log_services(&self, desired: &Desired, delta: &Delta, summary: Summary<'_>) {
+        let each = !summary.first && delta.services.len() <= LOG_EACH_UP_TO;
         if !each && !delta.services.is_empty() {
-            let mut by_reason: BTreeMap<&str, usize> = BTreeMap::new();
-            let mut owned = 0;
-            for d in desired.services.values() {
-                match &d.verdict {
-                    Verdict::Owner { node, .. } if *node == self.node => owned += 1,
-                    Verdict::Owner { .. } => {}
-                    Verdict::Unannounced(why) => *by_reason.entry(why.reason()).or_default() += 1,
-                }
-            }
+            let owned = desired
+                .services
+                .values()
+                .filter(|d| d.owner() == Some(self.node.as_str()))
+                .count();
+            let unannounced: BTreeMap<&str, i64> = summary
+                .unannounced
+                .iter()
+                .filter(|(_, n)| **n > 0)
+                .map(|(r, n)| (*r, *n))
+                .collect();
             info!(
                 changed = delta.services.len(),
                 services = desired.services.len(),
                 owned_here = owned,
                 announced_pairs = desired.announce.len(),
-                unannounced = ?by_reason,
+                ?unannounced,
                 "decided"
             );
         }
@@ -247,8 +260,17 @@ impl<L: Links, A: Announce> Daemon<L, A> {
     }
 }
 
+/// What the summary log line takes besides the decision.
+#[derive(Debug, Clone, Copy)]
+struct Summary<'a> {
+    /// The first decision after a start.
+    first: bool,
+    /// Services unannounced per reason ([`Unannounced`]).
+    unannounced: &'a BTreeMap<&'static str, i64>,
+}
+
 /// Services unannounced per reason, kept from the deltas, for the
-/// `unannounced` gauge.
+/// `unannounced` gauge and the summary log line.
 #[derive(Debug, Default)]
 struct Unannounced {
     by_reason: BTreeMap<&'static str, i64>,
