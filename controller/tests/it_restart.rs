@@ -109,7 +109,16 @@ async fn an_unreachable_api_server_is_survived_without_reassigning() {
     for name in ["a", "b", "c"] {
         cluster.create_service(&support::lb("default", name)).await;
     }
-    cluster.wait_ips("default", "c", &["198.51.100.2"]).await;
+    // Every assignment must have landed before the outage: the status
+    // writer writes different Services concurrently, so c showing its IP
+    // does not mean a and b show theirs.
+    for (name, ip) in [
+        ("a", "198.51.100.0"),
+        ("b", "198.51.100.1"),
+        ("c", "198.51.100.2"),
+    ] {
+        cluster.wait_ips("default", name, &[ip]).await;
+    }
     cluster.server.stop().await;
     tokio::time::sleep(std::time::Duration::from_secs(2)).await;
     cluster.server.restart().await.expect("server back");
