@@ -1,10 +1,10 @@
-//! What a node announces: from scratch (`announce::compute`, what a node,
-//! pool, advertisement or membership change costs) and, with an
-//! [`Engine`] that holds every other decision, after one Service or one
-//! EndpointSlice changed, or after a change that alters nothing (what the
-//! daemon pays for Service and EndpointSlice churn). Criterion prints the
-//! time per computation; from scratch also the rate in Services per
-//! second.
+//! What a node announces: from scratch (`announce::compute`, what a pool
+//! change or a speaker start costs) and, with an [`Engine`] that holds
+//! every other decision, after one Service or one EndpointSlice changed,
+//! after a change that alters nothing (what the daemon pays for Service
+//! and EndpointSlice churn), and after one node, speaker or advertisement
+//! changed. Criterion prints the time per computation; from scratch also
+//! the rate in Services per second.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use ferrolb_core::announce::interfaces::{Excludes, HostInterface};
@@ -46,6 +46,7 @@ fn world(services: usize, nodes: usize) -> World {
                 service: Some(key),
                 ready: nodes,
                 ready_nodes: SliceInfo::nodes(all.iter().map(String::as_str)),
+                ..SliceInfo::default()
             },
         );
     }
@@ -87,6 +88,58 @@ fn announce_compute(c: &mut Criterion) {
         group.bench_function(id("one_slice_changed"), |b| {
             b.iter(|| {
                 w.edit_slice(&slice, |s| s.ready = if s.ready == 0 { nodes } else { 0 });
+                black_box(engine.update(&w, &local))
+            })
+        });
+        // One node's labels change (every advertisement still selects it):
+        // the node is hashed against every Service it might now outrank.
+        let node = "node-1".to_string();
+        group.bench_function(id("one_node_relabelled"), |b| {
+            b.iter(|| {
+                w.edit_node(&node, |n| {
+                    if n.labels.remove("zone").is_none() {
+                        n.labels.insert("zone".into(), "a".into());
+                    }
+                });
+                black_box(engine.update(&w, &local))
+            })
+        });
+        // One node reports NetworkUnavailable, then recovers: it loses, then
+        // takes back, the Services it owns.
+        group.bench_function(id("one_node_network_flaps"), |b| {
+            b.iter(|| {
+                w.edit_node(&node, |n| n.network_unavailable = !n.network_unavailable);
+                black_box(engine.update(&w, &local))
+            })
+        });
+        // One speaker leaves the live set, then joins again.
+        let mut fewer = live.clone();
+        fewer.remove(&node);
+        group.bench_function(id("one_speaker_leaves_or_joins"), |b| {
+            let mut gone = false;
+            b.iter(|| {
+                gone = !gone;
+                let live = if gone { &fewer } else { &live };
+                black_box(engine.update(&w, &Local { live, ..local }))
+            })
+        });
+        // An advertisement for another pool changes its interfaces.
+        let other = ObjectKey::new("ferrolb-system", "other");
+        w.set_ad(AdInfo {
+            key: other.clone(),
+            pools: vec!["other".into()],
+            ..AdInfo::default()
+        });
+        engine.update(&w, &local);
+        group.bench_function(id("other_pools_advertisement_changed"), |b| {
+            b.iter(|| {
+                w.edit_ad(&other, |ad| {
+                    ad.interfaces = if ad.interfaces.is_empty() {
+                        vec!["eth0".into()]
+                    } else {
+                        Vec::new()
+                    }
+                });
                 black_box(engine.update(&w, &local))
             })
         });

@@ -72,6 +72,7 @@ fn main() {
                 service: Some(key),
                 ready: 3,
                 ready_nodes: SliceInfo::nodes((0..3).map(|i| node_names[(k + i) % nodes].clone())),
+                ..SliceInfo::default()
             },
         );
     }

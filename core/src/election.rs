@@ -57,20 +57,29 @@ impl NodeInfo {
 
 /// The Service's `spec.externalTrafficPolicy`, with the endpoint facts each
 /// policy needs.
+///
+/// Endpoints count as kube-proxy uses them: ready ones, and, only when no
+/// endpoint is ready, those that are terminating but still serving (a Pod
+/// draining during a rolling update); see
+/// [`crate::announce::model::traffic_policy`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TrafficPolicy {
     /// `Cluster`: any eligible node may own the IP, as long as the Service
-    /// has at least one ready endpoint somewhere (an IP with nothing behind
-    /// it is not announced, as in MetalLB).
+    /// has at least one endpoint kube-proxy would send to (an IP with
+    /// nothing behind it is not announced, as in MetalLB).
     Cluster {
-        /// Whether the Service has at least one ready endpoint on any node.
-        has_ready_endpoint: bool,
+        /// Whether the Service has an endpoint that serves on any node.
+        has_endpoint: bool,
     },
-    /// `Local`: only nodes that hold a ready endpoint of the Service, since
-    /// kube-proxy drops traffic arriving on a node without one.
+    /// `Local`: only nodes that hold an endpoint of the Service, since
+    /// kube-proxy drops traffic arriving on a node without one. Among the
+    /// otherwise eligible nodes, those holding a ready endpoint; when none
+    /// does, those holding a terminating endpoint that still serves.
     Local {
-        /// Names of the nodes holding at least one ready endpoint.
-        ready_nodes: BTreeSet<String>,
+        /// Nodes holding a ready endpoint.
+        ready: BTreeSet<String>,
+        /// Nodes holding a terminating endpoint that still serves.
+        draining: BTreeSet<String>,
     },
 }
 
@@ -78,8 +87,11 @@ pub enum TrafficPolicy {
 /// Event reason on the Service.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, thiserror::Error)]
 pub enum NoCandidate {
-    /// The Service has no ready endpoint at all.
-    #[error("the service has no ready endpoint, so its IP is not announced")]
+    /// The Service has no ready endpoint at all, nor a terminating one
+    /// that still serves.
+    #[error(
+        "the service has no ready endpoint (nor a terminating one that still serves), so its IP is not announced"
+    )]
     NoReadyEndpoint,
     /// No node has a live speaker.
     #[error("no node has a live speaker")]
@@ -96,9 +108,11 @@ pub enum NoCandidate {
     /// Every remaining node reports its network as unavailable.
     #[error("every remaining node reports the NetworkUnavailable condition")]
     NetworkUnavailable,
-    /// `externalTrafficPolicy: Local` and no eligible node holds a ready
-    /// endpoint of the Service.
-    #[error("externalTrafficPolicy is Local and no eligible node holds a ready endpoint")]
+    /// `externalTrafficPolicy: Local` and no eligible node holds an
+    /// endpoint of the Service that kube-proxy would use.
+    #[error(
+        "externalTrafficPolicy is Local and no eligible node holds a ready endpoint (or, when none is ready anywhere, a terminating one that still serves)"
+    )]
     NoLocalEndpoint,
 }
 
@@ -123,20 +137,21 @@ impl NoCandidate {
 /// the last node: a ready endpoint must exist, the speaker must be live, an
 /// L2Advertisement must select the node (`selected`), the node must not carry
 /// the exclusion label nor report `NetworkUnavailable`, and for the `Local`
-/// policy it must hold a ready endpoint.
+/// policy it must hold a ready endpoint (or, when no eligible node holds
+/// one, a terminating endpoint that still serves).
 pub fn candidates<'a>(
     nodes: &'a [NodeInfo],
     selected: &BTreeSet<String>,
     policy: &TrafficPolicy,
 ) -> Result<Vec<&'a str>, NoCandidate> {
     if let TrafficPolicy::Cluster {
-        has_ready_endpoint: false,
+        has_endpoint: false,
     } = policy
     {
         return Err(NoCandidate::NoReadyEndpoint);
     }
-    if let TrafficPolicy::Local { ready_nodes } = policy {
-        if ready_nodes.is_empty() {
+    if let TrafficPolicy::Local { ready, draining } = policy {
+        if ready.is_empty() && draining.is_empty() {
             return Err(NoCandidate::NoReadyEndpoint);
         }
     }
@@ -166,11 +181,22 @@ pub fn candidates<'a>(
     )?;
     let left = match policy {
         TrafficPolicy::Cluster { .. } => left,
-        TrafficPolicy::Local { ready_nodes } => stage(
-            left,
-            &|n| ready_nodes.contains(&n.name),
-            NoCandidate::NoLocalEndpoint,
-        )?,
+        TrafficPolicy::Local { ready, draining } => {
+            let with_ready: Vec<&'a NodeInfo> = left
+                .iter()
+                .copied()
+                .filter(|n| ready.contains(&n.name))
+                .collect();
+            if with_ready.is_empty() {
+                stage(
+                    left,
+                    &|n| draining.contains(&n.name),
+                    NoCandidate::NoLocalEndpoint,
+                )?
+            } else {
+                with_ready
+            }
+        }
     };
     let names: BTreeSet<&'a str> = left.into_iter().map(|n| n.name.as_str()).collect();
     Ok(names.into_iter().collect())
@@ -219,6 +245,13 @@ where
         .map(|(_, name)| name)
 }
 
+/// Whether `challenger` ranks before `holder` for `ip` (see [`elect`]):
+/// whether it would take `ip` from `holder` were both candidates.
+pub fn outranks(challenger: &str, holder: &str, ip: IpAddr) -> bool {
+    let key = ip_key(ip);
+    (rank_with_key(challenger, &key), challenger) < (rank_with_key(holder, &key), holder)
+}
+
 /// The key a Service is elected under: its first IP, so that both addresses
 /// of a dual-stack Service are owned by the same node (as in MetalLB).
 pub fn service_key(ips: &[IpAddr]) -> Option<IpAddr> {
@@ -236,7 +269,7 @@ pub fn service_key(ips: &[IpAddr]) -> Option<IpAddr> {
 ///
 /// let nodes = [NodeInfo::live("node-a"), NodeInfo::live("node-b"), NodeInfo::live("node-c")];
 /// let selected: BTreeSet<String> = ["node-a", "node-b", "node-c"].map(String::from).into();
-/// let cluster = TrafficPolicy::Cluster { has_ready_endpoint: true };
+/// let cluster = TrafficPolicy::Cluster { has_endpoint: true };
 /// let ip = "192.0.2.10".parse().unwrap();
 /// assert_eq!(owner(ip, &nodes, &selected, &cluster), Ok("node-c"));
 /// assert_eq!(
@@ -268,9 +301,7 @@ mod tests {
         s.parse().unwrap()
     }
 
-    const CLUSTER: TrafficPolicy = TrafficPolicy::Cluster {
-        has_ready_endpoint: true,
-    };
+    const CLUSTER: TrafficPolicy = TrafficPolicy::Cluster { has_endpoint: true };
 
     fn hex(bytes: [u8; 32]) -> String {
         bytes.iter().map(|b| format!("{b:02x}")).collect()
@@ -327,14 +358,15 @@ mod tests {
     fn no_ready_endpoint_is_reported_before_anything_else() {
         let nodes = [NodeInfo::default()];
         let none = TrafficPolicy::Cluster {
-            has_ready_endpoint: false,
+            has_endpoint: false,
         };
         assert_eq!(
             candidates(&nodes, &set(&[]), &none),
             Err(NoCandidate::NoReadyEndpoint)
         );
         let local = TrafficPolicy::Local {
-            ready_nodes: set(&[]),
+            ready: set(&[]),
+            draining: set(&[]),
         };
         assert_eq!(
             candidates(&nodes, &set(&[]), &local),
@@ -400,18 +432,30 @@ mod tests {
             NodeInfo::live("c"),
         ];
         let policy = TrafficPolicy::Local {
-            ready_nodes: set(&["c", "a", "elsewhere"]),
+            ready: set(&["c", "a", "elsewhere"]),
+            draining: set(&["b"]),
         };
         assert_eq!(
             candidates(&nodes, &set(&["a", "b", "c"]), &policy),
             Ok(vec!["a", "c"])
         );
         let policy = TrafficPolicy::Local {
-            ready_nodes: set(&["elsewhere"]),
+            ready: set(&["elsewhere"]),
+            draining: BTreeSet::new(),
         };
         assert_eq!(
             candidates(&nodes, &set(&["a", "b", "c"]), &policy),
             Err(NoCandidate::NoLocalEndpoint)
+        );
+        // No eligible node holds a ready endpoint: those whose endpoint is
+        // terminating but still serves (kube-proxy delivers to it there).
+        let policy = TrafficPolicy::Local {
+            ready: set(&["elsewhere"]),
+            draining: set(&["b", "c"]),
+        };
+        assert_eq!(
+            candidates(&nodes, &set(&["a", "b", "c"]), &policy),
+            Ok(vec!["b", "c"])
         );
     }
 
@@ -442,6 +486,20 @@ mod tests {
             owner(ip("192.0.2.10"), &nodes, &set(&[]), &CLUSTER),
             Err(NoCandidate::NotSelected)
         );
+    }
+
+    #[test]
+    fn outranks_agrees_with_elect() {
+        let names = ["node-a", "node-b", "node-c", "worker-17"];
+        for last in 0..32u8 {
+            let ip = IpAddr::from([198, 51, 100, last]);
+            for a in names {
+                for b in names {
+                    let winner = elect(ip, [a, b]).unwrap();
+                    assert_eq!(outranks(a, b, ip), a != b && winner == a, "{a} {b} {ip}");
+                }
+            }
+        }
     }
 
     #[test]

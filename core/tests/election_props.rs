@@ -43,7 +43,7 @@ proptest! {
         // same node when every node is a candidate.
         let infos: Vec<NodeInfo> = nodes.iter().map(NodeInfo::live).collect();
         let selected: BTreeSet<String> = nodes.iter().cloned().collect();
-        let cluster = TrafficPolicy::Cluster { has_ready_endpoint: true };
+        let cluster = TrafficPolicy::Cluster { has_endpoint: true };
         prop_assert_eq!(owner(ip, &infos, &selected, &cluster).ok(), elected);
     }
 

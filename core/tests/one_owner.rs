@@ -67,6 +67,7 @@ fn world(
                 service: Some(key),
                 ready: ready_nodes.len(),
                 ready_nodes: SliceInfo::nodes(ready_nodes.iter().map(String::as_str)),
+                ..SliceInfo::default()
             },
         );
     }

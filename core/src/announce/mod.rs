@@ -25,7 +25,7 @@ use model::{AdInfo, ObjectKey, PoolInfo, ServiceInfo};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::net::IpAddr;
-pub use world::{Changes, World};
+pub use world::{Changed, Changes, World};
 
 /// What only this node knows.
 #[derive(Debug, Clone, Copy)]
@@ -179,8 +179,9 @@ pub struct Delta {
     pub interfaces_changed: bool,
     /// Interface problems that were not there before.
     pub new_link_problems: Vec<(ObjectKey, LinkProblem)>,
-    /// Whether every Service was decided again (first update, or a node,
-    /// pool, advertisement, joining speaker or interface change).
+    /// Whether every Service was decided again (the first update, a pool
+    /// change, a new `me`, or a world whose change log this engine fell
+    /// behind).
     pub all: bool,
 }
 
@@ -197,10 +198,11 @@ impl Delta {
 /// Services on 100 nodes take hundreds of milliseconds from scratch
 /// (`cargo bench -p ferrolb-core --bench announce_compute`). So the engine
 /// reads the [`World`]'s change log and decides again only the Services
-/// that changed (a Service, or one of its EndpointSlices); speakers
-/// leaving the live set decide again only what they owned and what had no
-/// candidate; a change to a node, pool or advertisement, a speaker joining
-/// or a change to this node's interfaces decides every Service again. Pure: the result always equals
+/// that changed (a Service, or one of its EndpointSlices) and those a
+/// node, advertisement, membership or interface change can affect (see
+/// `decide_scoped`: for a node, the Services it owns, those it now
+/// outranks the owner of, and those without a candidate); only a pool
+/// change decides every Service again. Pure: the result always equals
 /// [`compute`]'s for the same inputs (a property test checks it).
 #[derive(Debug, Default)]
 pub struct Engine {
@@ -252,100 +254,172 @@ impl Engine {
         self.desired.link_problems = problems;
         let same_world = self.seen.is_some_and(|(id, _)| id == world.id());
         let since = self.seen.map_or(0, |(_, seq)| seq);
-        let local_same = self
-            .local
-            .as_ref()
-            .is_some_and(|l| l.me == local.me && &l.live == local.live && l.ad_links == ad_links);
-        // Speakers that died or left, when that is the only change on this
-        // node's side (the failover path), change only the Services they
-        // owned (the next candidate in hash order takes over; the owner of
-        // every other Service still ranks first) and those without a
-        // candidate (the reason may change).
-        let departed: Option<Vec<String>> = self.local.as_ref().and_then(|l| {
-            let only_departures =
-                l.me == local.me && l.ad_links == ad_links && local.live.is_subset(&l.live);
-            only_departures.then(|| l.live.difference(local.live).cloned().collect())
-        });
-        let mut extra: Vec<ObjectKey> = Vec::new();
-        let changes = match (same_world, local_same, departed) {
-            (true, true, _) => world.changes_since(since),
-            (true, false, Some(departed)) => match world.changes_since(since) {
-                Changes::All => Changes::All,
-                changed => {
-                    for n in &mut self.nodes {
-                        if departed.contains(&n.name) {
-                            n.live = false;
-                        }
-                    }
-                    extra = self
-                        .desired
-                        .services
-                        .iter()
-                        .filter(|(_, d)| match &d.verdict {
-                            Verdict::Owner { node, .. } => departed.contains(node),
-                            Verdict::Unannounced(Unannounced::NoCandidate(_)) => true,
-                            Verdict::Unannounced(_) => false,
-                        })
-                        .map(|(k, _)| k.clone())
-                        .collect();
-                    changed
-                }
-            },
-            _ => Changes::All,
+        let me_same = self.local.as_ref().is_some_and(|l| l.me == local.me);
+        let local_same = me_same
+            && self
+                .local
+                .as_ref()
+                .is_some_and(|l| &l.live == local.live && l.ad_links == ad_links);
+        let changes = if same_world && me_same {
+            world.changes_since(since)
+        } else {
+            Changes::All
         };
         self.seen = Some((world.id(), world.seq()));
-        if !local_same {
-            self.local = Some(LocalSeen {
+        let before = if local_same {
+            None
+        } else {
+            self.local.replace(LocalSeen {
                 me: local.me.to_owned(),
                 live: local.live.clone(),
                 ad_links,
-            });
-        }
+            })
+        };
         match changes {
+            Changes::All => self.decide_all(world, local, &mut delta),
+            Changes::None if local_same => {}
             Changes::None => {
-                for key in &extra {
-                    self.decide(world, local, key, &mut delta, false);
-                }
+                self.decide_scoped(world, local, Changed::default(), before, &mut delta)
             }
-            Changes::Services(mut keys) => {
-                keys.extend(extra.iter());
-                for key in keys {
-                    self.decide(world, local, key, &mut delta, false);
-                }
-            }
-            Changes::All => {
-                delta.all = true;
-                self.plans.clear();
-                self.nodes = world
-                    .nodes()
-                    .values()
-                    .map(|n| NodeInfo {
-                        name: n.name.clone(),
-                        labels: n.labels.clone(),
-                        live: local.live.contains(&n.name),
-                        network_unavailable: n.network_unavailable,
-                    })
-                    .collect();
-                let gone: Vec<ObjectKey> = self
-                    .desired
-                    .services
-                    .keys()
-                    .filter(|k| !world.services().contains_key(*k))
-                    .cloned()
-                    .collect();
-                // Who "me" is may have changed too: the pairs are counted
-                // again from every decision, and the delta is the
-                // difference of the sets.
-                let before = std::mem::take(&mut self.desired.announce);
-                self.refs.clear();
-                for key in gone.iter().chain(world.services().keys()) {
-                    self.decide(world, local, key, &mut delta, true);
-                }
-                delta.announced = self.desired.announce.difference(&before).cloned().collect();
-                delta.withdrawn = before.difference(&self.desired.announce).cloned().collect();
-            }
+            Changes::Some(changed) => self.decide_scoped(world, local, changed, before, &mut delta),
         }
         delta
+    }
+
+    /// Decides every Service again.
+    fn decide_all(&mut self, world: &World, local: &Local<'_>, delta: &mut Delta) {
+        delta.all = true;
+        self.plans.clear();
+        self.nodes = node_infos(world, local);
+        let gone: Vec<ObjectKey> = self
+            .desired
+            .services
+            .keys()
+            .filter(|k| !world.services().contains_key(*k))
+            .cloned()
+            .collect();
+        // Who "me" is may have changed too: the pairs are counted again
+        // from every decision, and the delta is the difference of the sets.
+        let before = std::mem::take(&mut self.desired.announce);
+        self.refs.clear();
+        for key in gone.iter().chain(world.services().keys()) {
+            self.decide(world, local, key, delta, true);
+        }
+        delta.announced = self.desired.announce.difference(&before).cloned().collect();
+        delta.withdrawn = before.difference(&self.desired.announce).cloned().collect();
+    }
+
+    /// Decides again the Services `changed` names and those that the node,
+    /// advertisement, membership and interface changes can affect.
+    /// `before`: what the previous update took from [`Local`], when that
+    /// changed (same `me`).
+    ///
+    /// A change to node N (its labels or conditions, its speaker joining
+    /// or leaving, an advertisement starting or ceasing to select it) can
+    /// only make N eligible or ineligible, so it changes the decision of a
+    /// Service only when N owns it, when N could now outrank its owner in
+    /// hash order (one hash per Service), or when the Service had no
+    /// candidate at all. An advertisement that starts or stops applying to
+    /// a pool decides that pool's Services again; one whose interfaces on
+    /// this node changed, the Services this node owns in the pools it
+    /// applies to.
+    fn decide_scoped(
+        &mut self,
+        world: &World,
+        local: &Local<'_>,
+        changed: Changed<'_>,
+        before: Option<LocalSeen>,
+        delta: &mut Delta,
+    ) {
+        // Nodes whose eligibility may have changed, and those of them
+        // that may have become eligible.
+        let mut touched: BTreeSet<&str> = changed.nodes.clone();
+        let mut gained: BTreeSet<&str> = changed.nodes.clone();
+        let mut relinked: BTreeSet<&ObjectKey> = BTreeSet::new();
+        let now = self.local.as_ref();
+        if let (Some(before), Some(now)) = (&before, now) {
+            touched.extend(
+                before
+                    .live
+                    .symmetric_difference(&now.live)
+                    .map(String::as_str),
+            );
+            gained.extend(now.live.difference(&before.live).map(String::as_str));
+            relinked.extend(
+                before
+                    .ad_links
+                    .keys()
+                    .chain(now.ad_links.keys())
+                    .filter(|k| before.ad_links.get(*k) != now.ad_links.get(*k)),
+            );
+        }
+        if !changed.nodes.is_empty() {
+            self.nodes = node_infos(world, local);
+        } else if before.as_ref().is_some_and(|b| &b.live != local.live) {
+            for n in &mut self.nodes {
+                n.live = local.live.contains(&n.name);
+            }
+        }
+        let mut dirty_pools: BTreeSet<String> = BTreeSet::new();
+        let mut selection: BTreeSet<String> = BTreeSet::new();
+        let mut selection_gained: BTreeSet<String> = BTreeSet::new();
+        if !changed.nodes.is_empty() || !changed.ads.is_empty() {
+            for (pool, plan) in &mut self.plans {
+                let new = PoolPlan::new(world, pool);
+                if new.applying != plan.applying {
+                    dirty_pools.insert(pool.clone());
+                } else {
+                    selection.extend(plan.selected.symmetric_difference(&new.selected).cloned());
+                    selection_gained.extend(new.selected.difference(&plan.selected).cloned());
+                }
+                *plan = new;
+            }
+        }
+        touched.extend(selection.iter().map(String::as_str));
+        gained.extend(selection_gained.iter().map(String::as_str));
+
+        let mut extra: Vec<ObjectKey> = Vec::new();
+        if !touched.is_empty() || !dirty_pools.is_empty() || !relinked.is_empty() {
+            let by_pool = !dirty_pools.is_empty() || !relinked.is_empty();
+            for (key, decision) in &self.desired.services {
+                if changed.services.contains(key) {
+                    continue;
+                }
+                let Some(svc) = world.services().get(key) else {
+                    continue;
+                };
+                let pool = if by_pool {
+                    service_pool(world.pools(), svc)
+                } else {
+                    None
+                };
+                let redo = pool.is_some_and(|p| dirty_pools.contains(p))
+                    || match &decision.verdict {
+                        Verdict::Unannounced(Unannounced::NoCandidate(_)) => !touched.is_empty(),
+                        Verdict::Unannounced(_) => false,
+                        Verdict::Owner { node, .. } => {
+                            touched.contains(node.as_str())
+                                || election::service_key(&decision.ips).is_some_and(|ip| {
+                                    gained.iter().any(|g| election::outranks(g, node, ip))
+                                })
+                                || (node == local.me
+                                    && pool.and_then(|p| self.plans.get(p)).is_some_and(|plan| {
+                                        plan.applying.iter().any(|a| relinked.contains(a))
+                                    }))
+                        }
+                    };
+                if redo {
+                    extra.push(key.clone());
+                }
+            }
+        }
+        for key in changed.services {
+            self.decide(world, local, key, delta, false);
+        }
+        for key in &extra {
+            self.decide(world, local, key, delta, false);
+        }
+        settle(delta);
     }
 
     /// Decides `key` again and records the change, if any. `recount`: the
@@ -455,6 +529,48 @@ impl Engine {
         };
         Verdict::Owner { node, interfaces }
     }
+}
+
+/// Nets out pairs that one update both withdrew and announced (a
+/// Service that moved from interfaces (eth0, eth2) to (eth2) releases
+/// both, then holds eth2 again; a shared IP handed from one Service to
+/// another): each list keeps, once, the pairs whose state really changed.
+fn settle(delta: &mut Delta) {
+    if delta.announced.is_empty() || delta.withdrawn.is_empty() {
+        return;
+    }
+    let mut net: HashMap<(IpAddr, String), i32> = HashMap::new();
+    for pair in &delta.announced {
+        *net.entry(pair.clone()).or_default() += 1;
+    }
+    for pair in &delta.withdrawn {
+        *net.entry(pair.clone()).or_default() -= 1;
+    }
+    let mut keep = |list: &mut Vec<(IpAddr, String)>, sign: i32| {
+        list.retain(|pair| match net.get_mut(pair) {
+            Some(n) if n.signum() == sign => {
+                *n = 0;
+                true
+            }
+            _ => false,
+        });
+    };
+    keep(&mut delta.announced, 1);
+    keep(&mut delta.withdrawn, -1);
+}
+
+/// The nodes as elections take them.
+fn node_infos(world: &World, local: &Local<'_>) -> Vec<NodeInfo> {
+    world
+        .nodes()
+        .values()
+        .map(|n| NodeInfo {
+            name: n.name.clone(),
+            labels: n.labels.clone(),
+            live: local.live.contains(&n.name),
+            network_unavailable: n.network_unavailable,
+        })
+        .collect()
 }
 
 impl PoolPlan {

@@ -7,7 +7,7 @@
 use crate::election::TrafficPolicy;
 use crate::range::AddressRange;
 use crate::selector::LabelSelector;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -70,7 +70,7 @@ pub struct ServiceInfo {
     pub uid: Option<String>,
 }
 
-/// The ready endpoints of one EndpointSlice.
+/// The endpoints of one EndpointSlice that kube-proxy would send to.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SliceInfo {
     /// The Service it belongs to.
@@ -81,6 +81,12 @@ pub struct SliceInfo {
     /// ([`SliceInfo::nodes`] builds it so): a vector of shared names, as
     /// 10,000 slices of a few nodes each are kept.
     pub ready_nodes: Vec<Arc<str>>,
+    /// Endpoints that are terminating but still serving (`ready: false,
+    /// serving: true, terminating: true`): what kube-proxy falls back to
+    /// when a Service has no ready endpoint.
+    pub terminating: usize,
+    /// Nodes holding at least one such endpoint, built like `ready_nodes`.
+    pub terminating_nodes: Vec<Arc<str>>,
 }
 
 impl SliceInfo {
@@ -194,21 +200,35 @@ impl AdInfo {
 }
 
 /// The endpoint facts of a Service, summed over its slices, as the
-/// election wants them.
+/// election wants them, by kube-proxy's rule: ready endpoints; when there
+/// is none, terminating endpoints that still serve (a rolling update whose
+/// old Pod drains before the new one is ready keeps its IP announced).
+///
+/// With `Local`, eligible nodes holding a ready endpoint are preferred over
+/// those whose endpoints only drain: the IP moves to a node with a ready
+/// Pod as soon as there is one, rather than staying on (or moving onto) a
+/// node whose Pod is leaving. MetalLB counts a serving endpoint like a
+/// ready one.
 pub fn traffic_policy<'a>(
     local: bool,
-    slices: impl IntoIterator<Item = &'a SliceInfo>,
+    slices: impl IntoIterator<Item = &'a SliceInfo> + Clone,
 ) -> TrafficPolicy {
     // Node names are collected only where the policy needs them.
     if local {
-        let ready_nodes = slices
-            .into_iter()
-            .flat_map(|s| s.ready_nodes.iter().map(|n| n.to_string()))
-            .collect();
-        TrafficPolicy::Local { ready_nodes }
+        let collect = |of: fn(&SliceInfo) -> &Vec<Arc<str>>| -> BTreeSet<String> {
+            slices
+                .clone()
+                .into_iter()
+                .flat_map(|s| of(s).iter().map(|n| n.to_string()))
+                .collect()
+        };
+        TrafficPolicy::Local {
+            ready: collect(|s| &s.ready_nodes),
+            draining: collect(|s| &s.terminating_nodes),
+        }
     } else {
         TrafficPolicy::Cluster {
-            has_ready_endpoint: slices.into_iter().any(|s| s.ready > 0),
+            has_endpoint: slices.into_iter().any(|s| s.ready > 0 || s.terminating > 0),
         }
     }
 }

@@ -7,8 +7,9 @@
 //! and wakes nobody (a Service annotation or a Node heartbeat that alters
 //! no field the decision reads).
 //!
-//! The log records, per change, which Service it concerns, or that it was
-//! *global* (a node's labels or conditions, a pool, an advertisement).
+//! The log records, per change, which Service, Node or L2Advertisement it
+//! concerns, or that it was *global* (a pool: which pool holds a Service
+//! depends on every pool's ranges).
 //! It keeps at most [`LOG_MIN`] or twice the number of Services entries;
 //! a reader that fell further behind decides everything again.
 
@@ -90,12 +91,23 @@ impl Eq for World {}
 struct Log {
     /// The number of the last change.
     seq: u64,
-    /// Changes after this one are all in `services` or counted in `global`.
+    /// Changes after this one are all in `entries` or counted in `global`.
     kept_after: u64,
-    /// The last global change.
+    /// The last global change (a pool).
     global: u64,
-    /// (change number, Service) in order.
-    services: VecDeque<(u64, ObjectKey)>,
+    /// (change number, what it concerned) in order.
+    entries: VecDeque<(u64, Entry)>,
+}
+
+/// What one logged change concerned.
+#[derive(Debug, Clone)]
+enum Entry {
+    /// A Service or one of its EndpointSlices.
+    Service(ObjectKey),
+    /// A node's labels or conditions, or the node came or went.
+    Node(String),
+    /// An L2Advertisement.
+    Ad(ObjectKey),
 }
 
 /// What changed since a reader last looked ([`World::changes_since`]).
@@ -103,10 +115,23 @@ struct Log {
 pub enum Changes<'a> {
     /// Nothing.
     None,
-    /// Only these Services (or their slices).
-    Services(BTreeSet<&'a ObjectKey>),
-    /// Anything: decide every Service again.
+    /// Only these objects.
+    Some(Changed<'a>),
+    /// Anything (a pool changed, or the reader fell behind the log):
+    /// decide every Service again.
     All,
+}
+
+/// The objects that changed ([`Changes::Some`]).
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Changed<'a> {
+    /// Services, or their EndpointSlices.
+    pub services: BTreeSet<&'a ObjectKey>,
+    /// Nodes whose labels or `NetworkUnavailable` changed, or that came or
+    /// went.
+    pub nodes: BTreeSet<&'a str>,
+    /// L2Advertisements that changed, came or went.
+    pub ads: BTreeSet<&'a ObjectKey>,
 }
 
 impl World {
@@ -129,19 +154,37 @@ impl World {
         if seen < log.kept_after || log.global > seen {
             return Changes::All;
         }
-        let first = log.services.partition_point(|(n, _)| *n <= seen);
-        Changes::Services(log.services.range(first..).map(|(_, k)| k).collect())
+        let first = log.entries.partition_point(|(n, _)| *n <= seen);
+        let mut changed = Changed::default();
+        for (_, entry) in log.entries.range(first..) {
+            match entry {
+                Entry::Service(k) => {
+                    changed.services.insert(k);
+                }
+                Entry::Node(n) => {
+                    changed.nodes.insert(n);
+                }
+                Entry::Ad(k) => {
+                    changed.ads.insert(k);
+                }
+            }
+        }
+        Changes::Some(changed)
     }
 
-    fn touch(&mut self, service: &ObjectKey) {
+    fn log(&mut self, entry: Entry) {
         self.log.seq += 1;
-        self.log.services.push_back((self.log.seq, service.clone()));
+        self.log.entries.push_back((self.log.seq, entry));
         let cap = LOG_MIN.max(2 * self.services.len());
-        while self.log.services.len() > cap {
-            if let Some((n, _)) = self.log.services.pop_front() {
+        while self.log.entries.len() > cap {
+            if let Some((n, _)) = self.log.entries.pop_front() {
                 self.log.kept_after = n;
             }
         }
+    }
+
+    fn touch(&mut self, service: &ObjectKey) {
+        self.log(Entry::Service(service.clone()));
     }
 
     fn touch_all(&mut self) {
@@ -155,7 +198,10 @@ impl World {
     }
 
     /// The EndpointSlices of the Service `key`.
-    pub fn slices_of<'a>(&'a self, key: &ObjectKey) -> impl Iterator<Item = &'a SliceInfo> + 'a {
+    pub fn slices_of<'a>(
+        &'a self,
+        key: &ObjectKey,
+    ) -> impl Iterator<Item = &'a SliceInfo> + Clone + 'a {
         self.slices_of
             .get(key)
             .into_iter()
@@ -263,19 +309,20 @@ impl World {
     }
 
     /// Adds or replaces a Node; false if it was already so. Only a change
-    /// to what an election reads (labels, `NetworkUnavailable`) makes
-    /// every Service be decided again.
+    /// to what an election reads (labels, `NetworkUnavailable`) is logged
+    /// as a change of the node.
     pub fn set_node(&mut self, facts: NodeFacts) -> bool {
-        let global = match self.nodes.get(&facts.name) {
+        let decisive = match self.nodes.get(&facts.name) {
             Some(old) if *old == facts => return false,
             Some(old) => {
                 old.labels != facts.labels || old.network_unavailable != facts.network_unavailable
             }
             None => true,
         };
+        let name = facts.name.clone();
         self.nodes.insert(facts.name.clone(), facts);
-        if global {
-            self.touch_all();
+        if decisive {
+            self.log(Entry::Node(name));
         } else {
             // Readiness and addresses feed liveness, not the decision:
             // numbered, so readers see the world moved, with nothing to
@@ -300,7 +347,7 @@ impl World {
         if self.nodes.remove(name).is_none() {
             return false;
         }
-        self.touch_all();
+        self.log(Entry::Node(name.to_owned()));
         true
     }
 
@@ -328,8 +375,9 @@ impl World {
         if self.ads.get(&info.key) == Some(&info) {
             return false;
         }
+        let key = info.key.clone();
         self.ads.insert(info.key.clone(), info);
-        self.touch_all();
+        self.log(Entry::Ad(key));
         true
     }
 
@@ -348,7 +396,7 @@ impl World {
         if self.ads.remove(key).is_none() {
             return false;
         }
-        self.touch_all();
+        self.log(Entry::Ad(key.clone()));
         true
     }
 }
@@ -369,8 +417,10 @@ mod tests {
 
     fn keys<'a>(c: Changes<'a>) -> Vec<&'a str> {
         match c {
-            Changes::Services(set) => set.into_iter().map(|k| &*k.name).collect(),
-            other => panic!("expected Services, got {other:?}"),
+            Changes::Some(c) if c.nodes.is_empty() && c.ads.is_empty() => {
+                c.services.into_iter().map(|k| &*k.name).collect()
+            }
+            other => panic!("expected Services only, got {other:?}"),
         }
     }
 
@@ -440,10 +490,30 @@ mod tests {
             ready: false,
             ..node.clone()
         }));
-        assert_eq!(w.changes_since(seen), Changes::Services(BTreeSet::new()));
+        assert_eq!(w.changes_since(seen), Changes::Some(Changed::default()));
         let mut labelled = node;
         labelled.labels.insert("zone".into(), "a".into());
         assert!(w.set_node(labelled));
+        let Changes::Some(c) = w.changes_since(seen) else {
+            panic!("a node change is logged by name");
+        };
+        assert_eq!(c.nodes, ["n"].into());
+        assert!(w.remove_node("n"));
+        assert!(w.set_ad(AdInfo {
+            key: ObjectKey::new("ferrolb-system", "l2"),
+            ..AdInfo::default()
+        }));
+        let Changes::Some(c) = w.changes_since(seen) else {
+            panic!("node and advertisement changes are logged by name");
+        };
+        assert_eq!(c.nodes, ["n"].into());
+        assert_eq!(c.ads.len(), 1);
+        assert!(c.services.is_empty());
+        // A pool decides which pool holds each Service: everything.
+        assert!(w.set_pool(PoolInfo {
+            name: "p".into(),
+            ..PoolInfo::default()
+        }));
         assert_eq!(w.changes_since(seen), Changes::All);
     }
 
@@ -456,7 +526,7 @@ mod tests {
             w.set_service(svc("b", (i % 200) as u8));
         }
         assert_eq!(w.changes_since(seen), Changes::All);
-        assert!(matches!(w.changes_since(w.seq() - 1), Changes::Services(_)));
+        assert!(matches!(w.changes_since(w.seq() - 1), Changes::Some(_)));
     }
 
     #[test]

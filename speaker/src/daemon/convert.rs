@@ -2,7 +2,7 @@
 //! types ([`ferrolb_core::announce::model`]) out, so the decision never
 //! sees `k8s_openapi`.
 
-use super::partial::EndpointSlice;
+use super::partial::{Conditions, EndpointSlice};
 use ferrolb_core::announce::model::{
     AdInfo, NodeFacts, ObjectKey, PoolInfo, ServiceInfo, SliceInfo,
 };
@@ -69,8 +69,9 @@ pub fn service(svc: &Service) -> Option<ServiceInfo> {
     })
 }
 
-/// Reads an EndpointSlice. An endpoint whose `ready` is unset counts as
-/// ready, as the API documents.
+/// Reads an EndpointSlice: its ready endpoints (an unset `ready` counts as
+/// ready, as the API documents) and those terminating but still serving
+/// (kube-proxy's fallback; see `model::traffic_policy`).
 pub fn slice(slice: &EndpointSlice) -> SliceInfo {
     let service = slice.labels().get(SERVICE_NAME_LABEL).map(|name| {
         ObjectKey::new(
@@ -78,21 +79,33 @@ pub fn slice(slice: &EndpointSlice) -> SliceInfo {
             name.as_str(),
         )
     });
-    let ready: Vec<_> = slice
-        .endpoints
-        .iter()
-        .filter(|ep| ep.conditions.as_ref().and_then(|c| c.ready).unwrap_or(true))
-        .collect();
+    let (ready, ready_nodes) = endpoints(slice, Conditions::is_ready);
+    let (terminating, terminating_nodes) = endpoints(slice, Conditions::is_terminating_and_serving);
     SliceInfo {
         service,
-        ready: ready.len(),
-        ready_nodes: SliceInfo::nodes(
-            ready
-                .iter()
-                .filter_map(|ep| ep.node_name.as_deref())
-                .map(shared),
-        ),
+        ready,
+        ready_nodes,
+        terminating,
+        terminating_nodes,
     }
+}
+
+/// How many endpoints of `slice` pass `keep`, and their nodes.
+fn endpoints(
+    slice: &EndpointSlice,
+    keep: fn(Option<&Conditions>) -> bool,
+) -> (usize, Vec<Arc<str>>) {
+    let kept: Vec<_> = slice
+        .endpoints
+        .iter()
+        .filter(|ep| keep(ep.conditions.as_ref()))
+        .collect();
+    let nodes = SliceInfo::nodes(
+        kept.iter()
+            .filter_map(|ep| ep.node_name.as_deref())
+            .map(shared),
+    );
+    (kept.len(), nodes)
 }
 
 /// Reads a Node.
@@ -206,6 +219,35 @@ mod tests {
         assert_eq!(info.service, Some(ObjectKey::new("default", "web")));
         assert_eq!(info.ready, 2);
         assert_eq!(info.ready_nodes, SliceInfo::nodes(["a"]));
+        assert_eq!(info.terminating, 0, "not ready and not serving: nothing");
+    }
+
+    #[test]
+    fn terminating_endpoints_that_still_serve_are_kept_apart() {
+        let obj: EndpointSlice = serde_json::from_value(json!({
+            "metadata": {"name": "web-x", "namespace": "default",
+                         "labels": {"kubernetes.io/service-name": "web"}},
+            "addressType": "IPv4",
+            "endpoints": [
+                // Draining during a rolling update: kube-proxy's fallback.
+                {"addresses": ["10.0.0.1"], "nodeName": "a",
+                 "conditions": {"ready": false, "serving": true, "terminating": true}},
+                // Terminating and no longer serving: nothing.
+                {"addresses": ["10.0.0.2"], "nodeName": "b",
+                 "conditions": {"ready": false, "serving": false, "terminating": true}},
+                // Starting, not ready yet (`serving` unset defers to `ready`).
+                {"addresses": ["10.0.0.3"], "nodeName": "c",
+                 "conditions": {"ready": false}},
+                // Ready and serving.
+                {"addresses": ["10.0.0.4"], "nodeName": "d",
+                 "conditions": {"ready": true, "serving": true, "terminating": false}},
+            ],
+        }))
+        .unwrap();
+        let info = slice(&obj);
+        assert_eq!((info.ready, info.terminating), (1, 1));
+        assert_eq!(info.ready_nodes, SliceInfo::nodes(["d"]));
+        assert_eq!(info.terminating_nodes, SliceInfo::nodes(["a"]));
     }
 
     #[test]

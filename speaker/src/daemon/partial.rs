@@ -41,6 +41,29 @@ pub struct Conditions {
     /// `ready`.
     #[serde(default)]
     pub ready: Option<bool>,
+    /// `serving`.
+    #[serde(default)]
+    pub serving: Option<bool>,
+    /// `terminating`.
+    #[serde(default)]
+    pub terminating: Option<bool>,
+}
+
+impl Conditions {
+    /// `ready`; unset means ready, as the API documents.
+    pub fn is_ready(this: Option<&Self>) -> bool {
+        this.and_then(|c| c.ready).unwrap_or(true)
+    }
+
+    /// Terminating but still serving: what kube-proxy falls back to when
+    /// a Service has no ready endpoint. `serving` unset defers to `ready`,
+    /// as the API documents.
+    pub fn is_terminating_and_serving(this: Option<&Self>) -> bool {
+        let ready = Self::is_ready(this);
+        let serving = this.and_then(|c| c.serving).unwrap_or(ready);
+        let terminating = this.and_then(|c| c.terminating).unwrap_or(false);
+        !ready && serving && terminating
+    }
 }
 
 fn null_as_empty<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Vec<T>, D::Error> {
@@ -140,6 +163,12 @@ mod tests {
         assert_eq!(
             slice.endpoints[0].conditions.and_then(|c| c.ready),
             Some(false)
+        );
+        assert_eq!(
+            slice.endpoints[0]
+                .conditions
+                .map(|c| (c.serving, c.terminating)),
+            Some((Some(true), Some(true)))
         );
         assert!(slice.endpoints[1].conditions.is_none());
         // `endpoints: null` is an empty slice, as the API allows.

@@ -180,6 +180,30 @@ pub fn endpoint_slice(
     })
 }
 
+/// The state of a Pod behind an endpoint, as the EndpointSlice controller
+/// writes its conditions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pod {
+    /// Running and ready.
+    Ready,
+    /// Started, readiness probe not passed yet.
+    Starting,
+    /// Deleted, draining: terminating but still serving.
+    Draining,
+}
+
+impl Pod {
+    /// The endpoint's `conditions`.
+    pub fn conditions(self) -> Value {
+        let (ready, serving, terminating) = match self {
+            Pod::Ready => (true, true, false),
+            Pod::Starting => (false, false, false),
+            Pod::Draining => (false, true, true),
+        };
+        json!({"ready": ready, "serving": serving, "terminating": terminating})
+    }
+}
+
 /// `endpointslice.kubernetes.io/managed-by` of the slices the lab writes.
 pub const MANAGED_BY: &str = "ferrolb-lab";
 

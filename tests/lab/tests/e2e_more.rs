@@ -1,4 +1,5 @@
-//! More end-to-end scenarios on the lab: `externalTrafficPolicy: Local`,
+//! More end-to-end scenarios on the lab: `externalTrafficPolicy: Local`
+//! (and a rolling update under it),
 //! L2Advertisement node selectors and interfaces, IP sharing, pool exhaustion and invalid
 //! pools, and a flood of malformed frames at a speaker. Root only, with the
 //! same `needs root` rule as `e2e_lab.rs`; nextest runs one lab at a time.
@@ -9,7 +10,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
 use ferrolb_lab::cluster::{Cluster, Options};
-use ferrolb_lab::objects::{Families, ServiceSpec};
+use ferrolb_lab::objects::{Families, Pod, ServiceSpec};
 use ferrolb_speaker::transport::packet::PacketLink;
 use ferrolb_speaker::transport::Datalink;
 use ferrolb_speaker::wire::MacAddr;
@@ -43,6 +44,20 @@ async fn wait_for_node(c: &Cluster, ip: IpAddr, port: u16, want: &str, limit: Du
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     panic!("{ip}:{port} not answered by {want} within {limit:?} (last: {last})");
+}
+
+/// Probes `ip:port` every 20 ms for `span`; returns the failed probes,
+/// each with its error.
+async fn failures_over(c: &Cluster, ip: IpAddr, port: u16, span: Duration) -> Vec<String> {
+    let deadline = Instant::now() + span;
+    let mut failed = Vec::new();
+    while Instant::now() < deadline {
+        if let Err(e) = c.probe(ip, port, Duration::from_millis(200)).await {
+            failed.push(e.to_string());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    failed
 }
 
 fn mac_of(c: &Cluster, node: &str) -> MacAddr {
@@ -83,6 +98,66 @@ async fn local_policy_follows_the_ready_endpoint() {
     wait_for_node(&c, ip, PORT, "node-2", Duration::from_secs(15)).await;
     assert_eq!(c.announced_by(ip).as_deref(), Some("node-2"));
     let IpAddr::V4(ip4) = ip else { unreachable!() };
+    assert_eq!(who_has(&c, ip4), vec![mac_of(&c, "node-2")]);
+    assert!(c.dead_children().is_empty());
+}
+
+/// A rolling update under `externalTrafficPolicy: Local`, step by step as
+/// the Deployment and EndpointSlice controllers write it when the old Pod
+/// goes before its replacement is ready (`maxSurge: 0`): the old Pod
+/// drains (terminating, still serving) while the new one starts. kube-proxy
+/// still delivers to the draining Pod, so the IP must stay announced from
+/// its node until a ready Pod exists, then move to the ready one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs root"]
+async fn a_rolling_update_under_local_policy_keeps_the_ip_answered() {
+    let (_g, mut c) = lab("a_rolling_update_under_local_policy_keeps_the_ip_answered").await;
+    let mut spec = v4_spec("rolling", PORT);
+    spec.local = true;
+    c.create_service(&spec, Some(&["node-3"])).await.unwrap();
+    let ip4 = v4_of(
+        &c.wait_ips("rolling", 1, Duration::from_secs(20))
+            .await
+            .unwrap(),
+    );
+    let ip = IpAddr::V4(ip4);
+    wait_for_node(&c, ip, PORT, "node-3", Duration::from_secs(15)).await;
+
+    // The old Pod drains on node-3; its replacement starts on node-2.
+    c.set_endpoints(
+        "rolling",
+        PORT,
+        false,
+        &[("node-3", Pod::Draining), ("node-2", Pod::Starting)],
+    )
+    .await
+    .unwrap();
+    let failed = failures_over(&c, ip, PORT, Duration::from_secs(2)).await;
+    assert!(failed.is_empty(), "while draining: {failed:?}");
+    assert_eq!(
+        who_has(&c, ip4),
+        vec![mac_of(&c, "node-3")],
+        "the draining Pod's node still answers ARP"
+    );
+
+    // The replacement is ready: the IP moves there while node-3 drains.
+    c.set_endpoints(
+        "rolling",
+        PORT,
+        false,
+        &[("node-3", Pod::Draining), ("node-2", Pod::Ready)],
+    )
+    .await
+    .unwrap();
+    wait_for_node(&c, ip, PORT, "node-2", Duration::from_secs(15)).await;
+    assert_eq!(who_has(&c, ip4), vec![mac_of(&c, "node-2")]);
+
+    // The old Pod is gone.
+    c.set_endpoints("rolling", PORT, false, &[("node-2", Pod::Ready)])
+        .await
+        .unwrap();
+    let failed = failures_over(&c, ip, PORT, Duration::from_secs(1)).await;
+    assert!(failed.is_empty(), "after the update: {failed:?}");
     assert_eq!(who_has(&c, ip4), vec![mac_of(&c, "node-2")]);
     assert!(c.dead_children().is_empty());
 }

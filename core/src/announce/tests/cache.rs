@@ -5,12 +5,14 @@ use super::*;
 /// One change the watches or gossip can bring, for the cache property.
 #[derive(Debug, Clone)]
 enum Change {
-    /// Service `k` (of 6) gets IP `.10+i` (v4) or is removed (`None`).
+    /// Service `k` (of 6) gets IP 192.0.2.10+i (pool `public`) or, for
+    /// i >= 30, 198.51.100.i (pool `private`), or is removed (`None`).
     Service(usize, Option<u8>),
     /// Service `k` switches `externalTrafficPolicy`.
     Local(usize),
-    /// Service `k`'s ready endpoints move to these nodes (bit mask).
-    Endpoints(usize, u8),
+    /// Service `k`'s ready endpoints move to these nodes (bit mask), and
+    /// its terminating-but-serving ones to those (second mask).
+    Endpoints(usize, u8, u8),
     /// Node `n` stops or starts gossiping.
     Live(usize),
     /// Node `n`'s `zone` label flips.
@@ -21,6 +23,18 @@ enum Change {
     PoolNarrow(bool),
     /// The speaker runs as node `n`.
     Me(usize),
+    /// Node `n`'s `NetworkUnavailable` flips.
+    NetworkUnavailable(usize),
+    /// Node `n` is deleted, or comes back.
+    NodeGone(usize),
+    /// The advertisement `private` (pool `private` only, on `zone=a`
+    /// nodes when true) comes, changes or goes (`None`).
+    PrivateAd(Option<bool>),
+    /// The advertisement `all` announces on eth0 only, or on every
+    /// interface.
+    AdInterfaces(bool),
+    /// This node's eth2 goes down or comes up.
+    Eth2Up(bool),
 }
 
 fn change() -> impl proptest::strategy::Strategy<Value = Change> {
@@ -28,16 +42,28 @@ fn change() -> impl proptest::strategy::Strategy<Value = Change> {
     prop_oneof![
         (0..6usize, proptest::option::of(0..40u8)).prop_map(|(k, i)| Change::Service(k, i)),
         (0..6usize).prop_map(Change::Local),
-        (0..6usize, 0..8u8).prop_map(|(k, m)| Change::Endpoints(k, m)),
+        (0..6usize, 0..8u8, 0..8u8).prop_map(|(k, m, d)| Change::Endpoints(k, m, d)),
         (0..3usize).prop_map(Change::Live),
         (0..3usize).prop_map(Change::Zone),
         any::<bool>().prop_map(Change::AdSelects),
         any::<bool>().prop_map(Change::PoolNarrow),
         (0..3usize).prop_map(Change::Me),
+        (0..3usize).prop_map(Change::NetworkUnavailable),
+        (0..3usize).prop_map(Change::NodeGone),
+        proptest::option::of(any::<bool>()).prop_map(Change::PrivateAd),
+        any::<bool>().prop_map(Change::AdInterfaces),
+        any::<bool>().prop_map(Change::Eth2Up),
     ]
 }
 
-fn apply_change(w: &mut World, live: &mut BTreeSet<String>, me: &mut usize, c: &Change) {
+/// What the speaker itself holds, besides the world.
+struct Speaker {
+    live: BTreeSet<String>,
+    me: usize,
+    links: Vec<HostInterface>,
+}
+
+fn apply_change(w: &mut World, sp: &mut Speaker, c: &Change) {
     let key = |k: usize| ObjectKey::new("default", format!("svc-{k}"));
     match c {
         Change::Service(k, None) => {
@@ -45,10 +71,15 @@ fn apply_change(w: &mut World, live: &mut BTreeSet<String>, me: &mut usize, c: &
         }
         Change::Service(k, Some(i)) => {
             let local = w.services().get(&key(*k)).is_some_and(|s| s.local);
+            let (ip, pool) = if *i >= 30 {
+                (IpAddr::from([198, 51, 100, *i]), "private")
+            } else {
+                (IpAddr::from([192, 0, 2, 10 + i]), "public")
+            };
             w.set_service(ServiceInfo {
                 key: key(*k),
-                ips: vec![IpAddr::from([192, 0, 2, 10 + i])],
-                pool: Some("public".into()),
+                ips: vec![ip],
+                pool: Some(pool.into()),
                 local,
                 uid: None,
             });
@@ -56,24 +87,29 @@ fn apply_change(w: &mut World, live: &mut BTreeSet<String>, me: &mut usize, c: &
         Change::Local(k) => {
             w.edit_service(&key(*k), |s| s.local = !s.local);
         }
-        Change::Endpoints(k, mask) => {
-            let nodes: BTreeSet<String> = (0..3)
-                .filter(|n| mask & (1 << n) != 0)
-                .map(|n| NODES[n].to_string())
-                .collect();
+        Change::Endpoints(k, mask, draining) => {
+            let on = |mask: u8| -> Vec<&str> {
+                (0..3)
+                    .filter(|n| mask & (1 << n) != 0)
+                    .map(|n| NODES[n])
+                    .collect()
+            };
+            let (ready, draining) = (on(*mask), on(*draining));
             w.set_slice(
                 ObjectKey::new("default", format!("svc-{k}-x")),
                 SliceInfo {
                     service: Some(key(*k)),
-                    ready: nodes.len(),
-                    ready_nodes: SliceInfo::nodes(nodes.iter().map(String::as_str)),
+                    ready: ready.len(),
+                    ready_nodes: SliceInfo::nodes(ready),
+                    terminating: draining.len(),
+                    terminating_nodes: SliceInfo::nodes(draining),
                 },
             );
         }
         Change::Live(n) => {
             let name = NODES[*n].to_string();
-            if !live.remove(&name) {
-                live.insert(name);
+            if !sp.live.remove(&name) {
+                sp.live.insert(name);
             }
         }
         Change::Zone(n) => {
@@ -100,28 +136,81 @@ fn apply_change(w: &mut World, live: &mut BTreeSet<String>, me: &mut usize, c: &
             };
             add_pool(w, "public", range, &[("tier", "gold")]);
         }
-        Change::Me(n) => *me = *n,
+        Change::Me(n) => sp.me = *n,
+        Change::NetworkUnavailable(n) => {
+            w.edit_node(NODES[*n], |node| {
+                node.network_unavailable = !node.network_unavailable;
+            });
+        }
+        Change::NodeGone(n) => {
+            if !w.remove_node(NODES[*n]) {
+                w.set_node(NodeFacts {
+                    name: NODES[*n].into(),
+                    labels: labels(&[("kubernetes.io/hostname", NODES[*n])]),
+                    ready: true,
+                    network_unavailable: false,
+                    internal_ip: None,
+                });
+            }
+        }
+        Change::PrivateAd(None) => {
+            w.remove_ad(&ObjectKey::new("ferrolb-system", "private"));
+        }
+        Change::PrivateAd(Some(zone)) => {
+            let node_selectors = if *zone {
+                vec![selector(&[("zone", "a")])]
+            } else {
+                Vec::new()
+            };
+            add_ad(
+                w,
+                "private",
+                AdInfo {
+                    pools: vec!["private".into()],
+                    node_selectors,
+                    interfaces: vec!["eth2".into()],
+                    ..AdInfo::default()
+                },
+            );
+        }
+        Change::AdInterfaces(eth0) => {
+            w.edit_ad(&ObjectKey::new("ferrolb-system", "all"), |ad| {
+                ad.interfaces = if *eth0 {
+                    vec!["eth0".into()]
+                } else {
+                    Vec::new()
+                };
+            });
+        }
+        Change::Eth2Up(up) => {
+            for l in &mut sp.links {
+                if l.name == "eth2" {
+                    l.up = *up;
+                }
+            }
+        }
     }
 }
 
 proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
     /// Whatever changes, in whatever order, the engine's answer equals one
     /// from scratch, and its delta is exactly the difference.
     #[test]
-    fn the_engine_never_changes_the_answer(changes in proptest::collection::vec(change(), 1..40)) {
+    fn the_engine_never_changes_the_answer(changes in proptest::collection::vec(change(), 1..60)) {
         let mut w = world();
-        let mut live = all_live();
-        let mut me = 0;
-        let links = links();
+        // The `all` advertisement covers every pool, `private` too.
+        add_pool(&mut w, "private", &["198.51.100.0/24"], &[]);
+        let mut sp = Speaker { live: all_live(), me: 0, links: links() };
         let excludes = Excludes::default();
         let mut engine = Engine::default();
         let mut last = Desired::default();
         for c in &changes {
-            apply_change(&mut w, &mut live, &mut me, c);
+            apply_change(&mut w, &mut sp, c);
             let local = Local {
-                me: NODES[me],
-                live: &live,
-                links: &links,
+                me: NODES[sp.me],
+                live: &sp.live,
+                links: &sp.links,
                 excludes: &excludes,
             };
             let delta = engine.update(&w, &local);
@@ -221,7 +310,7 @@ fn a_service_change_decides_that_service_only() {
     let keys: Vec<&ObjectKey> = delta.services.iter().map(|c| &c.key).collect();
     assert!(keys.iter().all(|k| **k == svc_key()), "{keys:?}");
     // Speakers leaving decide only what they owned (and what had no
-    // candidate); a speaker joining decides everything again.
+    // candidate); a speaker joining, only what it outranks the owner of.
     let owners: BTreeMap<ObjectKey, Option<String>> = engine
         .desired()
         .services
@@ -243,7 +332,8 @@ fn a_service_change_decides_that_service_only() {
         engine.desired(),
         &compute(&w, &local_for("node-a", &fewer, &links, &excludes))
     );
-    assert!(engine.update(&w, &local).all, "joins decide everything");
+    let delta = engine.update(&w, &local);
+    assert!(!delta.all, "a join is scoped");
     assert_eq!(engine.desired(), &compute(&w, &local));
 }
 
@@ -268,6 +358,7 @@ fn a_shared_ip_stays_announced_until_its_last_service_goes() {
             service: Some(twin.clone()),
             ready: 1,
             ready_nodes: Vec::new(),
+            ..SliceInfo::default()
         },
     );
     let owner = expected_owner(V4, &NODES);

@@ -69,6 +69,7 @@ fn world() -> World {
             service: Some(svc_key()),
             ready: 1,
             ready_nodes: SliceInfo::nodes(["node-c"]),
+            ..SliceInfo::default()
         },
     );
     w

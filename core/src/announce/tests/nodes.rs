@@ -173,6 +173,66 @@ fn an_ip_without_any_ready_endpoint_is_not_announced() {
     assert!(announcers(&w, &all_live()).is_empty(), "no slice at all");
 }
 
+/// Endpoints as kube-proxy uses them: ready ones; terminating ones that
+/// still serve only when none is ready; neither ready nor serving, none.
+#[test]
+fn terminating_endpoints_that_serve_keep_an_ip_only_when_none_is_ready() {
+    // (ready nodes, terminating-and-serving nodes) of the one slice.
+    let set = |w: &mut World, ready: &[&str], draining: &[&str]| {
+        w.edit_slice(&slice_key(), |s| {
+            s.ready = ready.len();
+            s.ready_nodes = SliceInfo::nodes(ready.iter().copied());
+            s.terminating = draining.len();
+            s.terminating_nodes = SliceInfo::nodes(draining.iter().copied());
+        });
+    };
+    let owners = |w: &World| -> Vec<String> { announcers(w, &all_live()).into_keys().collect() };
+    for local in [false, true] {
+        let mut w = world();
+        w.edit_service(&svc_key(), |s| s.local = local);
+        // Only a draining Pod on node-b: still announced (Local: from
+        // node-b, where kube-proxy delivers to it).
+        set(&mut w, &[], &["node-b"]);
+        let got = owners(&w);
+        assert_eq!(got.len(), 1, "local={local}: {got:?}");
+        if local {
+            assert_eq!(got, ["node-b"]);
+        }
+        // A ready Pod on node-c and a draining one on node-b: with Local,
+        // node-c (ready first); with Cluster, any node.
+        set(&mut w, &["node-c"], &["node-b"]);
+        let got = owners(&w);
+        assert_eq!(got.len(), 1, "local={local}: {got:?}");
+        if local {
+            assert_eq!(got, ["node-c"]);
+        }
+        // Draining Pods on two nodes, none ready: one of those two.
+        set(&mut w, &[], &["node-a", "node-b"]);
+        let got = owners(&w);
+        assert_eq!(got.len(), 1);
+        if local {
+            assert!(got[0] == "node-a" || got[0] == "node-b", "{got:?}");
+            assert_eq!(got[0], expected_owner(V4, &["node-a", "node-b"]));
+        }
+        // Terminating and no longer serving (or not ready, not serving):
+        // the slice holds nothing kube-proxy would use.
+        set(&mut w, &[], &[]);
+        assert!(owners(&w).is_empty(), "local={local}");
+        assert_eq!(
+            verdict(&w, "node-a"),
+            Verdict::Unannounced(Unannounced::NoCandidate(NoCandidate::NoReadyEndpoint))
+        );
+    }
+    // Local: the node with the ready Pod has no live speaker; the node
+    // where a Pod drains does, and kube-proxy there still delivers to it.
+    let mut w = world();
+    w.edit_service(&svc_key(), |s| s.local = true);
+    set(&mut w, &["node-c"], &["node-b"]);
+    let live: BTreeSet<String> = ["node-a".to_string(), "node-b".to_string()].into();
+    let got: Vec<String> = announcers(&w, &live).into_keys().collect();
+    assert_eq!(got, ["node-b"]);
+}
+
 #[test]
 fn a_dead_speaker_loses_its_ips_to_a_live_one() {
     let w = world();

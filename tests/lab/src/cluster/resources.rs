@@ -110,9 +110,35 @@ impl Cluster {
         v6: bool,
         endpoint_nodes: &[&str],
     ) -> anyhow::Result<()> {
-        let nodes = self.endpoint_nodes(Some(endpoint_nodes));
-        let slice =
+        let pods: Vec<(&str, objects::Pod)> = endpoint_nodes
+            .iter()
+            .map(|n| (*n, objects::Pod::Ready))
+            .collect();
+        self.set_endpoints(service, port, v6, &pods).await
+    }
+
+    /// Replaces the endpoints of Service `service`'s EndpointSlice of one
+    /// family with one endpoint per `(node, pod)`, its conditions as the
+    /// Pod's state makes them (a rolling update, step by step).
+    pub async fn set_endpoints(
+        &self,
+        service: &str,
+        port: u16,
+        v6: bool,
+        pods: &[(&str, objects::Pod)],
+    ) -> anyhow::Result<()> {
+        let names: Vec<&str> = pods.iter().map(|(n, _)| *n).collect();
+        let nodes = self.endpoint_nodes(Some(&names));
+        let mut slice =
             objects::endpoint_slice("default", service, objects::tcp_port(port), v6, &nodes);
+        if let Some(endpoints) = slice["endpoints"].as_array_mut() {
+            for ep in endpoints {
+                let node = ep["nodeName"].as_str().unwrap_or_default().to_owned();
+                if let Some((_, pod)) = pods.iter().find(|(n, _)| *n == node) {
+                    ep["conditions"] = pod.conditions();
+                }
+            }
+        }
         let name = slice["metadata"]["name"]
             .as_str()
             .unwrap_or_default()
