@@ -193,6 +193,7 @@ mod tests {
         ("POD_NAME", "ferrolb-controller-7d9f-abcde"),
         ("FERROLB_LEASE_DURATION", "1m"),
         ("FERROLB_HTTP_ADDR", "127.0.0.1:9000"),
+        ("FERROLB_METALLB_METRICS", "false"),
         ("FERROLB_LOG_FORMAT", "text"),
         ("FERROLB_LOG_LEVEL", "debug,kube=warn"),
         ("FERROLB_MEMBERLIST_SECRET_NAME", "gossip-key"),
@@ -244,6 +245,7 @@ mod tests {
         assert!(!args.lease.identity.is_empty());
         assert_eq!(args.lease.lease_duration, Duration::from_secs(15));
         assert_eq!(args.http.http_addr, "0.0.0.0:7472".parse().unwrap());
+        assert!(args.http.metallb_metrics);
         assert_eq!(args.log.log_format, LogFormat::Json);
         assert_eq!(args.log.log_level, "info");
         assert_eq!(args.memberlist.secret_name, "ferrolb-memberlist");
@@ -269,6 +271,7 @@ mod tests {
         assert_eq!(args.lease.identity, "ferrolb-controller-7d9f-abcde");
         assert_eq!(args.lease.lease_duration, Duration::from_secs(60));
         assert_eq!(args.http.http_addr, "127.0.0.1:9000".parse().unwrap());
+        assert!(!args.http.metallb_metrics);
         assert_eq!(args.log.log_format, LogFormat::Text);
         assert_eq!(args.log.log_level, "debug,kube=warn");
         assert_eq!(args.memberlist.secret_name, "gossip-key");
@@ -296,6 +299,7 @@ mod tests {
                 "PT1M",
                 "--http-addr",
                 "127.0.0.1:9000",
+                "--metallb-metrics=false",
                 "--log-format",
                 "text",
                 "--log-level",

@@ -4,15 +4,18 @@
 //! |---|---|---|
 //! | `ferrolb_address_pool_addresses_in_use` | gauge | `pool`, `family` (`ipv4`/`ipv6`) |
 //! | `ferrolb_address_pool_addresses_total` | gauge | `pool`, `family` |
-//! | `metallb_allocator_addresses_in_use_total` | gauge | `pool` (both families summed) |
-//! | `metallb_allocator_addresses_total` | gauge | `pool` (both families summed) |
+//! | `metallb_allocator_addresses_in_use_total`, `metallb_allocator_ipv4_addresses_in_use_total`, `metallb_allocator_ipv6_addresses_in_use_total` | gauge | `pool` |
+//! | `metallb_allocator_addresses_total`, `metallb_allocator_ipv4_addresses_total`, `metallb_allocator_ipv6_addresses_total` | gauge | `pool` |
 //! | `ferrolb_allocation_failures_total` | counter | `reason` |
 //! | `ferrolb_reconcile_duration_seconds` | histogram | `kind` |
 //! | `ferrolb_controller_memberlist_secret_ok` | gauge | `secret` (leader only) |
 //!
-//! The two `metallb_*` gauges repeat MetalLB's own names and labels so that
-//! dashboards and alerts written for MetalLB keep working after a switch;
-//! they carry no information the `ferrolb_*` ones lack.
+//! The `metallb_*` gauges ([`metallb`]) repeat MetalLB's own names and
+//! labels so that dashboards and alerts written for MetalLB keep working
+//! after a switch; they carry no information the `ferrolb_*` ones lack, and
+//! `--metallb-metrics=false` leaves them out. docs/metrics.md lists both.
+
+mod metallb;
 
 use std::sync::Arc;
 
@@ -38,11 +41,6 @@ struct PoolFamilyLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct PoolLabels {
-    pool: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReasonLabels {
     reason: &'static str,
 }
@@ -62,7 +60,7 @@ type HistogramFamily = Family<KindLabels, Histogram, fn() -> Histogram>;
 /// The controller's metrics. Cheap to clone; clones share the series.
 ///
 /// ```
-/// let metrics = ferrolb_controller::metrics::Metrics::new();
+/// let metrics = ferrolb_controller::metrics::Metrics::new(true);
 /// metrics.set_pool("default", 3, 1, 254, 65536);
 /// metrics.allocation_failed("pool_exhausted");
 /// assert!(metrics.encode().contains(r#"metallb_allocator_addresses_in_use_total{pool="default"} 4"#));
@@ -72,27 +70,20 @@ pub struct Metrics {
     registry: Arc<Registry>,
     in_use: Family<PoolFamilyLabels, Gauge>,
     total: Family<PoolFamilyLabels, Gauge>,
-    metallb_in_use: Family<PoolLabels, Gauge>,
-    metallb_total: Family<PoolLabels, Gauge>,
+    /// `None` under `--metallb-metrics=false`.
+    metallb: Option<metallb::Pools>,
     allocation_failures: Family<ReasonLabels, Counter>,
     reconcile_duration: HistogramFamily,
     memberlist_secret_ok: Family<SecretLabels, Gauge>,
 }
 
-impl Default for Metrics {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 impl Metrics {
-    /// A fresh registry with every series family registered (and empty).
-    pub fn new() -> Self {
+    /// A fresh registry with every series family registered (and empty);
+    /// MetalLB's only if `metallb` (`--metallb-metrics`).
+    pub fn new(metallb: bool) -> Self {
         let mut registry = Registry::default();
         let in_use = Family::<PoolFamilyLabels, Gauge>::default();
         let total = Family::<PoolFamilyLabels, Gauge>::default();
-        let metallb_in_use = Family::<PoolLabels, Gauge>::default();
-        let metallb_total = Family::<PoolLabels, Gauge>::default();
         let allocation_failures = Family::<ReasonLabels, Counter>::default();
         let reconcile_duration: HistogramFamily =
             Family::new_with_constructor(|| Histogram::new(RECONCILE_BUCKETS.iter().copied()));
@@ -107,16 +98,10 @@ impl Metrics {
             "Usable addresses of a pool, per IP family",
             total.clone(),
         );
-        registry.register(
-            "metallb_allocator_addresses_in_use_total",
-            "Addresses of a pool assigned to Services (MetalLB-compatible name)",
-            metallb_in_use.clone(),
-        );
-        registry.register(
-            "metallb_allocator_addresses_total",
-            "Usable addresses of a pool (MetalLB-compatible name)",
-            metallb_total.clone(),
-        );
+        let metallb = metallb.then(metallb::Pools::default);
+        if let Some(m) = &metallb {
+            m.register(&mut registry);
+        }
         // prometheus-client appends `_total` to counters.
         registry.register(
             "ferrolb_allocation_failures",
@@ -141,8 +126,7 @@ impl Metrics {
             memberlist_secret_ok,
             in_use,
             total,
-            metallb_in_use,
-            metallb_total,
+            metallb,
             allocation_failures,
             reconcile_duration,
         }
@@ -169,15 +153,9 @@ impl Metrics {
             self.in_use.get_or_create(&labels).set(in_use);
             self.total.get_or_create(&labels).set(total);
         }
-        let labels = PoolLabels {
-            pool: pool.to_owned(),
-        };
-        self.metallb_in_use
-            .get_or_create(&labels)
-            .set(in_use_v4.saturating_add(in_use_v6));
-        self.metallb_total
-            .get_or_create(&labels)
-            .set(total_v4.saturating_add(total_v6));
+        if let Some(m) = &self.metallb {
+            m.set(pool, [in_use_v4, in_use_v6], [total_v4, total_v6]);
+        }
     }
 
     /// Drops every series of a deleted pool, so it does not linger at its
@@ -191,11 +169,9 @@ impl Metrics {
             self.in_use.remove(&labels);
             self.total.remove(&labels);
         }
-        let labels = PoolLabels {
-            pool: pool.to_owned(),
-        };
-        self.metallb_in_use.remove(&labels);
-        self.metallb_total.remove(&labels);
+        if let Some(m) = &self.metallb {
+            m.remove(pool);
+        }
     }
 
     /// Counts one refused allocation. `reason` is a fixed, low-cardinality
@@ -267,44 +243,95 @@ mod tests {
     }
 
     #[test]
-    fn pool_gauges_are_reported_per_family_and_summed_under_metallb_names() {
-        let m = Metrics::new();
+    fn pool_gauges_are_reported_per_family_and_under_metallb_names() {
+        let m = Metrics::new(true);
         m.set_pool("default", 3, 2, 254, 1000);
         let s = samples(&m.encode());
-        let get = |k: &str| {
-            s.get(k)
+        let get = |series: String| {
+            s.get(&series)
                 .copied()
-                .unwrap_or_else(|| panic!("missing {k} in {s:?}"))
+                .unwrap_or_else(|| panic!("missing {series} in {s:?}"))
+        };
+        let ferrolb = |what: &str, family: &str| {
+            get(format!(
+                r#"ferrolb_address_pool_addresses_{what}{{pool="default",family="{family}"}}"#
+            ))
         };
         assert_eq!(
-            get(r#"ferrolb_address_pool_addresses_in_use{pool="default",family="ipv4"}"#),
-            3.0
+            [
+                ("in_use", "ipv4"),
+                ("in_use", "ipv6"),
+                ("total", "ipv4"),
+                ("total", "ipv6")
+            ]
+            .map(|(what, family)| ferrolb(what, family)),
+            [3.0, 2.0, 254.0, 1000.0]
         );
+        // MetalLB's: both families summed, then each alone.
+        let metallb = |name: &str| get(format!(r#"metallb_allocator_{name}{{pool="default"}}"#));
         assert_eq!(
-            get(r#"ferrolb_address_pool_addresses_in_use{pool="default",family="ipv6"}"#),
-            2.0
-        );
-        assert_eq!(
-            get(r#"ferrolb_address_pool_addresses_total{pool="default",family="ipv4"}"#),
-            254.0
-        );
-        assert_eq!(
-            get(r#"ferrolb_address_pool_addresses_total{pool="default",family="ipv6"}"#),
-            1000.0
-        );
-        assert_eq!(
-            get(r#"metallb_allocator_addresses_in_use_total{pool="default"}"#),
-            5.0
-        );
-        assert_eq!(
-            get(r#"metallb_allocator_addresses_total{pool="default"}"#),
-            1254.0
+            [
+                "addresses_in_use_total",
+                "ipv4_addresses_in_use_total",
+                "ipv6_addresses_in_use_total",
+                "addresses_total",
+                "ipv4_addresses_total",
+                "ipv6_addresses_total",
+            ]
+            .map(metallb),
+            [5.0, 3.0, 2.0, 1254.0, 254.0, 1000.0]
         );
     }
 
     #[test]
+    fn metallb_totals_saturate_like_metallb_for_a_huge_ipv6_range() {
+        let m = Metrics::new(true);
+        m.set_pool("wide", 1, 1, 254, i64::MAX);
+        let s = samples(&m.encode());
+        assert_eq!(
+            s[r#"metallb_allocator_addresses_total{pool="wide"}"#],
+            i64::MAX as f64
+        );
+    }
+
+    #[test]
+    fn metallb_series_are_not_registered_when_turned_off() {
+        let m = Metrics::new(false);
+        m.set_pool("default", 3, 2, 254, 1000);
+        m.remove_pool("default");
+        m.set_pool("kept", 1, 0, 2, 0);
+        let text = m.encode();
+        assert!(!text.contains("metallb_"), "{text}");
+        assert!(
+            text.contains(r#"ferrolb_address_pool_addresses_in_use{pool="kept",family="ipv4"} 1"#),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn every_exported_series_is_in_docs_metrics() {
+        let docs = include_str!("../../docs/metrics.md");
+        let m = Metrics::new(true);
+        m.set_pool("p", 1, 1, 2, 2);
+        m.allocation_failed("pool_exhausted");
+        m.observe_reconcile("batch", 0.01);
+        m.set_memberlist_secret_ok("ferrolb-memberlist", true);
+        let text = m.encode();
+        let families = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("# TYPE "))
+            .filter_map(|l| l.split(' ').next());
+        for name in families {
+            assert!(
+                docs.contains(&format!("| `{name}")),
+                "{name} is missing from docs/metrics.md"
+            );
+        }
+    }
+
+    #[test]
     fn setting_a_pool_again_replaces_its_values() {
-        let m = Metrics::new();
+        let m = Metrics::new(true);
         m.set_pool("p", 3, 0, 10, 0);
         m.set_pool("p", 1, 0, 10, 0);
         let s = samples(&m.encode());
@@ -320,7 +347,7 @@ mod tests {
 
     #[test]
     fn a_removed_pool_leaves_no_series_behind() {
-        let m = Metrics::new();
+        let m = Metrics::new(true);
         m.set_pool("gone", 1, 1, 2, 2);
         m.set_pool("kept", 1, 0, 2, 0);
         m.remove_pool("gone");
@@ -331,7 +358,7 @@ mod tests {
 
     #[test]
     fn allocation_failures_count_per_reason() {
-        let m = Metrics::new();
+        let m = Metrics::new(true);
         m.allocation_failed("pool_exhausted");
         m.allocation_failed("pool_exhausted");
         m.allocation_failed("ip_in_use");
@@ -348,7 +375,7 @@ mod tests {
 
     #[test]
     fn reconcile_durations_fill_buckets_from_100us_to_10s() {
-        let m = Metrics::new();
+        let m = Metrics::new(true);
         m.observe_reconcile("service", 0.00005);
         m.observe_reconcile("service", 0.003);
         m.observe_reconcile("service", 20.0);
@@ -371,7 +398,7 @@ mod tests {
 
     #[test]
     fn the_memberlist_secret_gauge_exists_only_while_reported() {
-        let m = Metrics::new();
+        let m = Metrics::new(true);
         assert!(!m.encode().contains("memberlist_secret_ok{"));
         m.set_memberlist_secret_ok("ferrolb-memberlist", false);
         let s = samples(&m.encode());
@@ -391,7 +418,7 @@ mod tests {
 
     #[test]
     fn the_output_is_openmetrics_with_types_and_an_eof_marker() {
-        let m = Metrics::new();
+        let m = Metrics::new(true);
         m.allocation_failed("x");
         m.set_pool("p", 0, 0, 1, 0);
         m.observe_reconcile("pool", 0.01);
@@ -404,10 +431,9 @@ mod tests {
             text.contains("# TYPE ferrolb_reconcile_duration_seconds histogram"),
             "{text}"
         );
-        assert!(
-            text.contains("# TYPE metallb_allocator_addresses_total gauge"),
-            "{text}"
-        );
+        for (name, _) in metallb::SERIES {
+            assert!(text.contains(&format!("# TYPE {name} gauge")), "{text}");
+        }
         assert!(text.ends_with("# EOF\n"), "{text}");
     }
 }

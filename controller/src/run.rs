@@ -201,7 +201,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let client = Client::try_default()
         .await
         .context("building a Kubernetes client (KUBECONFIG or in-cluster)")?;
-    let metrics = Metrics::new();
+    let metrics = Metrics::new(args.http.metallb_metrics);
     let (ready_tx, ready_rx) = watch::channel(false);
     let (stop_tx, stop_rx) = watch::channel(false);
 

@@ -22,7 +22,7 @@ use tracing::{error, info};
 pub const OPENMETRICS_CONTENT_TYPE: &str =
     "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
-/// The HTTP flag, to `#[command(flatten)]` into a binary's CLI, with that
+/// The HTTP flags, to `#[command(flatten)]` into a binary's CLI, with that
 /// binary's default port (the controller 7472, MetalLB's metrics port, so
 /// existing scrape configs keep working; the speaker 7473).
 #[derive(clap::Args, Debug, Clone, PartialEq, Eq)]
@@ -36,6 +36,23 @@ pub struct HttpArgs<const PORT: u16> {
         value_name = "ADDR"
     )]
     pub http_addr: SocketAddr,
+
+    /// Also serve MetalLB's series (`metallb_*`, MetalLB's names, labels
+    /// and meanings) next to ferrolb's own, so dashboards and alerts
+    /// written for MetalLB keep working. `--metallb-metrics=false`
+    /// registers none of them.
+    #[arg(
+        long = "metallb-metrics",
+        env = "FERROLB_METALLB_METRICS",
+        default_value_t = true,
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true",
+        action = clap::ArgAction::Set,
+        value_parser = clap::builder::BoolishValueParser::new(),
+        value_name = "BOOL"
+    )]
+    pub metallb_metrics: bool,
 }
 
 /// Why the server could not run.

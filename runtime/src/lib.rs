@@ -4,9 +4,10 @@
 //! - [`logging`]: the `--log-format` / `--log-level` flags ([`LogArgs`]) and
 //!   the global `tracing` subscriber, JSON or text (coloured only on a
 //!   terminal).
-//! - [`http`]: the `--http-addr` flag ([`HttpArgs`]) and the `/metrics`,
-//!   `/healthz`, `/readyz` server; each binary brings its own prometheus
-//!   registry and its own readiness check.
+//! - [`http`]: the `--http-addr` and `--metallb-metrics` flags
+//!   ([`HttpArgs`]) and the `/metrics`, `/healthz`, `/readyz` server; each
+//!   binary brings its own prometheus registry (with MetalLB's series
+//!   unless `--metallb-metrics=false`) and its own readiness check.
 //! - [`shutdown`]: SIGTERM and SIGINT as one future.
 //! - [`duration`]: the one grammar of every duration flag (humantime's).
 //!

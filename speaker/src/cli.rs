@@ -202,6 +202,7 @@ mod tests {
             ("namespace", "FERROLB_NAMESPACE"),
             ("lb-class", "FERROLB_LB_CLASS"),
             ("http-addr", "FERROLB_HTTP_ADDR"),
+            ("metallb-metrics", "FERROLB_METALLB_METRICS"),
             ("log-format", "FERROLB_LOG_FORMAT"),
             ("log-level", "FERROLB_LOG_LEVEL"),
             ("exclude-interfaces", "FERROLB_EXCLUDE_INTERFACES"),

@@ -83,6 +83,15 @@ fn the_client_gets_exactly_one_reply_from_the_owner_and_follows_a_failover() {
     own(&s.b, &[]);
     assert_eq!(answers(&s.client, VIP), [MAC_A]);
     assert_eq!(answers(&s.client, Ipv4Addr::new(192, 0, 2, 99)), []);
+    // Per address, what the owner answered and wrote: the request, its
+    // reply, and the takeover's gratuitous request and reply (at least).
+    let tally = s.a.take_per_ip();
+    let vip = tally.get(VIP.into());
+    assert_eq!((vip.requests_received, vip.responses_sent), (1, 1));
+    assert!(vip.gratuitous_sent >= 2, "{vip:?}");
+    assert_eq!(tally.iter().count(), 1, "{tally:?}");
+    assert!(s.b.take_per_ip().is_empty());
+    assert_eq!(s.a.take_per_ip().get(VIP.into()).requests_received, 0);
 
     own(&s.a, &[]);
     own(&s.b, &[VIP.into()]);

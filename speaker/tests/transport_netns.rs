@@ -281,6 +281,14 @@ fn the_packet_announcer_keeps_its_counts_when_it_reopens_its_sockets() -> TestRe
             > before.announcer.requests_answered.arp),
         "the reopened transport answered"
     );
+    // The per-address tally keeps the closed transport's counts as well.
+    let tally = ann.take_per_ip().get(VIP.into());
+    assert!(
+        tally.requests_received > before.announcer.requests_answered.arp
+            && tally.responses_sent > before.announcer.requests_answered.arp
+            && tally.gratuitous_sent >= before.announcer.gratuitous_sent.arp,
+        "per-address counts went back: {before:?} -> {tally:?}"
+    );
     Ok(())
 }
 

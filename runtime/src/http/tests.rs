@@ -146,3 +146,18 @@ fn the_http_address_defaults_to_every_interface_on_the_binarys_port() {
     let err = Cli::try_parse_from(["t", "--http-addr", "localhost"]).unwrap_err();
     assert!(err.to_string().contains("--http-addr"), "{err}");
 }
+
+#[test]
+fn metallb_series_are_on_unless_turned_off() {
+    let on = |args: &[&str]| {
+        let argv = std::iter::once("t").chain(args.iter().copied());
+        Cli::try_parse_from(argv).unwrap().http.metallb_metrics
+    };
+    assert!(on(&[]));
+    assert!(on(&["--metallb-metrics"]));
+    assert!(on(&["--metallb-metrics=true"]));
+    assert!(!on(&["--metallb-metrics=false"]));
+    assert!(!on(&["--metallb-metrics=off"]));
+    // `=` is required, so a following argument is never taken as the value.
+    assert!(Cli::try_parse_from(["t", "--metallb-metrics", "false"]).is_err());
+}

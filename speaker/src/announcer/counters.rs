@@ -1,6 +1,8 @@
 //! Counters the daemon exports as metrics.
 
+use std::collections::BTreeMap;
 use std::fmt;
+use std::net::IpAddr;
 
 /// The neighbour protocol a frame belongs to, a metric label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -86,5 +88,63 @@ impl Counters {
             frames_ignored: self.frames_ignored.saturating_add(other.frames_ignored),
             frames_malformed: self.frames_malformed.saturating_add(other.frames_malformed),
         }
+    }
+}
+
+/// What was done for one address: MetalLB's per-IP layer2 counters
+/// (`internal/layer2/stats.go`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IpCounts {
+    /// Requests (ARP who-has, NDP solicitations) for the address that got
+    /// an answer: MetalLB's `requests_received`.
+    pub requests_received: u64,
+    /// Those answers written to the wire: `responses_sent`.
+    pub responses_sent: u64,
+    /// Gratuitous ARP frames and unsolicited advertisements for the
+    /// address written to the wire: `gratuitous_sent`.
+    pub gratuitous_sent: u64,
+}
+
+impl IpCounts {
+    fn add(&mut self, other: IpCounts) {
+        self.requests_received = self
+            .requests_received
+            .saturating_add(other.requests_received);
+        self.responses_sent = self.responses_sent.saturating_add(other.responses_sent);
+        self.gratuitous_sent = self.gratuitous_sent.saturating_add(other.gratuitous_sent);
+    }
+}
+
+/// [`IpCounts`] per address, since the tally was last taken: taken and
+/// emptied every few seconds, so it holds only the addresses that saw
+/// traffic in between.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PerIp(BTreeMap<IpAddr, IpCounts>);
+
+impl PerIp {
+    /// The counts of `ip` (zero if nothing happened for it).
+    pub fn get(&self, ip: IpAddr) -> IpCounts {
+        self.0.get(&ip).copied().unwrap_or_default()
+    }
+
+    /// Every address with its counts.
+    pub fn iter(&self) -> impl Iterator<Item = (IpAddr, IpCounts)> + '_ {
+        self.0.iter().map(|(ip, c)| (*ip, *c))
+    }
+
+    /// Whether nothing was counted.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Every count of `other` added to these.
+    pub fn merge(&mut self, other: PerIp) {
+        for (ip, c) in other.0 {
+            self.0.entry(ip).or_default().add(c);
+        }
+    }
+
+    pub(crate) fn at(&mut self, ip: IpAddr) -> &mut IpCounts {
+        self.0.entry(ip).or_default()
     }
 }

@@ -31,7 +31,7 @@
 mod counters;
 mod schedule;
 
-pub use counters::{Counters, PerProtocol, Protocol};
+pub use counters::{Counters, IpCounts, PerIp, PerProtocol, Protocol};
 
 use crate::wire::ethernet::{EtherType, EthernetRepr};
 use crate::wire::respond::{arp_reply, ndp_reply, Interface};
@@ -99,6 +99,16 @@ impl Frame {
     }
 }
 
+/// Why a frame is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kind {
+    /// It answers a request for an owned address.
+    Reply,
+    /// It announces an owned address unasked (gratuitous ARP,
+    /// unsolicited neighbor advertisement).
+    Announcement,
+}
+
 /// A frame to send on an interface.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outgoing {
@@ -106,6 +116,8 @@ pub struct Outgoing {
     pub link: String,
     /// The frame.
     pub frame: Frame,
+    /// Why it is sent.
+    pub kind: Kind,
 }
 
 /// An owned address on an interface: the unit that gets announced.
@@ -126,6 +138,7 @@ pub struct Announcer {
     desired: BTreeMap<String, BTreeSet<IpAddr>>,
     schedule: Schedule<Claim>,
     counters: Counters,
+    per_ip: PerIp,
 }
 
 impl Announcer {
@@ -137,6 +150,7 @@ impl Announcer {
             desired: BTreeMap::new(),
             schedule: Schedule::new(),
             counters: Counters::default(),
+            per_ip: PerIp::default(),
         }
     }
 
@@ -216,13 +230,11 @@ impl Announcer {
     pub fn handle(&mut self, link: &str, frame: &[u8]) -> Option<Outgoing> {
         let answer = self.answer(link, frame);
         match answer {
-            Ok(Some(frame)) => {
-                self.counters.requests_answered.add(frame.protocol(), 1);
-                Some(Outgoing {
-                    link: link.to_owned(),
-                    frame,
-                })
-            }
+            Ok(Some(frame)) => Some(self.count(Outgoing {
+                link: link.to_owned(),
+                frame,
+                kind: Kind::Reply,
+            })),
             Ok(None) => {
                 self.counters.frames_ignored += 1;
                 None
@@ -272,11 +284,11 @@ impl Announcer {
                 continue;
             };
             for frame in announcement(mac, claim.ip) {
-                self.counters.gratuitous_sent.add(frame.protocol(), 1);
-                out.push(Outgoing {
+                out.push(self.count(Outgoing {
                     link: claim.link.clone(),
                     frame,
-                });
+                    kind: Kind::Announcement,
+                }));
             }
             let sent = sent.saturating_add(1);
             if sent <= self.config.repeats {
@@ -296,6 +308,36 @@ impl Announcer {
     /// The counters.
     pub fn counters(&self) -> &Counters {
         &self.counters
+    }
+
+    /// The I/O shell wrote `out` to the wire: an answer or announcement
+    /// sent for its address (MetalLB counts both only once written; a
+    /// failed write is the shell's to count).
+    pub fn sent(&mut self, out: &Outgoing) {
+        let ip = self.per_ip.at(out.frame.claimed_ip());
+        match out.kind {
+            Kind::Reply => ip.responses_sent += 1,
+            Kind::Announcement => ip.gratuitous_sent += 1,
+        }
+    }
+
+    /// The per-address counts since the last call, emptied.
+    pub fn take_per_ip(&mut self) -> PerIp {
+        std::mem::take(&mut self.per_ip)
+    }
+
+    /// Counts a frame handed out to be sent: the per-protocol totals, and
+    /// an answer as a request received for its address.
+    fn count(&mut self, out: Outgoing) -> Outgoing {
+        let protocol = out.frame.protocol();
+        match out.kind {
+            Kind::Reply => {
+                self.counters.requests_answered.add(protocol, 1);
+                self.per_ip.at(out.frame.claimed_ip()).requests_received += 1;
+            }
+            Kind::Announcement => self.counters.gratuitous_sent.add(protocol, 1),
+        }
+        out
     }
 }
 

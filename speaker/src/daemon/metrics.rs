@@ -1,9 +1,14 @@
 //! Prometheus metrics, and what `/readyz` means for the speaker (the
-//! endpoints themselves are `ferrolb_runtime::http`).
+//! endpoints themselves are `ferrolb_runtime::http`). ferrolb's series are
+//! prefixed `ferrolb_speaker_`; MetalLB's, under its own names, are in
+//! [`metallb`]. docs/metrics.md lists both.
 
-use crate::announcer::Protocol;
+mod metallb;
+
+use crate::announcer::{PerIp, Protocol};
 use crate::membership::{self, LivenessSource, SecretState};
 use crate::transport::run::Stats;
+use ferrolb_core::announce::Delta;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -18,7 +23,8 @@ const TRANSPORT_OPS: [&str; 3] = ["send", "recv", "multicast"];
 const FRAME_DROPS: [&str; 2] = ["queue_full", "malformed"];
 const GOSSIP_DROPS: [&str; 2] = ["unauthenticated", "malformed"];
 
-/// The speaker's metrics, all prefixed `ferrolb_speaker_`.
+/// The speaker's metrics: ferrolb's, and MetalLB's if asked for
+/// ([`Metrics::new`]; `default()` has ferrolb's only).
 #[derive(Debug, Default)]
 pub struct Metrics {
     /// (IP, interface) pairs announced by this node.
@@ -57,9 +63,20 @@ pub struct Metrics {
     pub memberlist_secret_state: Family<Labels, Gauge>,
     last_transport: Mutex<Stats>,
     last_membership: Mutex<membership::Stats>,
+    /// MetalLB's series; `None` under `--metallb-metrics=false`.
+    metallb: Option<metallb::Series>,
 }
 
 impl Metrics {
+    /// Every ferrolb series, and MetalLB's if `metallb`
+    /// (`--metallb-metrics`).
+    pub fn new(metallb: bool) -> Self {
+        Self {
+            metallb: metallb.then(metallb::Series::default),
+            ..Self::default()
+        }
+    }
+
     /// Registers every metric in `registry`, with every fixed label value
     /// at 0 so rates work from the first scrape.
     pub fn register(self: &Arc<Self>, registry: &mut Registry) {
@@ -155,6 +172,26 @@ impl Metrics {
             "1 for the memberlist secret file's state (ok, not_configured, missing, unreadable, empty, too_short), 0 for the others",
             self.memberlist_secret_state.clone(),
         );
+        if let Some(m) = &self.metallb {
+            m.register(registry);
+        }
+    }
+
+    /// Follows which Services `node` announces, for MetalLB's
+    /// `metallb_speaker_announced`.
+    pub fn observe_services(&self, node: &str, delta: &Delta) {
+        if let Some(m) = &self.metallb {
+            m.observe_services(node, delta);
+        }
+    }
+
+    /// Adds the per-address counts taken from the transport
+    /// ([`super::sockets::Announce::take_per_ip`]) to MetalLB's
+    /// `metallb_layer2_*` counters.
+    pub fn observe_layer2(&self, tally: &PerIp) {
+        if let Some(m) = &self.metallb {
+            m.observe_layer2(tally);
+        }
     }
 
     /// Adds what the transport did since the last call. Its counters only
@@ -282,23 +319,22 @@ pub fn readiness(synced: bool, secret: &SecretState) -> Result<(), String> {
     }
 }
 
+/// Every sample in the OpenMetrics text: `name{labels}` -> value.
+#[cfg(test)]
+fn samples(registry: &Registry) -> std::collections::BTreeMap<String, String> {
+    let mut body = String::new();
+    prometheus_client::encoding::text::encode(&mut body, registry).unwrap();
+    body.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.rsplit_once(' '))
+        .map(|(series, value)| (series.to_owned(), value.to_owned()))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::announcer::{Counters, PerProtocol};
-    use prometheus_client::encoding::text::encode;
-    use std::collections::BTreeMap;
-
-    /// Every sample in the OpenMetrics text: `name{labels}` -> value.
-    fn samples(registry: &Registry) -> BTreeMap<String, String> {
-        let mut body = String::new();
-        encode(&mut body, registry).unwrap();
-        body.lines()
-            .filter(|l| !l.starts_with('#'))
-            .filter_map(|l| l.rsplit_once(' '))
-            .map(|(series, value)| (series.to_owned(), value.to_owned()))
-            .collect()
-    }
 
     fn transport(arp: u64, send: u64, dropped: u64, malformed: u64) -> Stats {
         Stats {
@@ -408,8 +444,10 @@ mod tests {
 
     #[test]
     fn every_exported_series_is_in_the_docs_metrics_table() {
-        let docs = include_str!("../../../docs/speaker.md");
-        let metrics = Arc::new(Metrics::default());
+        use ferrolb_core::announce::model::ObjectKey;
+        use ferrolb_core::announce::{Decision, ServiceChange, Verdict};
+        let docs = include_str!("../../../docs/metrics.md");
+        let metrics = Arc::new(Metrics::new(true));
         let mut registry = Registry::default();
         metrics.register(&mut registry);
         metrics.set_liveness_source(LivenessSource::Gossip);
@@ -418,11 +456,38 @@ mod tests {
             .unannounced
             .get_or_create(&label("reason", "NoL2Advertisement"))
             .set(1);
+        let vip = "192.0.2.10".parse().unwrap();
+        let owned = Decision {
+            ips: vec![vip],
+            verdict: Verdict::Owner {
+                node: "n".into(),
+                interfaces: vec![],
+            },
+        };
+        let services = vec![ServiceChange {
+            key: ObjectKey::new("default", "web"),
+            before: None,
+            after: Some(owned),
+        }];
+        metrics.observe_services(
+            "n",
+            &Delta {
+                services,
+                ..Delta::default()
+            },
+        );
+        let mut tally = PerIp::default();
+        *tally.at(vip) = crate::announcer::IpCounts {
+            requests_received: 1,
+            responses_sent: 1,
+            gratuitous_sent: 1,
+        };
+        metrics.observe_layer2(&tally);
         for series in samples(&registry).keys() {
             let name = series.split('{').next().unwrap_or(series);
             assert!(
                 docs.contains(&format!("| `{name}`")),
-                "{name} is missing from the metrics table in docs/speaker.md"
+                "{name} is missing from the speaker's metrics table in docs/metrics.md"
             );
         }
     }

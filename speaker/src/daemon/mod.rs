@@ -51,7 +51,7 @@ pub async fn start(cli: Cli) -> anyhow::Result<()> {
     let mut tasks = JoinSet::new();
 
     let mut registry = Registry::default();
-    let metrics = Arc::new(metrics::Metrics::default());
+    let metrics = Arc::new(metrics::Metrics::new(cli.http.metallb_metrics));
     metrics.register(&mut registry);
 
     // Polled from the start, so /readyz reports a broken file at once.

@@ -85,6 +85,7 @@ impl<L: Links, A: Announce> Daemon<L, A> {
                 Some(()) = changes.next() => relist = true,
                 _ = stats.tick() => {
                     self.metrics.observe_transport(&self.announce.stats());
+                    self.metrics.observe_layer2(&self.announce.take_per_ip());
                     continue;
                 }
                 () = sleep_until(notices.next_due()) => {
@@ -166,6 +167,7 @@ impl<L: Links, A: Announce> Daemon<L, A> {
         for (ad, p) in &delta.new_link_problems {
             warn!(advertisement = %ad, interface = p.interface(), reason = p.reason(), "{p}");
         }
+        self.metrics.observe_services(&self.node, delta);
         let update = notices.update(&self.node, delta, live, Instant::now());
         self.metrics.leader_changes.inc_by(update.owner_changes);
         self.send(update.notices);

@@ -4,7 +4,7 @@
 //! [`Announce`] trait lets the daemon run over an in-memory segment in
 //! tests.
 
-use crate::announcer::Config;
+use crate::announcer::{Config, PerIp};
 use crate::transport::packet::{PacketConfig, PacketLink};
 use crate::transport::run::{Running, Stats};
 use crate::transport::Datalink;
@@ -24,6 +24,8 @@ pub trait Announce: Send {
     fn set_desired(&mut self, desired: Vec<(IpAddr, String)>);
     /// Counters so far.
     fn stats(&self) -> Stats;
+    /// The per-address counts since the last call, emptied.
+    fn take_per_ip(&mut self) -> PerIp;
 }
 
 /// A fixed set of datalinks (tests: [`crate::transport::memory::Hub`]
@@ -37,6 +39,10 @@ impl Announce for Running {
 
     fn stats(&self) -> Stats {
         Running::stats(self)
+    }
+
+    fn take_per_ip(&mut self) -> PerIp {
+        Running::take_per_ip(self)
     }
 }
 
@@ -56,6 +62,8 @@ pub struct PacketAnnouncer {
     /// Final counters of the transports closed so far, so
     /// [`Announce::stats`] only grows.
     retired: Stats,
+    /// Their per-address counts not taken yet.
+    retired_per_ip: PerIp,
 }
 
 impl PacketAnnouncer {
@@ -67,6 +75,7 @@ impl PacketAnnouncer {
             open: BTreeMap::new(),
             desired: Vec::new(),
             retired: Stats::default(),
+            retired_per_ip: PerIp::default(),
         }
     }
 
@@ -115,7 +124,9 @@ impl Announce for PacketAnnouncer {
             .collect();
         for name in &stale {
             if let Some((_, _, Some(old))) = self.open.remove(name) {
-                self.retired = self.retired.plus(old.finish());
+                let (stats, per_ip) = old.finish_all();
+                self.retired = self.retired.plus(stats);
+                self.retired_per_ip.merge(per_ip);
             }
         }
         let mut opened = false;
@@ -152,5 +163,13 @@ impl Announce for PacketAnnouncer {
             .filter_map(|(_, _, r)| r.as_ref())
             .map(Running::stats)
             .fold(self.retired, Stats::plus)
+    }
+
+    fn take_per_ip(&mut self) -> PerIp {
+        let mut all = std::mem::take(&mut self.retired_per_ip);
+        for running in self.open.values().filter_map(|(_, _, r)| r.as_ref()) {
+            all.merge(running.take_per_ip());
+        }
+        all
     }
 }

@@ -20,12 +20,12 @@
 //! assert_eq!(b.recv().unwrap(), Some(frame));
 //! ```
 
-use super::{BoundInterface, Datalink, Error, Result, RECV_TIMEOUT};
+use super::{lock, BoundInterface, Datalink, Error, Result, RECV_TIMEOUT};
 use crate::wire::{ipv6, MacAddr};
 use std::collections::BTreeMap;
 use std::net::Ipv6Addr;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 
 /// Frames an endpoint can hold before newer ones are dropped, like a full
 /// socket buffer.
@@ -162,10 +162,4 @@ impl Datalink for MemoryLink {
         self.update_group(group, false);
         Ok(())
     }
-}
-
-/// Locks `m`, ignoring poisoning: the data is a list of queues that stays
-/// consistent even if a holder panicked.
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }

@@ -15,6 +15,7 @@ pub mod run;
 use crate::wire::MacAddr;
 use std::fmt;
 use std::net::Ipv6Addr;
+use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 /// Why a datalink operation failed.
@@ -109,4 +110,11 @@ pub trait Datalink: Send + Sync + fmt::Debug {
 
     /// Stops receiving frames sent to `group`.
     fn leave_multicast(&self, group: Ipv6Addr) -> Result<()>;
+}
+
+/// Locks `m`, ignoring poisoning: what the transport keeps behind a lock
+/// (queues, counters, group memberships) stays consistent even if a holder
+/// panicked.
+pub(crate) fn lock<T: ?Sized>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }

@@ -18,7 +18,7 @@
 //! unsafe `setsockopt`). Where IPv6 is disabled on the host, open the link
 //! with [`PacketConfig::promiscuous`] instead.
 
-use super::{BoundInterface, Datalink, Error, Result, RECV_TIMEOUT};
+use super::{lock, BoundInterface, Datalink, Error, Result, RECV_TIMEOUT};
 use crate::wire::MacAddr;
 use pnet_datalink::{Channel, DataLinkReceiver, DataLinkSender, NetworkInterface};
 use socket2::{Domain, Protocol, SockFilter, Socket, Type};
@@ -27,7 +27,7 @@ use std::fmt;
 use std::io::ErrorKind;
 use std::net::{Ipv6Addr, UdpSocket};
 use std::os::fd::IntoRawFd;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::Mutex;
 use std::time::Duration;
 
 /// Options for [`PacketLink::open_with`].
@@ -211,10 +211,6 @@ fn find(name: &str) -> Result<NetworkInterface> {
         .into_iter()
         .find(|i| i.name == name)
         .ok_or_else(|| Error::NoSuchInterface(name.to_owned()))
-}
-
-fn lock<T: ?Sized>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 // Classic BPF opcodes (linux/filter.h).

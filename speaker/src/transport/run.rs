@@ -20,8 +20,8 @@
 //! running.stop();
 //! ```
 
-use super::{Datalink, Error, Result};
-use crate::announcer::{Announcer, Config, Counters, Outgoing};
+use super::{lock, Datalink, Error, Result};
+use crate::announcer::{Announcer, Config, Counters, Outgoing, PerIp};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv6Addr};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -76,6 +76,7 @@ pub struct Running {
     events: SyncSender<Event>,
     stop: Arc<AtomicBool>,
     stats: Arc<Mutex<Stats>>,
+    per_ip: Arc<Mutex<PerIp>>,
     threads: Vec<JoinHandle<()>>,
 }
 
@@ -86,6 +87,7 @@ impl Running {
         let (events, queue) = mpsc::sync_channel(QUEUE);
         let stop = Arc::new(AtomicBool::new(false));
         let stats = Arc::new(Mutex::new(Stats::default()));
+        let per_ip = Arc::new(Mutex::new(PerIp::default()));
         let mut threads = Vec::new();
         for (i, link) in links.iter().enumerate() {
             let (link, events, stop, stats) = (
@@ -108,6 +110,7 @@ impl Running {
             joined: BTreeMap::new(),
             stop: Arc::clone(&stop),
             stats: Arc::clone(&stats),
+            per_ip: Arc::clone(&per_ip),
             io: Stats::default(),
         };
         threads.push(
@@ -120,6 +123,7 @@ impl Running {
             events,
             stop,
             stats,
+            per_ip,
             threads,
         })
     }
@@ -133,7 +137,12 @@ impl Running {
 
     /// A snapshot of the counters.
     pub fn stats(&self) -> Stats {
-        *self.stats.lock().unwrap_or_else(|e| e.into_inner())
+        *lock(&self.stats)
+    }
+
+    /// The per-address counts since the last call, emptied.
+    pub fn take_per_ip(&self) -> PerIp {
+        std::mem::take(&mut *lock(&self.per_ip))
     }
 
     /// Stops the threads and waits for them.
@@ -141,9 +150,14 @@ impl Running {
 
     /// Stops the threads, waits for them and returns the final counters
     /// (everything the loop did, up to its last frame).
-    pub fn finish(mut self) -> Stats {
+    pub fn finish(self) -> Stats {
+        self.finish_all().0
+    }
+
+    /// [`finish`](Self::finish), with the per-address counts not taken yet.
+    pub fn finish_all(mut self) -> (Stats, PerIp) {
         self.shutdown();
-        self.stats()
+        (self.stats(), self.take_per_ip())
     }
 
     fn shutdown(&mut self) {
@@ -188,8 +202,7 @@ fn receive(
 }
 
 fn bump(stats: &Mutex<Stats>, field: impl FnOnce(&mut Stats) -> &mut u64) {
-    let mut s = stats.lock().unwrap_or_else(|e| e.into_inner());
-    *field(&mut s) += 1;
+    *field(&mut lock(stats)) += 1;
 }
 
 struct Loop {
@@ -199,6 +212,8 @@ struct Loop {
     /// Checked as well as the `Stop` event, which a full queue can refuse.
     stop: Arc<AtomicBool>,
     stats: Arc<Mutex<Stats>>,
+    /// Per-address counts published and not yet taken.
+    per_ip: Arc<Mutex<PerIp>>,
     /// This thread's own I/O counts, merged into `stats` when published.
     io: Stats,
 }
@@ -247,8 +262,9 @@ impl Loop {
         let Some(link) = self.links.iter().find(|l| l.info().name == out.link) else {
             return;
         };
-        if link.send(&out.frame.to_bytes()).is_err() {
-            self.io.send_errors += 1;
+        match link.send(&out.frame.to_bytes()) {
+            Ok(()) => self.announcer.sent(out),
+            Err(_) => self.io.send_errors += 1,
         }
     }
 
@@ -274,10 +290,15 @@ impl Loop {
         }
     }
 
-    fn publish(&self) {
-        let mut s = self.stats.lock().unwrap_or_else(|e| e.into_inner());
+    fn publish(&mut self) {
+        let mut s = lock(&self.stats);
         s.announcer = *self.announcer.counters();
         s.send_errors = self.io.send_errors;
         s.multicast_errors = self.io.multicast_errors;
+        drop(s);
+        let fresh = self.announcer.take_per_ip();
+        if !fresh.is_empty() {
+            lock(&self.per_ip).merge(fresh);
+        }
     }
 }

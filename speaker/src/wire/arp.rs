@@ -131,10 +131,17 @@ impl ArpFrame {
         }
     }
 
-    /// The gratuitous ARP request a new owner broadcasts: "who has `ip`?
-    /// tell `ip`", with an all-zero target MAC (RFC 5227 section 3). Hosts
-    /// that already cache `ip` update their entry to `mac`.
-    pub fn gratuitous_request(mac: MacAddr, ip: Ipv4Addr) -> Self {
+    /// The broadcast request "who has `target`? tell `ip` at `mac`", with
+    /// an all-zero target MAC, as a host asking for an address sends it.
+    ///
+    /// ```
+    /// use ferrolb_speaker::wire::{ArpFrame, ArpOperation, MacAddr};
+    /// let mac = MacAddr([0x02, 0, 0, 0, 0, 0x01]);
+    /// let f = ArpFrame::request(mac, "192.0.2.1".parse().unwrap(), "192.0.2.10".parse().unwrap());
+    /// assert_eq!(f.arp.operation, ArpOperation::Request);
+    /// assert_eq!(f.ethernet.dst, MacAddr::BROADCAST);
+    /// ```
+    pub fn request(mac: MacAddr, ip: Ipv4Addr, target: Ipv4Addr) -> Self {
         Self::new(
             MacAddr::BROADCAST,
             mac,
@@ -143,9 +150,16 @@ impl ArpFrame {
                 sender_mac: mac,
                 sender_ip: ip,
                 target_mac: MacAddr::ZERO,
-                target_ip: ip,
+                target_ip: target,
             },
         )
+    }
+
+    /// The gratuitous ARP request a new owner broadcasts: "who has `ip`?
+    /// tell `ip`", with an all-zero target MAC (RFC 5227 section 3). Hosts
+    /// that already cache `ip` update their entry to `mac`.
+    pub fn gratuitous_request(mac: MacAddr, ip: Ipv4Addr) -> Self {
+        Self::request(mac, ip, ip)
     }
 
     /// The gratuitous ARP reply form, broadcast with sender and target both
