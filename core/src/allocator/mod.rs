@@ -263,13 +263,8 @@ impl Allocator {
                     let pool = self
                         .legal_pool(service, request, &held.assignment.ips)
                         .ok()?;
-                    self.add(
-                        service.clone(),
-                        request.clone(),
-                        pool,
-                        held.assignment.ips.clone(),
-                    );
-                    Some(Box::new(held.assignment))
+                    self.add(service.clone(), request.clone(), pool, held.assignment.ips);
+                    self.assignment(service).cloned().map(Box::new)
                 });
                 Err(Refusal { error, kept })
             }
