@@ -200,7 +200,7 @@ pub fn build(event: &Event, instance: &str, now: Timestamp) -> K8sEvent {
 /// The `action` field: what the controller was doing.
 fn action(reason: &str) -> &'static str {
     match reason {
-        "IPAllocated" | "AllocationFailed" => "Allocate",
+        "IPAllocated" | "AllocationFailed" | "RequestNotSatisfiable" => "Allocate",
         "ClearAssignment" => "Release",
         crate::memberlist::INVALID_REASON => "CheckMemberlistSecret",
         _ => "SelectPools",

@@ -1,9 +1,10 @@
 //! The real controller binary against the API test server: a Service's
-//! life, type changes, other classes, exact Event and status texts.
+//! life, type changes, other classes, exact Event and status texts, and a
+//! request that cannot be met.
 
 mod support;
 
-use ferrolb_crds::annotations::IP_ALLOCATED_FROM_POOL;
+use ferrolb_crds::annotations::{IP_ALLOCATED_FROM_POOL, LOAD_BALANCER_IPS};
 use ferrolb_crds::conditions::{self, TYPE_ADVERTISED, TYPE_VALID};
 use kube::api::{Patch, PatchParams};
 use kube::ResourceExt;
@@ -129,4 +130,65 @@ async fn an_exhausted_pool_is_reported_exactly_and_another_class_is_left_alone()
         "emitted once, not per resync: {failed:?}\n{}",
         ctl.log()
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_that_cannot_be_met_keeps_the_ip_with_one_warning_then_moves() {
+    let cluster = Cluster::start().await;
+    cluster.pool("blue", &["198.51.100.0/30"]).await;
+    let ctl = cluster.controller("a", &[]);
+    cluster.create_service(&lb("default", "web")).await;
+    cluster.wait_ips("default", "web", &["198.51.100.0"]).await;
+    cluster.create_service(&lb("default", "other")).await;
+    cluster
+        .wait_ips("default", "other", &["198.51.100.1"])
+        .await;
+
+    // web asks for other's IP: it keeps its own, with one Warning.
+    let web = cluster.services("default");
+    let merge = |patch: serde_json::Value| {
+        let web = web.clone();
+        async move {
+            web.patch("web", &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+                .unwrap()
+        }
+    };
+    merge(serde_json::json!({"metadata": {"annotations": {LOAD_BALANCER_IPS: "198.51.100.1"}}}))
+        .await;
+    let note = cluster
+        .wait_event("default", "web", "RequestNotSatisfiable")
+        .await;
+    assert_eq!(
+        note,
+        r#"Cannot give "default/web" requested IP ["198.51.100.1"]: IP 198.51.100.1 is already used by default/other and sharing is not allowed: default/other has no sharing key; it keeps IP ["198.51.100.0"] from pool "blue" until the request can be met"#
+    );
+    assert_eq!(cluster.ips("default", "web").await, ["198.51.100.0"]);
+    // Unrelated edits retry nothing and repeat nothing.
+    merge(serde_json::json!({"metadata": {"labels": {"tier": "front"}}})).await;
+    cluster.create_service(&lb("default", "third")).await;
+    cluster
+        .wait_ips("default", "third", &["198.51.100.2"])
+        .await;
+    assert_eq!(cluster.ips("default", "web").await, ["198.51.100.0"]);
+
+    // other goes: web moves to the IP it asked for.
+    cluster.delete_service("default", "other").await;
+    cluster.wait_ips("default", "web", &["198.51.100.1"]).await;
+    let events = cluster.events("default", "web").await;
+    let warnings: Vec<_> = events
+        .iter()
+        .filter(|e| e.1 == "RequestNotSatisfiable")
+        .collect();
+    assert_eq!(warnings.len(), 1, "{events:?}\n{}", ctl.log());
+    assert_eq!(warnings[0].0, "Warning");
+    let ok = eventually(20, || async {
+        cluster
+            .events("default", "web")
+            .await
+            .iter()
+            .any(|e| e.1 == "IPAllocated" && e.2.starts_with(r#"Assigned IP ["198.51.100.1"]"#))
+    })
+    .await;
+    assert!(ok, "an IPAllocated for the move\n{}", ctl.log());
 }

@@ -335,7 +335,7 @@ fn require_dual_stack_gets_both_or_is_refused() {
         ips(&["198.51.100.7", "2001:db8::7"])
     );
     let err = a.allocate(&svc("b"), &req).unwrap_err();
-    assert_eq!(err, AllocationError::DualStackUnavailable);
+    assert_eq!(err.error, AllocationError::DualStackUnavailable);
     let mut split = allocator(vec![
         pool("four", &["198.51.100.0/24"]),
         pool("six", &["2001:db8::/120"]),
@@ -481,13 +481,22 @@ fn a_label_change_that_loses_the_pool_moves_the_service() {
 }
 
 #[test]
-fn a_refused_change_leaves_the_service_with_nothing() {
+fn a_refused_change_keeps_the_legal_ip_the_service_held() {
     let mut a = allocator(vec![pool("blue", &["198.51.100.0/24"])]);
-    got(&mut a, &svc("a"), &v4());
+    let held = got(&mut a, &svc("a"), &v4());
     let err = a.allocate(&svc("a"), &wants(&["203.0.113.1"])).unwrap_err();
     assert_eq!(err.reason(), "requested_ip_outside_pools");
+    assert_eq!(err.kept.as_ref().map(|k| k.ips.clone()), Some(held.clone()));
+    assert_eq!(a.assignment(&svc("a")).unwrap().ips, held);
+    assert_eq!(a.counts("blue").unwrap().assigned_v4, 1);
+}
+
+#[test]
+fn a_refusal_for_a_service_holding_nothing_keeps_nothing() {
+    let mut a = allocator(vec![pool("blue", &["198.51.100.0/24"])]);
+    let err = a.allocate(&svc("a"), &wants(&["203.0.113.1"])).unwrap_err();
+    assert_eq!(err.kept, None);
     assert_eq!(a.assignment(&svc("a")), None);
-    assert_eq!(a.counts("blue").unwrap().assigned_v4, 0);
 }
 
 #[test]

@@ -7,8 +7,8 @@ use std::net::IpAddr;
 
 use common::{ip, labels};
 use ferrolb_core::allocator::{
-    is_buggy, AddressRange, AllocRequest, AllocationError, Allocator, Assignment, Family,
-    FamilyPolicy, Pool, PoolCounts, Port, Protocol, ServiceKey,
+    is_buggy, AddressRange, AllocRequest, Allocator, Assignment, Family, FamilyPolicy, Pool,
+    PoolCounts, Port, Protocol, Refusal, ServiceKey,
 };
 use proptest::prelude::*;
 
@@ -138,7 +138,7 @@ struct Model {
 /// The outcome of one op, compared between runs.
 #[derive(Debug, Clone, PartialEq)]
 enum Outcome {
-    Allocated(Result<Assignment, AllocationError>),
+    Allocated(Result<Assignment, Refusal>),
     Released(Option<Assignment>),
     Evicted(Vec<(ServiceKey, String)>),
 }
@@ -147,9 +147,12 @@ fn apply(a: &mut Allocator, model: &mut Model, op: &Op) -> Outcome {
     match op {
         Op::Allocate(s, req) => {
             let result = a.allocate(&service(*s), req);
+            // A Service that keeps its IPs keeps them under the new request.
             match &result {
-                Ok(_) => model.holding.insert(service(*s), req.clone()),
-                Err(_) => model.holding.remove(&service(*s)),
+                Ok(_) | Err(Refusal { kept: Some(_), .. }) => {
+                    model.holding.insert(service(*s), req.clone())
+                }
+                Err(Refusal { kept: None, .. }) => model.holding.remove(&service(*s)),
             };
             Outcome::Allocated(result)
         }
@@ -261,6 +264,43 @@ fn check_invariants(a: &Allocator, model: &Model) -> Result<(), TestCaseError> {
     Ok(())
 }
 
+/// Whether `service`, as `request` describes it, may hold `ips` where it
+/// stands (whatever IPs or pool the request names), judged from the model:
+/// all in one valid pool that allows it, not buggy there, and shareable
+/// with every other holder.
+fn legal_for(
+    a: &Allocator,
+    model: &Model,
+    service: &ServiceKey,
+    request: &AllocRequest,
+    ips: &[IpAddr],
+) -> bool {
+    let valid = |p: &&Pool| a.validity(&p.name).is_some_and(|v| v.is_valid());
+    let pools: Vec<Option<&Pool>> = ips
+        .iter()
+        .map(|ip| {
+            model
+                .pools
+                .iter()
+                .filter(valid)
+                .find(|p| p.addresses.iter().any(|r| r.contains(*ip)))
+        })
+        .collect();
+    let Some(Some(pool)) = pools.first().copied() else {
+        return false;
+    };
+    pools.iter().all(|p| p.is_some_and(|p| p.name == pool.name))
+        && pool_allows(pool, service)
+        && ips
+            .iter()
+            .all(|ip| !(pool.avoid_buggy_ips && is_buggy(*ip)))
+        && ips.iter().all(|ip| {
+            a.services_on(*ip)
+                .filter(|other| *other != service)
+                .all(|other| may_share(request, &model.holding[other]))
+        })
+}
+
 fn held_in(held: &BTreeMap<&ServiceKey, &Assignment>, addr: IpAddr, pool: &str) -> bool {
     held.values()
         .any(|a| a.pool == pool && a.ips.contains(&addr))
@@ -297,6 +337,48 @@ proptest! {
         check_invariants(&a, &model)?;
         for op in &ops {
             apply(&mut a, &mut model, op);
+            check_invariants(&a, &model)?;
+        }
+    }
+
+    #[test]
+    fn no_request_edit_costs_a_service_an_ip_that_is_still_legal(
+        pools in pools_strategy(),
+        ops in proptest::collection::vec(op_strategy(), 1..60),
+    ) {
+        let mut a = Allocator::new();
+        let mut model = Model::default();
+        apply(&mut a, &mut model, &Op::SetPools(pools));
+        for op in &ops {
+            let Op::Allocate(s, request) = op else {
+                apply(&mut a, &mut model, op);
+                continue;
+            };
+            let s = service(*s);
+            let before = a.assignment(&s).cloned();
+            let legal = before
+                .as_ref()
+                .is_some_and(|held| legal_for(&a, &model, &s, request, &held.ips));
+            let mut fresh = a.clone();
+            fresh.release(&s);
+            let outcome = apply(&mut a, &mut model, op);
+            let Outcome::Allocated(result) = outcome else {
+                return Err(TestCaseError::fail("an allocation gives an allocation outcome"));
+            };
+            match result {
+                Ok(assignment) => prop_assert_eq!(a.assignment(&s), Some(&assignment)),
+                Err(refusal) => {
+                    // The old IPs stay exactly when they are still legal.
+                    let expect = if legal { before.clone().map(Box::new) } else { None };
+                    prop_assert_eq!(&refusal.kept, &expect, "{}", refusal);
+                    prop_assert_eq!(a.assignment(&s), expect.as_deref());
+                    // Keeping never hides a request that could be met.
+                    prop_assert!(fresh.allocate(&s, request).is_err());
+                }
+            }
+            if legal {
+                prop_assert!(a.assignment(&s).is_some(), "{} lost a legal IP", s);
+            }
             check_invariants(&a, &model)?;
         }
     }

@@ -18,6 +18,7 @@
 //! seen come back (`in_flight`), so a stale watch event does not cause a
 //! second identical write and an object edited by someone else is fixed.
 
+mod outcome;
 mod pools;
 pub mod service;
 pub mod watch;
@@ -199,8 +200,16 @@ impl Index {
             return;
         }
         let key = view.key.clone();
+        let terms_changed = self
+            .services
+            .get(&key)
+            .is_some_and(|held| !held.same_sharing_terms(&view));
         self.services.insert(key.clone(), Arc::new(view));
         self.evaluate(&key);
+        // A Service waiting to share an IP this one holds may fit now.
+        if terms_changed && self.assignment(&key).is_some() {
+            self.retry_pending = true;
+        }
     }
 
     /// A Service was deleted: its IPs are free again.
@@ -472,29 +481,7 @@ impl Index {
             let note = service::cleared_note(key, &err);
             self.emit_service_event(key, &svc, true, service::REASON_CLEAR_ASSIGNMENT, note);
         }
-        let desired = match result {
-            Ok(assignment) => {
-                self.pending.remove(key);
-                if before.as_ref() != Some(&assignment) {
-                    self.retry_pending |= before.is_some();
-                    let advertised = self.pool_advertised(&assignment.pool);
-                    let note = service::allocated_note(&assignment, advertised);
-                    self.emit_service_event(key, &svc, false, service::REASON_IP_ALLOCATED, note);
-                }
-                Some(assignment)
-            }
-            Err(err) => {
-                let err = allocator::Error::from(err);
-                self.pending.insert(key.clone());
-                self.retry_pending |= before.is_some();
-                let note = service::failed_note(key, &err);
-                if self.emit_service_event(key, &svc, true, service::REASON_ALLOCATION_FAILED, note)
-                {
-                    self.failures.push(err.reason());
-                }
-                None
-            }
-        };
+        let desired = self.settle(key, &svc, &request, before, result);
         self.write(key, &observed, desired);
     }
 

@@ -9,7 +9,8 @@ use k8s_openapi::api::core::v1::{ObjectReference, Service, ServiceSpec};
 use kube::ResourceExt;
 
 use ferrolb_core::allocator::{
-    self, AllocRequest, AllocationError, Assignment, RequestError, ServiceKey, ServiceParts,
+    self, AllocRequest, AllocationError, Assignment, FamilyPolicy, RequestError, ServiceKey,
+    ServiceParts,
 };
 
 /// Event reason (Normal): IPs were assigned. MetalLB's spelling.
@@ -19,6 +20,10 @@ pub const REASON_ALLOCATION_FAILED: &str = "AllocationFailed";
 /// Event reason (Warning): a pool change made the current IPs illegal.
 /// MetalLB's spelling.
 pub const REASON_CLEAR_ASSIGNMENT: &str = "ClearAssignment";
+
+/// Event reason (Warning): a changed request cannot be met, so the Service
+/// keeps the IPs it holds. Ours: MetalLB releases them instead.
+pub const REASON_REQUEST_NOT_SATISFIABLE: &str = "RequestNotSatisfiable";
 
 /// The key of a Service.
 pub fn key(svc: &Service) -> ServiceKey {
@@ -125,6 +130,23 @@ impl View {
     /// ([`ferrolb_crds::service::class_is_ours`]).
     pub fn class_is(&self, lb_class: Option<&str>) -> bool {
         self.class.as_deref() == lb_class
+    }
+
+    /// Whether `other` has the same terms for sharing an IP (sharing key,
+    /// ports, traffic policy, selector): when a holder's terms change,
+    /// another Service may now share its IP, or may not any more.
+    pub fn same_sharing_terms(&self, other: &View) -> bool {
+        let key = |v: &View| {
+            v.annotations
+                .iter()
+                .filter(|(k, _)| allocator::SHARING_KEY_ANNOTATIONS.contains(&k.as_str()))
+                .cloned()
+                .collect::<Vec<_>>()
+        };
+        self.ports == other.ports
+            && self.external_traffic_policy == other.external_traffic_policy
+            && self.selector == other.selector
+            && key(self) == key(other)
     }
 
     /// The reference Events carry (`kubectl describe` selects by UID).
@@ -253,6 +275,54 @@ pub fn cleared_note(key: &ServiceKey, err: &AllocationError) -> String {
     )
 }
 
+/// What a request asks for, for Event texts: `requested IP ["192.0.2.7"]`,
+/// `an IP from requested pool "green"` or `an IPv4 IP`, with ` sharing key
+/// "k"` when it has one.
+pub fn asked(request: &AllocRequest) -> String {
+    let mut asked = if !request.requested_ips.is_empty() {
+        let mut ips = format!("requested IP {}", go_quoted(&request.requested_ips));
+        if let Some(pool) = &request.requested_pool {
+            ips.push_str(&format!(" from requested pool {pool:?}"));
+        }
+        ips
+    } else if let Some(pool) = &request.requested_pool {
+        format!("an IP from requested pool {pool:?}")
+    } else {
+        let families: Vec<&str> = request
+            .wanted_families()
+            .iter()
+            .map(|f| f.as_k8s_str())
+            .collect();
+        match (request.family_policy, families.as_slice()) {
+            (FamilyPolicy::RequireDualStack, [a, b]) => format!("an {a} and an {b} IP"),
+            (FamilyPolicy::PreferDualStack, [a, b]) => format!("an {a} or {b} IP"),
+            (_, [first, ..]) => format!("an {first} IP"),
+            (_, []) => "an IP".to_string(),
+        }
+    };
+    if let Some(sharing_key) = request.sharing_key.as_deref().filter(|k| !k.is_empty()) {
+        asked.push_str(&format!(" with sharing key {sharing_key:?}"));
+    }
+    asked
+}
+
+/// `RequestNotSatisfiable` text: what was asked, why it cannot be given,
+/// and which IPs stay.
+pub fn not_satisfiable_note(
+    key: &ServiceKey,
+    request: &AllocRequest,
+    err: &AllocationError,
+    kept: &Assignment,
+) -> String {
+    format!(
+        "Cannot give {:?} {}: {err}; it keeps IP {} from pool {:?} until the request can be met",
+        key.to_string(),
+        asked(request),
+        go_quoted(&kept.ips),
+        kept.pool
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -284,6 +354,58 @@ mod tests {
         );
         assert!(cleared_note(&key, &err)
             .starts_with(r#"current IP for "default/web" not allowed by config"#));
+    }
+
+    #[test]
+    fn a_request_that_cannot_be_met_is_described_as_asked() {
+        use ferrolb_core::allocator::Family;
+        let ips = |list: &[&str]| list.iter().map(|s| s.parse().unwrap()).collect();
+        let request = |f: fn(&mut AllocRequest)| {
+            let mut r = AllocRequest::default();
+            f(&mut r);
+            asked(&r)
+        };
+        assert_eq!(request(|_| {}), "an IPv4 IP");
+        assert_eq!(
+            request(|r| {
+                r.families = vec![Family::V6, Family::V4];
+                r.family_policy = FamilyPolicy::RequireDualStack;
+            }),
+            "an IPv6 and an IPv4 IP"
+        );
+        assert_eq!(
+            request(|r| {
+                r.families = vec![Family::V4, Family::V6];
+                r.family_policy = FamilyPolicy::PreferDualStack;
+                r.sharing_key = Some("k".into());
+            }),
+            r#"an IPv4 or IPv6 IP with sharing key "k""#
+        );
+        assert_eq!(
+            request(|r| r.requested_pool = Some("green".into())),
+            r#"an IP from requested pool "green""#
+        );
+        let mut r = AllocRequest {
+            requested_ips: ips(&["192.0.2.7", "2001:db8::7"]),
+            requested_pool: Some("green".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            asked(&r),
+            r#"requested IP ["192.0.2.7" "2001:db8::7"] from requested pool "green""#
+        );
+        r.requested_pool = None;
+        let kept = Assignment {
+            pool: "blue".into(),
+            ips: ips(&["198.51.100.1"]),
+        };
+        let err = AllocationError::RequestedIpOutsidePools {
+            ip: "192.0.2.7".parse().unwrap(),
+        };
+        assert_eq!(
+            not_satisfiable_note(&ServiceKey::new("default", "web"), &r, &err, &kept),
+            r#"Cannot give "default/web" requested IP ["192.0.2.7" "2001:db8::7"]: IP 192.0.2.7 is not in any IPAddressPool; it keeps IP ["198.51.100.1"] from pool "blue" until the request can be met"#
+        );
     }
 
     #[test]

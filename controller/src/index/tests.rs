@@ -447,3 +447,5 @@ fn an_advertisement_naming_a_missing_pool_warns_once() {
     );
     assert!(events(&index.flush(now())).is_empty());
 }
+
+mod infeasible;

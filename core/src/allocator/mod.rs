@@ -13,7 +13,8 @@
 //!    status, so a restart never moves an IP;
 //! 3. [`Allocator::allocate`] for the others, and again whenever a Service
 //!    changes; [`Allocator::release`] when it is deleted or stops being a
-//!    LoadBalancer.
+//!    LoadBalancer. A changed request that cannot be met costs a Service
+//!    none of the IPs it legally holds ([`Refusal::kept`]).
 //!
 //! Every map is ordered, so the same calls always give the same answers.
 //! See `docs/allocator.md` for data structures and complexity.
@@ -61,6 +62,29 @@ pub struct Eviction {
     pub assignment: Assignment,
     /// Why it may not keep it.
     pub reason: AllocationError,
+}
+
+/// Why [`Allocator::allocate`] could not meet a request, and what the
+/// Service holds meanwhile.
+///
+/// Its text is the [`AllocationError`]'s; [`Refusal::reason`] its label.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{error}")]
+pub struct Refusal {
+    /// Why the request cannot be met.
+    pub error: AllocationError,
+    /// The IPs the Service keeps until the request can be met: what it
+    /// held before, when that is still legal for it as it is now (a valid
+    /// pool that allows it, not buggy there, shared only legally). `None`:
+    /// it holds nothing. Boxed to keep `allocate`'s `Result` small.
+    pub kept: Option<Box<Assignment>>,
+}
+
+impl Refusal {
+    /// The [`AllocationError::reason`] of the refusal.
+    pub fn reason(&self) -> &'static str {
+        self.error.reason()
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -188,14 +212,19 @@ impl Allocator {
     /// requested IPs, same requested pool, families fitting the policy)
     /// and are still legal, it keeps them (a PreferDualStack Service holding
     /// one family also gets the other from the same pool when one is free).
-    /// Otherwise its IPs are released and a new choice is made; on a
-    /// refusal the Service holds nothing, just as its status is then
-    /// cleared (MetalLB does the same).
+    /// Otherwise a new choice is made as if it held nothing (its own IPs
+    /// count as free). When that choice is refused, a Service whose old IPs
+    /// are still legal for it as it is now (as [`Allocator::restore`] judges
+    /// them) keeps them, under the new request, and the refusal says so in
+    /// [`Refusal::kept`]: an unmet request never costs a working IP, and
+    /// the next `allocate` after something frees up tries again. Only a
+    /// Service whose old IPs are no longer legal ends up with nothing
+    /// (MetalLB releases first in every case).
     pub fn allocate(
         &mut self,
         service: &ServiceKey,
         request: &AllocRequest,
-    ) -> Result<Assignment, AllocationError> {
+    ) -> Result<Assignment, Refusal> {
         if let Some(holding) = self.holdings.get(service) {
             if self.keeps(service, request, holding) {
                 let mut assignment = holding.assignment.clone();
@@ -218,16 +247,28 @@ impl Allocator {
                     return Ok(assignment);
                 }
             }
-            self.remove(service);
         }
-        let (pool, ips) = self.choose(service, request)?;
-        self.add(service.clone(), request.clone(), pool, ips);
-        self.assignment(service)
-            .cloned()
-            .ok_or(AllocationError::InvalidAssignment {
-                ips: String::new(),
-                detail: "the assignment vanished".to_string(),
-            })
+        let previous = self.remove(service);
+        match self.choose(service, request) {
+            Ok((pool, ips)) => {
+                let assignment = Assignment {
+                    pool: self.pools[pool].name().to_string(),
+                    ips: ips.clone(),
+                };
+                self.add(service.clone(), request.clone(), pool, ips);
+                Ok(assignment)
+            }
+            Err(error) => {
+                let kept = previous.and_then(|held| {
+                    let pool = self
+                        .legal_pool(service, request, &held.assignment.ips)
+                        .ok()?;
+                    self.add(service.clone(), request.clone(), pool, held.assignment.ips);
+                    self.assignment(service).cloned().map(Box::new)
+                });
+                Err(Refusal { error, kept })
+            }
+        }
     }
 
     /// Loads an assignment read back from a Service's status.
@@ -246,6 +287,24 @@ impl Allocator {
         ips: &[IpAddr],
     ) -> Result<Assignment, AllocationError> {
         self.remove(service);
+        let pool = self.legal_pool(service, request, ips)?;
+        self.add(service.clone(), request.clone(), pool, ips.to_vec());
+        Ok(Assignment {
+            pool: self.pools[pool].name().to_string(),
+            ips: ips.to_vec(),
+        })
+    }
+
+    /// The pool in which `service`, holding nothing, may hold `ips` for
+    /// `request` (whatever IPs or pool the request names): one IP or one
+    /// per family, all in one valid pool that allows the Service, not buggy
+    /// there, shared only legally.
+    fn legal_pool(
+        &self,
+        service: &ServiceKey,
+        request: &AllocRequest,
+        ips: &[IpAddr],
+    ) -> Result<usize, AllocationError> {
         choose::check_ip_set(ips)?;
         let mut pool: Option<usize> = None;
         for &ip in ips {
@@ -263,14 +322,9 @@ impl Allocator {
             }
             pool = Some(here);
         }
-        let pool = pool.ok_or_else(|| AllocationError::InvalidAssignment {
+        pool.ok_or_else(|| AllocationError::InvalidAssignment {
             ips: String::new(),
             detail: "no IP given".to_string(),
-        })?;
-        self.add(service.clone(), request.clone(), pool, ips.to_vec());
-        Ok(Assignment {
-            pool: self.pools[pool].name().to_string(),
-            ips: ips.to_vec(),
         })
     }
 

@@ -1,8 +1,9 @@
 //! More end-to-end scenarios on the lab: `externalTrafficPolicy: Local`
 //! (and a rolling update under it),
 //! L2Advertisement node selectors and interfaces, IP sharing, pool exhaustion and invalid
-//! pools, and a flood of malformed frames at a speaker. Root only, with the
-//! same `needs root` rule as `e2e_lab.rs`; nextest runs one lab at a time.
+//! pools, a request that cannot be met, and a flood of malformed frames at
+//! a speaker. Root only, with the same `needs root` rule as `e2e_lab.rs`;
+//! nextest runs one lab at a time.
 
 mod common;
 
@@ -14,6 +15,8 @@ use ferrolb_lab::objects::{Families, Pod, ServiceSpec};
 use ferrolb_speaker::transport::packet::PacketLink;
 use ferrolb_speaker::transport::Datalink;
 use ferrolb_speaker::wire::MacAddr;
+use k8s_openapi::api::core::v1::Service;
+use kube::api::{Api, Patch, PatchParams};
 use netlab::Host;
 use serde_json::json;
 
@@ -532,4 +535,101 @@ async fn an_advertisement_announces_only_on_the_interfaces_it_names() {
     .unwrap();
     wait_who_has(&c.client, lan1, ip4, &[mac_of(&c, &owner)]).await;
     wait_who_has(&client2, lan2, ip4, &[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs root"]
+async fn a_request_that_cannot_be_met_keeps_the_working_ip_until_it_can() {
+    let (_g, mut c) = lab("a_request_that_cannot_be_met_keeps_the_working_ip_until_it_can").await;
+    let limit = Duration::from_secs(20);
+    c.create_service(&v4_spec("web", PORT), None).await.unwrap();
+    let old = IpAddr::V4(v4_of(&c.wait_ips("web", 1, limit).await.unwrap()));
+    c.create_service(&v4_spec("holder", PORT), None)
+        .await
+        .unwrap();
+    let taken = IpAddr::V4(v4_of(&c.wait_ips("holder", 1, limit).await.unwrap()));
+    assert_ne!(old, taken);
+    c.wait_answer(old, PORT, limit).await.unwrap();
+
+    // web asks for holder's address: it cannot have it, keeps its own and
+    // says so once.
+    let services: Api<Service> = Api::namespaced(c.kube(), "default");
+    let patch =
+        json!({"metadata": {"annotations": {"ferrolb.io/loadBalancerIPs": taken.to_string()}}});
+    services
+        .patch("web", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+    let want = format!(
+        "Cannot give \"default/web\" requested IP [\"{taken}\"]: IP {taken} is already used by \
+         default/holder and sharing is not allowed: default/holder has no sharing key; it keeps \
+         IP [\"{old}\"] from pool \"{}\" until the request can be met",
+        ferrolb_lab::topology::POOL_NAME
+    );
+    let deadline = Instant::now() + limit;
+    loop {
+        let events = c.service_events("web").await.unwrap();
+        if events
+            .iter()
+            .any(|(t, r, n)| t == "Warning" && r == "RequestNotSatisfiable" && *n == want)
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no RequestNotSatisfiable {want:?} on web: {events:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The client keeps reaching web on its old address the whole time.
+    for _ in 0..10 {
+        c.probe(old, PORT, Duration::from_secs(1))
+            .await
+            .expect("web still answers on its old IP");
+        let svc = c.service("web").await.unwrap();
+        assert_eq!(ferrolb_lab::objects::ingress_ips(&svc), vec![old]);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // holder goes: web moves to the address it asked for, which answers,
+    // and its old one is released (nobody answers a who-has for it).
+    c.delete_service("holder").await.unwrap();
+    let deadline = Instant::now() + limit;
+    loop {
+        let svc = c.service("web").await.unwrap();
+        if ferrolb_lab::objects::ingress_ips(&svc) == vec![taken] {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "web did not move: {}",
+            svc["status"]
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    c.wait_answer(taken, PORT, limit).await.unwrap();
+    let IpAddr::V4(old4) = old else {
+        unreachable!()
+    };
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let answers = who_has(&c, old4);
+        if answers.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{old4} still answered by {answers:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let warnings = c
+        .service_events("web")
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|(_, r, _)| r == "RequestNotSatisfiable")
+        .count();
+    assert_eq!(warnings, 1);
+    assert!(c.dead_children().is_empty());
 }

@@ -1,11 +1,12 @@
 //! RBAC coverage: the real controller and speakers, each sending its own
 //! ServiceAccount's name as its token, go through the API calls a cluster
 //! makes them do (Services from pools, dual stack, sharing, a failed
-//! allocation, Events and their repeats, the Lease, pool status,
-//! EndpointSlices, Nodes, the memberlist Secret). The API test server logs
-//! every call with kube-apiserver's authorization attributes; the RBAC of
-//! the rendered `deploy/ferrolb.yaml` must grant each call, and each of its
-//! rules must be used by some call. Root only, like every lab test.
+//! allocation, a request that cannot be met, Events and their repeats,
+//! the Lease, pool status, EndpointSlices, Nodes, the memberlist Secret).
+//! The API test server logs every call with kube-apiserver's
+//! authorization attributes; the RBAC of the rendered `deploy/ferrolb.yaml`
+//! must grant each call, and each of its rules must be used by some call.
+//! Root only, like every lab test.
 
 // Shared with the other lab tests, which use the helpers this one does not.
 #[allow(dead_code)]
@@ -96,19 +97,25 @@ async fn exercise(c: &Cluster) -> bool {
     })
     .await;
 
-    // The refused Service is fixed, then refused again for the same
-    // reason: the controller counts the repeat in the first Event's series.
+    // The refused Service is fixed, then asks again for the address no
+    // pool holds: it keeps its new one and is warned (RequestNotSatisfiable).
+    // It withdraws the request (nothing to say) and makes it again: the
+    // controller counts the repeat in the first Warning's series.
     let services: Api<Service> = Api::namespaced(c.kube(), "default");
-    for (ip, reason) in [
-        ("198.51.100.79", "IPAllocated"),
-        ("203.0.113.200", "AllocationFailed"),
+    for (ip, reason, want) in [
+        ("198.51.100.79", Some("IPAllocated"), 1),
+        ("203.0.113.200", Some("RequestNotSatisfiable"), 1),
+        ("198.51.100.79", None, 0),
+        ("203.0.113.200", Some("RequestNotSatisfiable"), 2),
     ] {
         let patch = json!({"metadata": {"annotations": {"ferrolb.io/loadBalancerIPs": ip}}});
         services
             .patch("refused", &PatchParams::default(), &Patch::Merge(&patch))
             .await
             .unwrap();
-        let want = if reason == "IPAllocated" { 1 } else { 2 };
+        // The controller sees the patches in order: a step with nothing to
+        // wait for needs no wait.
+        let Some(reason) = reason else { continue };
         eventually(&format!("{reason} #{want} for refused"), limit, || async {
             repeated(c, "refused", reason, want).await
         })
