@@ -2,7 +2,7 @@
 //! one pool and 10,000 assigned IPv6 Services, as the API server lists
 //! them (kubectl's last-applied copy, managedFields, ports, selector), and
 //! prints what it allocated, as counted by dhat's allocator. Run with
-//! `cargo run --release -p ferrolb-controller --example memory [services]`.
+//! `cargo run --release -p ferrolb-controller --example controller_memory [services]`.
 
 use ferrolb_controller::index::{Index, Settings};
 use ferrolb_crds::IPAddressPool;

@@ -2,7 +2,7 @@
 //! [`World`] and an [`Engine`] for 10,000 Services (one EndpointSlice each,
 //! endpoints on 3 of 100 nodes) and prints what each part allocated, as
 //! counted by dhat's allocator. Run with
-//! `cargo run --release -p ferrolb-core --example memory [services] [nodes]`.
+//! `cargo run --release -p ferrolb-core --example announce_memory [services] [nodes]`.
 
 use ferrolb_core::announce::interfaces::{Excludes, HostInterface};
 use ferrolb_core::announce::model::{
