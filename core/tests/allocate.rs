@@ -291,13 +291,15 @@ fn single_stack_takes_the_first_listed_family() {
     assert_eq!(got(&mut a, &svc("a"), &req), ips(&["2001:db8::"]));
 }
 
+/// Both families come from one pool, IPv4 first whatever `ipFamilies`
+/// prefers (MetalLB's order, so a migrated cluster elects the same owner).
 #[test]
-fn prefer_dual_stack_takes_both_families_from_one_pool_in_listed_order() {
+fn prefer_dual_stack_takes_both_families_from_one_pool_ipv4_first() {
     let mut a = allocator(vec![pool("both", &["198.51.100.0/24", "2001:db8::/120"])]);
     let req = dual(FamilyPolicy::PreferDualStack, Family::V6);
     assert_eq!(
         got(&mut a, &svc("a"), &req),
-        ips(&["2001:db8::", "198.51.100.0"])
+        ips(&["198.51.100.0", "2001:db8::"])
     );
 }
 
@@ -522,5 +524,45 @@ fn a_pool_with_many_ranges_fills_every_range() {
     assert_eq!(
         a.allocate(&svc("late"), &v4()).unwrap_err().reason(),
         "no_available_ips"
+    );
+}
+
+#[test]
+fn require_dual_stack_lists_ipv4_first_from_a_pool_or_automatically() {
+    let mut a = allocator(vec![pool("both", &["2001:db8::/120", "198.51.100.0/24"])]);
+    let mut req = dual(FamilyPolicy::RequireDualStack, Family::V6);
+    assert_eq!(
+        got(&mut a, &svc("auto"), &req),
+        ips(&["198.51.100.0", "2001:db8::"])
+    );
+    req.requested_pool = Some("both".into());
+    assert_eq!(
+        got(&mut a, &svc("pool"), &req),
+        ips(&["198.51.100.1", "2001:db8::1"])
+    );
+}
+
+#[test]
+fn requested_ips_keep_the_order_asked() {
+    let mut a = allocator(vec![pool("both", &["198.51.100.0/24", "2001:db8::/120"])]);
+    let mut req = wants(&["2001:db8::7", "198.51.100.7"]);
+    req.family_policy = FamilyPolicy::RequireDualStack;
+    assert_eq!(
+        got(&mut a, &svc("a"), &req),
+        ips(&["2001:db8::7", "198.51.100.7"])
+    );
+}
+
+/// A PreferDualStack Service that holds one family and gets the other
+/// later keeps its first IP first: the owner, elected under it, stays.
+#[test]
+fn an_added_family_goes_after_the_held_one() {
+    let mut a = allocator(vec![pool("v6", &["2001:db8::/120"])]);
+    let req = dual(FamilyPolicy::PreferDualStack, Family::V6);
+    assert_eq!(got(&mut a, &svc("a"), &req), ips(&["2001:db8::"]));
+    a.set_pools(vec![pool("v6", &["2001:db8::/120", "198.51.100.0/24"])]);
+    assert_eq!(
+        got(&mut a, &svc("a"), &req),
+        ips(&["2001:db8::", "198.51.100.0"])
     );
 }

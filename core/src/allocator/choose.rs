@@ -199,7 +199,7 @@ impl Allocator {
             _ => complete,
         };
         if enough {
-            return Ok((pool, got));
+            return Ok((pool, ipv4_first(got)));
         }
         // Name the first family that failed; for PreferDualStack, which
         // failed entirely, prefer "exhausted" over "lacks" when the pool
@@ -272,7 +272,7 @@ impl Allocator {
                 .map(|&f| self.free_ip(service, request, pool, f))
                 .collect();
             if picks.iter().all(Option::is_some) {
-                return Ok((pool, picks.into_iter().flatten().collect()));
+                return Ok((pool, ipv4_first(picks.into_iter().flatten().collect())));
             }
             for (slot, pick) in fallbacks.iter_mut().zip(&picks) {
                 if let (None, Some(ip)) = (&slot, pick) {
@@ -371,4 +371,16 @@ impl Allocator {
         }
         Ok(())
     }
+}
+
+/// The order of IPs the allocator picked, as `status.loadBalancer.ingress`
+/// lists them: IPv4 first, whatever `spec.ipFamilies` prefers, as MetalLB
+/// writes them (`selectIPsForFamilyAndPolicy` in its allocator). Speakers
+/// elect the owner under the first IP, so a cluster moving from MetalLB
+/// keeps every dual-stack IP on the node MetalLB chose. Requested IPs keep
+/// the order they were asked in; a family added to a PreferDualStack
+/// Service comes after the one it holds (its owner stays put).
+fn ipv4_first(mut ips: Vec<IpAddr>) -> Vec<IpAddr> {
+    ips.sort_by_key(IpAddr::is_ipv6);
+    ips
 }

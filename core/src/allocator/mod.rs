@@ -48,7 +48,9 @@ use pool::{PoolState, RangeIndex};
 pub struct Assignment {
     /// The pool holding every IP of the assignment.
     pub pool: String,
-    /// One IP, or one per family (IPv4 first when the Service prefers it).
+    /// One IP, or one per family: IPv4 first when the allocator picked
+    /// them (as MetalLB), requested IPs in the order asked, a family added
+    /// later after the one held.
     pub ips: Vec<IpAddr>,
 }
 
@@ -231,12 +233,10 @@ impl Allocator {
                 self.remove(service);
                 let pool = self.by_name.get(&assignment.pool).copied();
                 if let Some(pool) = pool {
+                    // The added family goes last: the first IP, which the
+                    // owner is elected under, stays (MetalLB appends too).
                     if let Some(extra) = self.missing_family(service, request, pool, &assignment) {
                         assignment.ips.push(extra);
-                        let order = request.wanted_families();
-                        assignment
-                            .ips
-                            .sort_by_key(|ip| order.iter().position(|f| *f == Family::of(*ip)));
                     }
                     self.add(
                         service.clone(),
