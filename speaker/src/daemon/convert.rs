@@ -4,8 +4,9 @@
 
 use super::partial::{Conditions, EndpointSlice};
 use ferrolb_core::announce::model::{
-    AdInfo, NodeFacts, ObjectKey, PoolInfo, ServiceInfo, SliceInfo,
+    AdInfo, NodeFacts, ObjectKey, PoolInfo, Preference, ServiceInfo, ServiceLabels, SliceInfo,
 };
+use ferrolb_crds::annotations::ALLOW_SHARED_IP_KEYS;
 use ferrolb_crds::{IPAddressPool, L2Advertisement};
 use k8s_openapi::api::core::v1::{Node, Service};
 use kube::ResourceExt;
@@ -66,6 +67,10 @@ pub fn service(svc: &Service) -> Option<ServiceInfo> {
         pool: ferrolb_crds::service::allocated_pool(svc),
         local: spec.external_traffic_policy.as_deref() == Some("Local"),
         uid: svc.uid(),
+        labels: ServiceLabels::new(svc.labels()),
+        allows_sharing: ALLOW_SHARED_IP_KEYS
+            .iter()
+            .any(|k| svc.annotations().contains_key(*k)),
     })
 }
 
@@ -141,7 +146,10 @@ pub fn pool(pool: &IPAddressPool) -> PoolInfo {
 }
 
 /// Reads an advertisement. Selectors are converted without validation and
-/// an invalid one selects nothing ([`AdInfo::pool_selectors`]).
+/// an invalid one selects nothing ([`AdInfo::pool_selectors`]); a
+/// preference whose weight is outside 1-100 (which the CRD rejects, and
+/// the controller reports on an object stored before that rule) is
+/// dropped.
 pub fn advertisement(ad: &L2Advertisement) -> AdInfo {
     let selectors = |list: &[_]| {
         list.iter()
@@ -155,6 +163,21 @@ pub fn advertisement(ad: &L2Advertisement) -> AdInfo {
         node_selectors: selectors(&ad.spec.node_selectors),
         interfaces: ad.spec.interfaces.clone(),
         uid: ad.uid(),
+        service_selectors: selectors(&ad.spec.service_selectors),
+        preferences: ad
+            .spec
+            .preferred_node_selectors
+            .iter()
+            .filter_map(|p| {
+                let weight = u32::try_from(p.weight)
+                    .ok()
+                    .filter(|w| (1..=100).contains(w))?;
+                Some(Preference {
+                    weight,
+                    selector: ferrolb_crds::selector::from_k8s(&p.preference).valid_or_nothing(),
+                })
+            })
+            .collect(),
     }
 }
 
