@@ -599,8 +599,11 @@ impl Engine {
         // The advertisements covering this Service, and the nodes and
         // scores they give.
         let none = Scores::new();
-        let (ads, selected, scores): (Vec<&ObjectKey>, _, _) = match &mut plan.shape {
-            None => (plan.applying.iter().collect(), &plan.selected, &none),
+        // `None`: every applying advertisement (no allocation per Service
+        // in the common, unshaped pool).
+        let mut matching_keys: Option<Vec<&ObjectKey>> = None;
+        let (selected, scores) = match &mut plan.shape {
+            None => (&plan.selected, &none),
             Some(shape) => {
                 let matching: Vec<(u32, &AdInfo)> = plan
                     .applying
@@ -629,11 +632,8 @@ impl Engine {
                     .variants
                     .entry(ids)
                     .or_insert_with(|| Variant::new(world, matching.iter().map(|&(_, ad)| ad)));
-                (
-                    matching.iter().map(|&(_, ad)| &ad.key).collect(),
-                    &variant.selected,
-                    &variant.scores,
-                )
+                matching_keys = Some(matching.iter().map(|&(_, ad)| &ad.key).collect());
+                (&variant.selected, &variant.scores)
             }
         };
         let policy = model::traffic_policy(svc.local, world.slices_of(&svc.key));
@@ -645,17 +645,29 @@ impl Engine {
             };
         let interfaces = if node == local.me {
             let ad_links = self.local.as_ref().map(|l| &l.ad_links);
-            let set: BTreeSet<&String> = ads
-                .into_iter()
-                .filter_map(|k| ad_links.and_then(|l| l.get(k)).and_then(Option::as_ref))
-                .flatten()
-                .collect();
-            set.into_iter().cloned().collect()
+            match matching_keys {
+                Some(keys) => interfaces_of(keys, ad_links),
+                None => interfaces_of(&plan.applying, ad_links),
+            }
         } else {
             Vec::new()
         };
         Verdict::Owner { node, interfaces }
     }
+}
+
+/// The union, sorted, of the interfaces the advertisements `keys` use on
+/// this node.
+fn interfaces_of<'a>(
+    keys: impl IntoIterator<Item = &'a ObjectKey>,
+    ad_links: Option<&AdLinks>,
+) -> Vec<String> {
+    let set: BTreeSet<&String> = keys
+        .into_iter()
+        .filter_map(|k| ad_links.and_then(|l| l.get(k)).and_then(Option::as_ref))
+        .flatten()
+        .collect();
+    set.into_iter().cloned().collect()
 }
 
 /// Nets out pairs that one update both withdrew and announced (a
