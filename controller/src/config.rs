@@ -26,6 +26,8 @@ use kube::ResourceExt;
 
 use ferrolb_core::allocator::{Pool, PoolCounts, PoolError, ServiceAllocation, Validity};
 
+mod spec_checks;
+
 /// Converts a Kubernetes label selector into the allocator's, refusing
 /// one it may not evaluate (an unknown operator, `In` without values, ...):
 /// the caller reports the error in a `Valid` condition and the selector
@@ -222,8 +224,8 @@ pub struct Selection {
     pub pools: BTreeSet<String>,
     /// `PoolsSelected` (and `Valid`) conditions.
     pub status: L2AdvertisementStatus,
-    /// A Warning for the advertisement when it selects nothing:
-    /// (reason, message).
+    /// A Warning for the advertisement when its spec is invalid or it
+    /// selects nothing: (reason, message).
     pub warning: Option<(&'static str, String)>,
 }
 
@@ -279,15 +281,11 @@ fn advertisement(
     if spec.ip_address_pools.is_empty() && spec.ip_address_pool_selectors.is_empty() {
         selected.extend(pools.keys().cloned());
     }
-    let valid = match &bad_selector {
-        Some(msg) => condition(
-            TYPE_VALID,
-            false,
-            REASON_INVALID_SELECTOR,
-            msg.clone(),
-            generation,
-            now,
-        ),
+    let problem = bad_selector
+        .map(|msg| (REASON_INVALID_SELECTOR, msg))
+        .or_else(|| spec_checks::problem(spec));
+    let valid = match &problem {
+        Some((reason, msg)) => condition(TYPE_VALID, false, reason, msg.clone(), generation, now),
         None => condition(
             TYPE_VALID,
             true,
@@ -318,7 +316,9 @@ fn advertisement(
             format!("selects IPAddressPool {}", names.join(", ")),
         )
     };
-    let warning = (!ok).then(|| (reason, message.clone()));
+    // An invalid spec is warned about first: it is the likelier mistake,
+    // and it often is why nothing is selected.
+    let warning = problem.or_else(|| (!ok).then(|| (reason, message.clone())));
     conditions::set(
         &mut status.conditions,
         condition(TYPE_POOLS_SELECTED, ok, reason, message, generation, now),
@@ -539,6 +539,33 @@ mod tests {
         assert_eq!(
             valid.message,
             "ipAddressPoolSelectors[0]: operator \"Near\" on key \"tier\" is not In, NotIn, Exists or DoesNotExist"
+        );
+    }
+
+    #[test]
+    fn a_weight_out_of_range_makes_the_advertisement_invalid_and_warns() {
+        let pools = pool_labels(&[("a", &[])]);
+        let spec = L2AdvertisementSpec {
+            preferred_node_selectors: vec![ferrolb_crds::PreferredNodeSelector {
+                weight: 0,
+                preference: K8sSelector::default(),
+            }],
+            ..Default::default()
+        };
+        let out = advertisements([&ad("zero", spec)], &pools, at(1));
+        let sel = &out["zero"];
+        assert_eq!(sel.pools.len(), 1, "it still selects its pools");
+        let valid = conditions::find(&sel.status.conditions, TYPE_VALID).expect("set");
+        assert_eq!(
+            (valid.status.as_str(), valid.reason.as_str()),
+            (STATUS_FALSE, conditions::REASON_INVALID_WEIGHT)
+        );
+        assert_eq!(
+            sel.warning,
+            Some((
+                conditions::REASON_INVALID_WEIGHT,
+                "preferredNodeSelectors[0].weight: 0 is not between 1 and 100".to_string()
+            ))
         );
     }
 

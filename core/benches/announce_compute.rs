@@ -39,6 +39,7 @@ fn world(services: usize, nodes: usize) -> World {
             pool: Some("bench".into()),
             local: false,
             uid: None,
+            ..Default::default()
         });
         w.set_slice(
             ObjectKey::new("default", format!("svc-{k}-v6")),
@@ -66,6 +67,7 @@ fn announce_compute(c: &mut Criterion) {
             live: &live,
             links: &links,
             excludes: &excludes,
+            rules: Default::default(),
         };
         let id = |what: &str| BenchmarkId::new(format!("{what}_{nodes}_nodes"), services);
         group.throughput(Throughput::Elements(services as u64));

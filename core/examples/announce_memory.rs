@@ -61,6 +61,7 @@ fn main() {
             pool: Some("bench".into()),
             local: false,
             uid: Some(format!("6f1c2a4e-0000-4000-8000-{k:012}")),
+            ..Default::default()
         });
     }
     let with_services = live();
@@ -89,6 +90,7 @@ fn main() {
             live: &live_set,
             links: &links,
             excludes: &excludes,
+            rules: Default::default(),
         },
     );
     drop(delta);

@@ -25,6 +25,21 @@ use std::net::IpAddr;
 /// service controller and MetalLB.
 pub const EXCLUDE_FROM_LB_LABEL: &str = "node.kubernetes.io/exclude-from-external-load-balancers";
 
+/// Speaker-wide switches of the candidate rules, the same on every speaker
+/// (they come from the DaemonSet's flags).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct Rules {
+    /// `--ignore-exclude-lb` (MetalLB's speaker flag of the same name):
+    /// nodes labelled [`EXCLUDE_FROM_LB_LABEL`] stay candidates, for
+    /// clusters whose only nodes are control-plane nodes that carry it.
+    pub ignore_exclude_lb: bool,
+}
+
+/// Preference scores of nodes for one IP (the summed weights of the
+/// `preferredNodeSelectors` they match), by node name; a node that is not
+/// listed scores 0.
+pub type Scores = BTreeMap<String, u64>;
+
 /// What the election needs to know about one node.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct NodeInfo {
@@ -144,6 +159,17 @@ pub fn candidates<'a>(
     selected: &BTreeSet<String>,
     policy: &TrafficPolicy,
 ) -> Result<Vec<&'a str>, NoCandidate> {
+    candidates_with(nodes, selected, policy, Rules::default())
+}
+
+/// [`candidates`] under the speaker's [`Rules`]: with
+/// `ignore_exclude_lb`, rule 4 (the exclusion label) is skipped.
+pub fn candidates_with<'a>(
+    nodes: &'a [NodeInfo],
+    selected: &BTreeSet<String>,
+    policy: &TrafficPolicy,
+    rules: Rules,
+) -> Result<Vec<&'a str>, NoCandidate> {
     if let TrafficPolicy::Cluster {
         has_endpoint: false,
     } = policy
@@ -173,7 +199,11 @@ pub fn candidates<'a>(
         &|n| selected.contains(&n.name),
         NoCandidate::NotSelected,
     )?;
-    let left = stage(left, &|n| !n.is_excluded(), NoCandidate::AllExcluded)?;
+    let left = if rules.ignore_exclude_lb {
+        left
+    } else {
+        stage(left, &|n| !n.is_excluded(), NoCandidate::AllExcluded)?
+    };
     let left = stage(
         left,
         &|n| !n.network_unavailable,
@@ -252,6 +282,51 @@ pub fn outranks(challenger: &str, holder: &str, ip: IpAddr) -> bool {
     (rank_with_key(challenger, &key), challenger) < (rank_with_key(holder, &key), holder)
 }
 
+/// The owner of `ip` among `candidates` when nodes have preference
+/// `scores`: the highest score wins, and among equal scores [`elect`]'s
+/// hash order decides. Without scores (or with equal ones) this is
+/// exactly [`elect`], so a cluster without `preferredNodeSelectors`
+/// elects as MetalLB does.
+///
+/// ```
+/// use ferrolb_core::election::{elect, elect_preferring, Scores};
+///
+/// let ip = "192.0.2.10".parse().unwrap();
+/// let nodes = ["node-a", "node-b", "node-c"];
+/// assert_eq!(elect(ip, nodes), Some("node-c"));
+/// assert_eq!(elect_preferring(ip, nodes, &Scores::new()), Some("node-c"));
+/// let edge = Scores::from([("node-a".to_string(), 100)]);
+/// assert_eq!(elect_preferring(ip, nodes, &edge), Some("node-a"));
+/// ```
+pub fn elect_preferring<'a, I>(ip: IpAddr, candidates: I, scores: &Scores) -> Option<&'a str>
+where
+    I: IntoIterator<Item = &'a str>,
+{
+    if scores.is_empty() {
+        return elect(ip, candidates);
+    }
+    let key = ip_key(ip);
+    candidates
+        .into_iter()
+        .map(|name| {
+            let score = scores.get(name).copied().unwrap_or(0);
+            (std::cmp::Reverse(score), rank_with_key(name, &key), name)
+        })
+        .min()
+        .map(|(_, _, name)| name)
+}
+
+/// Whether `challenger` would take `ip` from `holder` were both
+/// candidates, under preference `scores` (see [`elect_preferring`]).
+pub fn outranks_preferring(challenger: &str, holder: &str, ip: IpAddr, scores: &Scores) -> bool {
+    let score = |n: &str| scores.get(n).copied().unwrap_or(0);
+    match score(challenger).cmp(&score(holder)) {
+        std::cmp::Ordering::Greater => true,
+        std::cmp::Ordering::Less => false,
+        std::cmp::Ordering::Equal => outranks(challenger, holder, ip),
+    }
+}
+
 /// The key a Service is elected under: its first IP, so that both addresses
 /// of a dual-stack Service are owned by the same node (as in MetalLB).
 pub fn service_key(ips: &[IpAddr]) -> Option<IpAddr> {
@@ -283,10 +358,31 @@ pub fn owner<'a>(
     selected: &BTreeSet<String>,
     policy: &TrafficPolicy,
 ) -> Result<&'a str, NoCandidate> {
-    let names = candidates(nodes, selected, policy)?;
+    owner_preferring(
+        ip,
+        nodes,
+        selected,
+        policy,
+        &Scores::new(),
+        Rules::default(),
+    )
+}
+
+/// [`owner`] with preference `scores` and the speaker's [`Rules`]: the
+/// candidate rules first (so with `Local`, nodes without an endpoint are
+/// gone before anyone is scored), then [`elect_preferring`].
+pub fn owner_preferring<'a>(
+    ip: IpAddr,
+    nodes: &'a [NodeInfo],
+    selected: &BTreeSet<String>,
+    policy: &TrafficPolicy,
+    scores: &Scores,
+    rules: Rules,
+) -> Result<&'a str, NoCandidate> {
+    let names = candidates_with(nodes, selected, policy, rules)?;
     // `candidates` never returns an empty list; keep a total answer rather
     // than a panic should that ever change.
-    elect(ip, names).ok_or(NoCandidate::NoLiveSpeaker)
+    elect_preferring(ip, names, scores).ok_or(NoCandidate::NoLiveSpeaker)
 }
 
 #[cfg(test)]
@@ -509,6 +605,82 @@ mod tests {
             Some(ip("2001:db8::1"))
         );
         assert_eq!(service_key(&[]), None);
+    }
+
+    #[test]
+    fn a_preference_outweighs_the_hash_and_equal_scores_do_not() {
+        let three = ["node-a", "node-b", "node-c"];
+        let ip = ip("192.0.2.10");
+        assert_eq!(elect(ip, three), Some("node-c"));
+        let scores = |pairs: &[(&str, u64)]| -> Scores {
+            pairs.iter().map(|(n, s)| (n.to_string(), *s)).collect()
+        };
+        assert_eq!(
+            elect_preferring(ip, three, &scores(&[("node-b", 1)])),
+            Some("node-b")
+        );
+        // Summed weights: 110 beats 100.
+        assert_eq!(
+            elect_preferring(ip, three, &scores(&[("node-a", 110), ("node-c", 100)])),
+            Some("node-a")
+        );
+        // A tie between node-a and node-b goes to the hash order of the two.
+        let tie = scores(&[("node-a", 50), ("node-b", 50)]);
+        assert_eq!(
+            elect_preferring(ip, three, &tie),
+            elect(ip, ["node-a", "node-b"])
+        );
+        // A score for a node that is not a candidate changes nothing.
+        assert_eq!(
+            elect_preferring(ip, three, &scores(&[("node-z", 100)])),
+            Some("node-c")
+        );
+    }
+
+    #[test]
+    fn owner_preferring_scores_only_the_candidates_the_rules_leave() {
+        let nodes = [
+            NodeInfo::live("node-a"),
+            NodeInfo::live("node-b"),
+            NodeInfo::live("node-c"),
+        ];
+        let all = set(&["node-a", "node-b", "node-c"]);
+        let local = TrafficPolicy::Local {
+            ready: set(&["node-b", "node-c"]),
+            draining: BTreeSet::new(),
+        };
+        let prefer_a: Scores = [("node-a".to_string(), 100)].into();
+        let ip = ip("192.0.2.10");
+        assert_eq!(
+            owner_preferring(ip, &nodes, &all, &CLUSTER, &prefer_a, Rules::default()),
+            Ok("node-a")
+        );
+        assert_eq!(
+            owner_preferring(ip, &nodes, &all, &local, &prefer_a, Rules::default()),
+            Ok(elect(ip, ["node-b", "node-c"]).unwrap())
+        );
+    }
+
+    #[test]
+    fn ignore_exclude_lb_keeps_labelled_nodes_as_candidates() {
+        let mut a = NodeInfo::live("a");
+        a.labels.insert(EXCLUDE_FROM_LB_LABEL.into(), String::new());
+        let nodes = [a, NodeInfo::live("b")];
+        let ignore = Rules {
+            ignore_exclude_lb: true,
+        };
+        assert_eq!(
+            candidates(&nodes, &set(&["a", "b"]), &CLUSTER),
+            Ok(vec!["b"])
+        );
+        assert_eq!(
+            candidates_with(&nodes, &set(&["a", "b"]), &CLUSTER, ignore),
+            Ok(vec!["a", "b"])
+        );
+        assert_eq!(
+            candidates_with(&nodes[..1], &set(&["a"]), &CLUSTER, Rules::default()),
+            Err(NoCandidate::AllExcluded)
+        );
     }
 
     #[test]

@@ -20,6 +20,26 @@ use std::fmt;
 /// Labels of an object.
 pub type Labels = BTreeMap<String, String>;
 
+/// Where a selector reads labels from: [`Labels`], or a compact form such
+/// as the speaker's per-Service labels
+/// ([`crate::announce::model::ServiceLabels`]).
+pub trait LabelSource {
+    /// The value of label `key`, if present.
+    fn label(&self, key: &str) -> Option<&str>;
+}
+
+impl LabelSource for Labels {
+    fn label(&self, key: &str) -> Option<&str> {
+        self.get(key).map(String::as_str)
+    }
+}
+
+impl<T: LabelSource + ?Sized> LabelSource for &T {
+    fn label(&self, key: &str) -> Option<&str> {
+        (**self).label(key)
+    }
+}
+
 /// The operator of one `matchExpressions` term.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum SelectorOp {
@@ -84,11 +104,11 @@ impl SelectorRequirement {
     /// Whether `labels` satisfy this term. Values are not checked against
     /// the operator here (that is [`LabelSelector::validate`]'s job): `In`
     /// without values matches nothing, `Exists` ignores stray values.
-    pub fn matches(&self, labels: &Labels) -> bool {
-        let value = labels.get(&self.key);
+    pub fn matches<L: LabelSource + ?Sized>(&self, labels: &L) -> bool {
+        let value = labels.label(&self.key);
         match &self.operator {
-            SelectorOp::In => value.is_some_and(|v| self.values.contains(v)),
-            SelectorOp::NotIn => value.is_none_or(|v| !self.values.contains(v)),
+            SelectorOp::In => value.is_some_and(|v| self.values.iter().any(|x| x == v)),
+            SelectorOp::NotIn => value.is_none_or(|v| !self.values.iter().any(|x| x == v)),
             SelectorOp::Exists => value.is_some(),
             SelectorOp::DoesNotExist => value.is_none(),
             SelectorOp::Unknown(_) => false,
@@ -203,10 +223,10 @@ impl LabelSelector {
 
     /// Whether `labels` satisfy every term. A term with an unknown
     /// operator matches nothing, so neither does its selector.
-    pub fn matches(&self, labels: &Labels) -> bool {
+    pub fn matches<L: LabelSource + ?Sized>(&self, labels: &L) -> bool {
         self.match_labels
             .iter()
-            .all(|(k, v)| labels.get(k) == Some(v))
+            .all(|(k, v)| labels.label(k) == Some(v.as_str()))
             && self.match_expressions.iter().all(|req| req.matches(labels))
     }
 

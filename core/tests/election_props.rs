@@ -1,7 +1,9 @@
 //! Properties of the election: one owner, the same everywhere, and minimal
 //! movement when nodes come and go.
 
-use ferrolb_core::election::{elect, owner, NodeInfo, TrafficPolicy};
+use ferrolb_core::election::{
+    elect, elect_preferring, outranks_preferring, owner, NodeInfo, Scores, TrafficPolicy,
+};
 use proptest::prelude::*;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -45,6 +47,43 @@ proptest! {
         let selected: BTreeSet<String> = nodes.iter().cloned().collect();
         let cluster = TrafficPolicy::Cluster { has_endpoint: true };
         prop_assert_eq!(owner(ip, &infos, &selected, &cluster).ok(), elected);
+    }
+
+    #[test]
+    fn without_differing_scores_preferences_elect_as_metallb(
+        ip in arb_ip(),
+        nodes in arb_nodes(),
+        uniform in proptest::option::of(1..10_000u64),
+    ) {
+        // No preferences, or every candidate scoring the same: the hash
+        // order alone, so a cluster without preferredNodeSelectors keeps
+        // MetalLB's owners.
+        let scores: Scores = uniform
+            .map(|s| nodes.iter().map(|n| (n.clone(), s)).collect())
+            .unwrap_or_default();
+        prop_assert_eq!(
+            elect_preferring(ip, nodes.iter().map(String::as_str), &scores),
+            elect(ip, nodes.iter().map(String::as_str))
+        );
+    }
+
+    #[test]
+    fn the_highest_score_wins_and_ties_go_by_hash(
+        ip in arb_ip(),
+        nodes in arb_nodes(),
+        raw in proptest::collection::vec(0..4u64, 12),
+    ) {
+        let scores: Scores = nodes.iter().cloned().zip(raw.iter().copied()).collect();
+        let winner = elect_preferring(ip, nodes.iter().map(String::as_str), &scores).expect("non-empty");
+        let best = nodes.iter().map(|n| scores.get(n).copied().unwrap_or(0)).max().unwrap_or(0);
+        prop_assert_eq!(scores.get(winner).copied().unwrap_or(0), best);
+        let tied = nodes.iter().filter(|n| scores.get(*n).copied().unwrap_or(0) == best);
+        prop_assert_eq!(Some(winner), elect(ip, tied.map(String::as_str)));
+        // `outranks_preferring` (what the engine scopes node changes by)
+        // agrees: the winner outranks every other candidate.
+        for n in &nodes {
+            prop_assert_eq!(outranks_preferring(winner, n, ip, &scores), winner != n);
+        }
     }
 
     #[test]

@@ -60,6 +60,7 @@ fn world(
             pool: None,
             local: *local,
             uid: None,
+            ..Default::default()
         });
         w.set_slice(
             ObjectKey::new("default", format!("svc-{i}-x")),
@@ -87,6 +88,7 @@ fn run_as_each(w: &World, names: &[String], live: &BTreeSet<String>) -> Vec<(Str
                 live,
                 links: &links,
                 excludes: &excludes,
+                rules: Default::default(),
             };
             (me.clone(), compute(w, &local))
         })

@@ -55,6 +55,10 @@ pub const REASON_NO_POOL_SELECTED: &str = "NoPoolSelected";
 /// Reason for `PoolsSelected=False` on an advertisement: `spec.ipAddressPools`
 /// names a pool that does not exist (the message names it).
 pub const REASON_UNKNOWN_POOL: &str = "UnknownPool";
+/// Reason for `Valid=False` on an advertisement: a
+/// `preferredNodeSelectors` weight is outside 1-100 (the CRD rejects it;
+/// an object stored under an older CRD may still hold one).
+pub const REASON_INVALID_WEIGHT: &str = "InvalidWeight";
 
 /// The condition of type `type_`, if present.
 pub fn find<'a>(conditions: &'a [Condition], type_: &str) -> Option<&'a Condition> {

@@ -88,6 +88,43 @@ pub struct L2AdvertisementSpec {
         inner(length(min = 1, max = INTERFACE_MAX_LENGTH), pattern(schema::INTERFACE_PATTERN))
     )]
     pub interfaces: Vec<String>,
+
+    /// Label selectors on Services: the advertisement applies only to
+    /// Services matching any of them. Empty: every Service of the selected
+    /// pools. A Service carrying the allow-shared-ip annotation is not
+    /// announced while an advertisement with serviceSelectors applies to
+    /// it, since Services sharing one IP could otherwise be announced from
+    /// different nodes (as in MetalLB).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64), transform = schema::selector_list_cel)]
+    pub service_selectors: Vec<LabelSelector>,
+
+    /// Soft preferences for the announcing node, like a Pod's
+    /// `preferredDuringSchedulingIgnoredDuringExecution`: each live
+    /// candidate node scores the weights of the preferences it matches,
+    /// summed over every advertisement that applies to the Service (an
+    /// advertisement scores only the nodes its own nodeSelectors allow),
+    /// and the highest score wins; equal scores fall back to the usual
+    /// hash order. When no preferred node is available, any other
+    /// candidate announces.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64))]
+    pub preferred_node_selectors: Vec<PreferredNodeSelector>,
+}
+
+/// A weighted soft preference for nodes (MetalLB's `PreferredNodeSelector`,
+/// shaped like Kubernetes' `PreferredSchedulingTerm`).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PreferredNodeSelector {
+    /// Score a matching node gets from this preference, 1 to 100.
+    #[schemars(range(min = 1, max = 100))]
+    pub weight: i32,
+
+    /// The nodes this preference favours; an empty selector matches every
+    /// node the advertisement allows.
+    #[schemars(transform = schema::selector_cel)]
+    pub preference: LabelSelector,
 }
 
 impl<'de> Deserialize<'de> for L2AdvertisementSpec {
@@ -153,11 +190,25 @@ mod tests {
             "ipAddressPoolSelectors": [{"matchLabels": {"tier": "edge"}}],
             "nodeSelectors": [{"matchLabels": {"kubernetes.io/hostname": "node-a"}}],
             "interfaces": ["eth0"],
+            "serviceSelectors": [{"matchLabels": {"app": "web"}}],
+            "preferredNodeSelectors": [{"weight": 40, "preference": {"matchLabels": {"zone": "a"}}}],
         });
         let spec: L2AdvertisementSpec = serde_json::from_value(json.clone()).expect("valid spec");
         assert_eq!(spec.ip_address_pools, ["public"]);
         assert_eq!(spec.interfaces, ["eth0"]);
+        assert_eq!(spec.service_selectors.len(), 1);
+        assert_eq!(spec.preferred_node_selectors[0].weight, 40);
         assert_eq!(serde_json::to_value(&spec).expect("serializable"), json);
+    }
+
+    #[test]
+    fn a_preference_needs_a_weight_and_a_preference() {
+        for json in [r#"{"weight": 10}"#, r#"{"preference": {}}"#] {
+            assert!(
+                serde_json::from_str::<PreferredNodeSelector>(json).is_err(),
+                "{json}"
+            );
+        }
     }
 
     #[test]

@@ -40,7 +40,9 @@ pub mod service;
 pub use ip_address_pool::{
     IPAddressPool, IPAddressPoolSpec, IPAddressPoolStatus, ServiceAllocation,
 };
-pub use l2_advertisement::{L2Advertisement, L2AdvertisementSpec, L2AdvertisementStatus};
+pub use l2_advertisement::{
+    L2Advertisement, L2AdvertisementSpec, L2AdvertisementStatus, PreferredNodeSelector,
+};
 
 /// The API group of every ferrolb custom resource.
 pub const GROUP: &str = "ferrolb.io";

@@ -7,7 +7,7 @@
 //! mostly so the API server's CEL cost estimate stays bounded.
 
 use schemars::Schema;
-use serde_json::json;
+use serde_json::{json, Value};
 
 /// Longest accepted `spec.addresses` entry. The longest sensible entry is a
 /// range of two fully written IPv6 addresses with spaces around the dash
@@ -65,6 +65,74 @@ pub(crate) fn address_items_cel(schema: &mut Schema) {
     }
 }
 
+/// Longest label key: a DNS subdomain prefix (253), `/`, a name (63).
+pub(crate) const LABEL_KEY_MAX_LENGTH: u32 = 317;
+/// Longest operator worth reading (`DoesNotExist` has 12 characters).
+const OPERATOR_MAX_LENGTH: u32 = 32;
+/// Most `matchExpressions` terms a selector may have.
+const MATCH_EXPRESSIONS_MAX_ITEMS: u32 = 64;
+
+/// CEL rule for one `matchExpressions` term (`self`): a known operator,
+/// with values for `In` and `NotIn` and none for `Exists` and
+/// `DoesNotExist`. The API server applies these rules to selectors of
+/// built-in kinds but not to CRDs; MetalLB's webhook applies them to its
+/// selectors (`metav1.LabelSelectorAsSelector`).
+pub(crate) const SELECTOR_TERM_RULE: &str = "self.operator in ['In', 'NotIn'] \
+? has(self.values) && size(self.values) > 0 \
+: self.operator in ['Exists', 'DoesNotExist'] && (!has(self.values) || size(self.values) == 0)";
+
+/// Failure message for [`SELECTOR_TERM_RULE`], naming the term.
+pub(crate) const SELECTOR_TERM_RULE_MESSAGE: &str =
+    "'the ' + self.operator + ' term on key ' + self.key + \
+' is invalid: the operator must be In or NotIn with values, or Exists or DoesNotExist without'";
+
+/// schemars transform for one `metav1.LabelSelector`: bounds its
+/// `matchExpressions` (so the CEL cost estimate stays small) and puts
+/// [`SELECTOR_TERM_RULE`] on each term, so the API server rejects a
+/// selector the controller could only report as invalid.
+pub(crate) fn selector_cel(schema: &mut Schema) {
+    if let Some(props) = schema.get_mut("properties") {
+        selector_properties_cel(props);
+    }
+}
+
+/// [`selector_cel`] for each selector of a list.
+pub(crate) fn selector_list_cel(schema: &mut Schema) {
+    if let Some(props) = schema
+        .get_mut("items")
+        .and_then(|i| i.get_mut("properties"))
+    {
+        selector_properties_cel(props);
+    }
+}
+
+/// [`selector_cel`] on the `properties` of a selector's schema.
+fn selector_properties_cel(props: &mut Value) {
+    let Some(exprs) = props
+        .get_mut("matchExpressions")
+        .and_then(Value::as_object_mut)
+    else {
+        return;
+    };
+    exprs.insert("maxItems".into(), json!(MATCH_EXPRESSIONS_MAX_ITEMS));
+    let Some(term) = exprs.get_mut("items").and_then(Value::as_object_mut) else {
+        return;
+    };
+    if let Some(fields) = term.get_mut("properties") {
+        if let Some(key) = fields.get_mut("key").and_then(Value::as_object_mut) {
+            key.insert("minLength".into(), json!(1));
+            key.insert("maxLength".into(), json!(LABEL_KEY_MAX_LENGTH));
+        }
+        if let Some(op) = fields.get_mut("operator").and_then(Value::as_object_mut) {
+            op.insert("maxLength".into(), json!(OPERATOR_MAX_LENGTH));
+        }
+    }
+    term.insert(
+        "x-kubernetes-validations".into(),
+        json!([{ "rule": SELECTOR_TERM_RULE, "messageExpression": SELECTOR_TERM_RULE_MESSAGE }]),
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -80,7 +148,13 @@ mod tests {
     fn cel_rule_and_message_are_single_lines() {
         // The API server refuses rules with line breaks unless a message is set,
         // and refuses messages with line breaks outright.
-        assert!(!ADDRESS_RULE.contains('\n'));
-        assert!(!ADDRESS_RULE_MESSAGE.contains('\n'));
+        for text in [
+            ADDRESS_RULE,
+            ADDRESS_RULE_MESSAGE,
+            SELECTOR_TERM_RULE,
+            SELECTOR_TERM_RULE_MESSAGE,
+        ] {
+            assert!(!text.contains('\n'), "{text}");
+        }
     }
 }

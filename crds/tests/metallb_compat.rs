@@ -208,17 +208,156 @@ fn every_metallb_example_passes_our_schema_with_no_unknown_field() {
     }
 }
 
+/// The documents of `ours` as MetalLB's manifest: `apiVersion`
+/// metallb.io/v1beta1, nothing else changed.
+fn as_metallb(ours: &str) -> Vec<serde_json::Value> {
+    let metallb = ours.replace(
+        "apiVersion: ferrolb.io/v1beta1",
+        "apiVersion: metallb.io/v1beta1",
+    );
+    let docs = yaml_documents(&metallb);
+    for doc in &docs {
+        assert_eq!(doc["apiVersion"], "metallb.io/v1beta1");
+    }
+    docs
+}
+
 #[test]
 fn the_same_manifest_under_metallb_api_version_means_the_same_thing() {
     // Our types ignore apiVersion when deserializing, so this shows that only
     // the apiVersion line differs between a MetalLB manifest and ours.
-    let metallb = METALLB_EXAMPLES.replace(
-        "apiVersion: ferrolb.io/v1beta1",
-        "apiVersion: metallb.io/v1beta1",
-    );
-    for (ours, theirs) in docs().into_iter().zip(yaml_documents(&metallb)) {
-        assert_eq!(theirs["apiVersion"], "metallb.io/v1beta1");
+    for (ours, theirs) in docs().into_iter().zip(as_metallb(METALLB_EXAMPLES)) {
         assert_eq!(ours["spec"], theirs["spec"]);
         assert_eq!(ours["kind"], theirs["kind"]);
+    }
+}
+
+/// MetalLB's examples of the newer L2Advertisement fields (the
+/// `preferredNodeSelectors` design, `design/preferred-node-l2.md`, and its
+/// `serviceSelectors` example), `apiVersion` changed.
+const METALLB_NEWER_FIELDS: &str = r#"
+apiVersion: ferrolb.io/v1beta1
+kind: L2Advertisement
+metadata:
+  name: prefer-edge
+  namespace: metallb-system
+spec:
+  ipAddressPools:
+    - production-pool
+  nodeSelectors:
+    - matchLabels:
+        role: lb
+  preferredNodeSelectors:
+    - weight: 100
+      preference:
+        matchLabels:
+          node-role: edge
+---
+apiVersion: ferrolb.io/v1beta1
+kind: L2Advertisement
+metadata:
+  name: tiered-zones
+  namespace: metallb-system
+spec:
+  ipAddressPools:
+    - production-pool
+  preferredNodeSelectors:
+    - weight: 100
+      preference:
+        matchLabels:
+          zone: primary
+    - weight: 50
+      preference:
+        matchLabels:
+          zone: secondary
+---
+apiVersion: ferrolb.io/v1beta1
+kind: L2Advertisement
+metadata:
+  name: zone-preference-for-frontend
+  namespace: metallb-system
+spec:
+  ipAddressPools:
+    - shared-pool
+  serviceSelectors:
+    - matchLabels:
+        app: frontend
+  preferredNodeSelectors:
+    - weight: 100
+      preference:
+        matchLabels:
+          zone: primary
+---
+apiVersion: ferrolb.io/v1beta1
+kind: L2Advertisement
+metadata:
+  name: preferred-nomatch
+  namespace: metallb-system
+spec:
+  preferredNodeSelectors:
+    - weight: 100
+      preference:
+        matchLabels:
+          l2-preferred-node-nomatch: "true"
+    - weight: 10
+      preference: {}
+"#;
+
+fn newer() -> Vec<L2Advertisement> {
+    yaml_documents(METALLB_NEWER_FIELDS)
+        .into_iter()
+        .map(|doc| {
+            assert_eq!(
+                rejections(&l2_advertisement_crd(), &doc),
+                Vec::<String>::new(),
+                "{}",
+                doc["metadata"]["name"]
+            );
+            serde_json::from_value(doc).expect("MetalLB advertisement deserializes")
+        })
+        .collect()
+}
+
+#[test]
+fn metallb_preferred_node_selectors_map_field_for_field() {
+    let ads = newer();
+    assert_eq!(ads.len(), 4);
+    let edge = &ads[0].spec;
+    assert_eq!(edge.ip_address_pools, ["production-pool"]);
+    assert_eq!(edge.node_selectors.len(), 1);
+    let p = &edge.preferred_node_selectors[0];
+    assert_eq!(p.weight, 100);
+    let labels = p.preference.match_labels.as_ref().expect("matchLabels");
+    assert_eq!(labels.get("node-role").map(String::as_str), Some("edge"));
+    let tiers: Vec<i32> = ads[1]
+        .spec
+        .preferred_node_selectors
+        .iter()
+        .map(|p| p.weight)
+        .collect();
+    assert_eq!(tiers, [100, 50]);
+    let match_all = &ads[3].spec.preferred_node_selectors[1];
+    assert_eq!(match_all.weight, 10);
+    assert_eq!(match_all.preference, Default::default());
+}
+
+#[test]
+fn metallb_service_selectors_map_field_for_field() {
+    let ad = &newer()[2].spec;
+    let labels = ad.service_selectors[0]
+        .match_labels
+        .as_ref()
+        .expect("matchLabels");
+    assert_eq!(labels.get("app").map(String::as_str), Some("frontend"));
+    assert_eq!(ad.preferred_node_selectors[0].weight, 100);
+}
+
+#[test]
+fn the_newer_fields_serialize_back_under_metallb_names() {
+    for (ad, theirs) in newer().into_iter().zip(as_metallb(METALLB_NEWER_FIELDS)) {
+        assert_eq!(
+            serde_json::to_value(&ad.spec).expect("serializable"),
+            theirs["spec"]
+        );
     }
 }

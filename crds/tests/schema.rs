@@ -216,6 +216,107 @@ fn interface_names_follow_linux_rules() {
 }
 
 #[test]
+fn preference_weights_are_one_to_one_hundred_and_both_fields_are_required() {
+    let crd = l2_advertisement_crd();
+    let with = |entry: Value| advertisement(json!({ "preferredNodeSelectors": [entry] }));
+    for weight in [1, 50, 100] {
+        let ok = with(json!({"weight": weight, "preference": {"matchLabels": {"zone": "a"}}}));
+        assert_eq!(rejections(&crd, &ok), Vec::<String>::new(), "{weight}");
+    }
+    for weight in [0, -5, 101, 1000] {
+        let problems = rejections(&crd, &with(json!({"weight": weight, "preference": {}})));
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.contains("preferredNodeSelectors[0].weight")),
+            "{weight}: {problems:?}"
+        );
+    }
+    let problems = rejections(&crd, &with(json!({"preference": {}})));
+    assert!(
+        problems.contains(&"spec.preferredNodeSelectors[0].weight: required".to_string()),
+        "{problems:?}"
+    );
+    let problems = rejections(&crd, &with(json!({"weight": 10})));
+    assert!(
+        problems.contains(&"spec.preferredNodeSelectors[0].preference: required".to_string()),
+        "{problems:?}"
+    );
+    // An empty preference is valid: it matches every node the
+    // advertisement allows.
+    let empty = with(json!({"weight": 10, "preference": {}}));
+    assert_eq!(rejections(&crd, &empty), Vec::<String>::new());
+}
+
+#[test]
+fn malformed_terms_of_service_and_preference_selectors_are_rejected_by_cel() {
+    let crd = l2_advertisement_crd();
+    let term = |operator: &str, values: Option<Vec<&str>>| {
+        let mut t = json!({"key": "app", "operator": operator});
+        if let Some(v) = values {
+            t["values"] = json!(v);
+        }
+        json!({ "matchExpressions": [t] })
+    };
+    let in_both = |selector: Value| {
+        [
+            advertisement(json!({ "serviceSelectors": [selector.clone()] })),
+            advertisement(json!({
+                "preferredNodeSelectors": [{"weight": 1, "preference": selector}]
+            })),
+        ]
+    };
+    for good in [
+        term("In", Some(vec!["web"])),
+        term("NotIn", Some(vec!["web", "db"])),
+        term("Exists", None),
+        term("DoesNotExist", Some(vec![])),
+    ] {
+        for ad in in_both(good.clone()) {
+            assert_eq!(rejections(&crd, &ad), Vec::<String>::new(), "{good}");
+        }
+    }
+    for (bad, op) in [
+        (term("Near", None), "Near"),
+        (term("in", Some(vec!["web"])), "in"),
+        (term("In", None), "In"),
+        (term("NotIn", Some(vec![])), "NotIn"),
+        (term("Exists", Some(vec!["web"])), "Exists"),
+    ] {
+        for ad in in_both(bad.clone()) {
+            let problems = rejections(&crd, &ad);
+            let want = format!("the {op} term on key app is invalid");
+            assert!(
+                problems.iter().any(|p| p.contains(&want)),
+                "{bad}: {problems:?}"
+            );
+        }
+    }
+    let empty_key = json!({"matchExpressions": [{"key": "", "operator": "Exists"}]});
+    for ad in in_both(empty_key) {
+        assert!(!rejections(&crd, &ad).is_empty());
+    }
+}
+
+#[test]
+fn the_selector_term_rule_fits_the_cel_cost_budget() {
+    let spec = &openapi(&l2_advertisement_crd())["properties"]["spec"]["properties"];
+    for term in [
+        &spec["serviceSelectors"]["items"]["properties"]["matchExpressions"]["items"],
+        &spec["preferredNodeSelectors"]["items"]["properties"]["preference"]["properties"]
+            ["matchExpressions"]["items"],
+    ] {
+        let compiled = kube_cel::compile_schema(term);
+        let rule = term["x-kubernetes-validations"][0]["rule"]
+            .as_str()
+            .expect("rule");
+        let warnings =
+            kube_cel::analyze_rule(rule, &compiled, kube_cel::ScopeContext::CrdValidation);
+        assert!(warnings.is_empty(), "{warnings:?}");
+    }
+}
+
+#[test]
 fn pool_names_in_an_advertisement_must_be_object_names() {
     let crd = l2_advertisement_crd();
     let ok = advertisement(json!({"ipAddressPools": ["default", "edge.v4"]}));

@@ -79,6 +79,13 @@ pub struct AnnounceArgs {
     /// deliver IPv6 multicast joined from a raw socket.
     #[arg(long, env = "FERROLB_PROMISCUOUS", default_value_t = false)]
     pub promiscuous: bool,
+    /// Let nodes labelled
+    /// `node.kubernetes.io/exclude-from-external-load-balancers` announce
+    /// (MetalLB's `--ignore-exclude-lb`), e.g. in a cluster of
+    /// control-plane nodes only. Set it on every speaker alike: the
+    /// speakers must agree on the candidates.
+    #[arg(long, env = "FERROLB_IGNORE_EXCLUDE_LB", default_value_t = false)]
+    pub ignore_exclude_lb: bool,
 }
 
 /// `off` (or `0`, or nothing) or a [`duration::parse`].
@@ -106,6 +113,10 @@ mod tests {
         );
         assert_eq!(cli.memberlist.port, 7946);
         assert_eq!(cli.log.log_format, LogFormat::Json, "as the controller's");
+        assert!(
+            !cli.announce.ignore_exclude_lb,
+            "the exclusion label is honoured by default, as in MetalLB"
+        );
     }
 
     #[test]
@@ -153,6 +164,7 @@ mod tests {
             "--garp-spacing",
             "1.5s",
             "--promiscuous",
+            "--ignore-exclude-lb",
             "--memberlist-bind-addr",
             "10.0.0.1",
             "--memberlist-port",
@@ -180,6 +192,7 @@ mod tests {
         assert_eq!(a.reannounce_interval, Some(Duration::from_secs(90)));
         assert_eq!(a.garp_spacing, Duration::from_millis(1500));
         assert!(a.promiscuous);
+        assert!(a.ignore_exclude_lb);
         let m = &cli.memberlist;
         assert_eq!(m.secret_poll, Duration::from_secs(2));
         assert_eq!(m.secret_rotation_grace, Duration::from_secs(180));
@@ -210,6 +223,7 @@ mod tests {
             ("garp-repeats", "FERROLB_GARP_REPEATS"),
             ("garp-spacing", "FERROLB_GARP_SPACING"),
             ("promiscuous", "FERROLB_PROMISCUOUS"),
+            ("ignore-exclude-lb", "FERROLB_IGNORE_EXCLUDE_LB"),
             ("memberlist-bind-addr", "FERROLB_MEMBERLIST_BIND_ADDR"),
             ("memberlist-port", "FERROLB_MEMBERLIST_PORT"),
             (

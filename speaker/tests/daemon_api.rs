@@ -158,6 +158,7 @@ fn speaker(
     let daemon = Daemon {
         node: node.into(),
         excludes: Excludes::default(),
+        rules: Default::default(),
         links: FixedLinks(vec![HostInterface::ethernet("eth0", 2, mac_bytes)]),
         announce: running,
         watched: watched.clone(),

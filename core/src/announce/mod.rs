@@ -10,16 +10,18 @@
 //!   announces on.
 //! - [`world`]: the converted objects and the log of what changed.
 //! - [`compute`] / [`Engine`]: for each Service, its pool
-//!   ([`service_pool`]), the advertisements covering it, the nodes they
-//!   select, then one [`election::owner`] under the Service's first IP;
-//!   the owner announces every IP on the union of those advertisements'
+//!   ([`service_pool`]), the advertisements covering it (those selecting
+//!   the pool whose `serviceSelectors` match it), the nodes they select
+//!   and the scores their `preferredNodeSelectors` give, then one
+//!   [`election::owner_preferring`] under the Service's first IP; the
+//!   owner announces every IP on the union of those advertisements'
 //!   interfaces.
 
 pub mod interfaces;
 pub mod model;
 pub mod world;
 
-use crate::election::{self, NoCandidate, NodeInfo};
+use crate::election::{self, NoCandidate, NodeInfo, Rules, Scores};
 use interfaces::{Excludes, HostInterface, LinkProblem};
 use model::{AdInfo, ObjectKey, PoolInfo, ServiceInfo};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -38,6 +40,8 @@ pub struct Local<'a> {
     pub links: &'a [HostInterface],
     /// `--exclude-interfaces`.
     pub excludes: &'a Excludes,
+    /// The speaker-wide switches of the election (`--ignore-exclude-lb`).
+    pub rules: Rules,
 }
 
 /// Why a Service's IPs are announced by nobody.
@@ -55,6 +59,21 @@ pub enum Unannounced {
         /// The pool, as [`service_pool`] found it.
         pool: String,
     },
+    /// L2Advertisements select the pool, but each has `serviceSelectors`
+    /// and none matches the Service's labels.
+    NoMatchingAdvertisement {
+        /// The pool.
+        pool: String,
+    },
+    /// The Service carries an allow-shared-ip annotation and an
+    /// L2Advertisement that applies to it has `serviceSelectors`. Services
+    /// sharing an IP can match different advertisements and so elect
+    /// different owners, and two nodes would answer for one IP; MetalLB
+    /// refuses this combination the same way (its issue 3025).
+    SharedWithServiceSelectors {
+        /// The first such advertisement, by key.
+        advertisement: ObjectKey,
+    },
     /// The election found no candidate.
     NoCandidate(NoCandidate),
 }
@@ -65,6 +84,8 @@ impl Unannounced {
         match self {
             Self::NoPool { .. } => "NoIPAddressPool",
             Self::NoAdvertisement { .. } => "NoL2Advertisement",
+            Self::NoMatchingAdvertisement { .. } => "NoMatchingL2Advertisement",
+            Self::SharedWithServiceSelectors { .. } => "SharedIPWithServiceSelectors",
             Self::NoCandidate(why) => why.reason(),
         }
     }
@@ -84,6 +105,14 @@ impl fmt::Display for Unannounced {
             Self::NoAdvertisement { pool } => {
                 write!(f, "no L2Advertisement selects pool {pool:?}")
             }
+            Self::NoMatchingAdvertisement { pool } => write!(
+                f,
+                "every L2Advertisement selecting pool {pool:?} has serviceSelectors and none matches the service's labels"
+            ),
+            Self::SharedWithServiceSelectors { advertisement } => write!(
+                f,
+                "the service has an allow-shared-ip annotation and L2Advertisement {advertisement}, which applies to it, has serviceSelectors: services sharing an IP could be announced from different nodes, so its IPs are not announced; remove the serviceSelectors or the annotation"
+            ),
             Self::NoCandidate(why) => why.fmt(f),
         }
     }
@@ -180,8 +209,8 @@ pub struct Delta {
     /// Interface problems that were not there before.
     pub new_link_problems: Vec<(ObjectKey, LinkProblem)>,
     /// Whether every Service was decided again (the first update, a pool
-    /// change, a new `me`, or a world whose change log this engine fell
-    /// behind).
+    /// change, a new `me` or [`Rules`], or a world whose change log this
+    /// engine fell behind).
     pub all: bool,
 }
 
@@ -222,14 +251,38 @@ pub struct Engine {
 #[derive(Debug, PartialEq)]
 struct LocalSeen {
     me: String,
+    rules: Rules,
     live: BTreeSet<String>,
     ad_links: AdLinks,
 }
 
+/// What the advertisements of one pool make of its Services.
 #[derive(Debug)]
 struct PoolPlan {
+    /// The advertisements selecting the pool.
     applying: Vec<ObjectKey>,
+    /// The nodes any of them selects: every Service's candidates when
+    /// `shape` is `None`.
     selected: BTreeSet<String>,
+    /// Set when an applying advertisement has `serviceSelectors` or
+    /// `preferredNodeSelectors`: Services of the pool may then differ in
+    /// advertisements, candidates and scores.
+    shape: Option<Shape>,
+}
+
+/// Per set of applying advertisements that some Service matches (indices
+/// into [`PoolPlan::applying`]), the nodes they select and their scores,
+/// computed on first use: Services usually fall into a few such sets, so
+/// each costs one pass over the nodes, not one per Service.
+#[derive(Debug, Default)]
+struct Shape {
+    variants: HashMap<Vec<u32>, Variant>,
+}
+
+#[derive(Debug)]
+struct Variant {
+    selected: BTreeSet<String>,
+    scores: Scores,
 }
 
 impl Engine {
@@ -254,7 +307,10 @@ impl Engine {
         self.desired.link_problems = problems;
         let same_world = self.seen.is_some_and(|(id, _)| id == world.id());
         let since = self.seen.map_or(0, |(_, seq)| seq);
-        let me_same = self.local.as_ref().is_some_and(|l| l.me == local.me);
+        let me_same = self
+            .local
+            .as_ref()
+            .is_some_and(|l| l.me == local.me && l.rules == local.rules);
         let local_same = me_same
             && self
                 .local
@@ -271,6 +327,7 @@ impl Engine {
         } else {
             self.local.replace(LocalSeen {
                 me: local.me.to_owned(),
+                rules: local.rules,
                 live: local.live.clone(),
                 ad_links,
             })
@@ -323,6 +380,16 @@ impl Engine {
     /// a pool decides that pool's Services again; one whose interfaces on
     /// this node changed, the Services this node owns in the pools it
     /// applies to.
+    ///
+    /// In a pool whose advertisements have `serviceSelectors` or
+    /// `preferredNodeSelectors` (a shaped pool), a change to node N can
+    /// also change N's score or make it a candidate of some Services and
+    /// not others; the rule stays the same, with "outrank" read as "has a
+    /// higher score, or an equal score and a lower hash" under the
+    /// Service's own advertisements (a node's score only depends on its
+    /// labels and those advertisements, so only N's can have moved). Any
+    /// change to an advertisement applying to a shaped pool decides that
+    /// pool's Services again.
     fn decide_scoped(
         &mut self,
         world: &World,
@@ -366,7 +433,13 @@ impl Engine {
         if !changed.nodes.is_empty() || !changed.ads.is_empty() {
             for (pool, plan) in &mut self.plans {
                 let new = PoolPlan::new(world, pool);
-                if new.applying != plan.applying {
+                let reshaped = (plan.shape.is_some() || new.shape.is_some())
+                    && plan
+                        .applying
+                        .iter()
+                        .chain(&new.applying)
+                        .any(|k| changed.ads.contains(k));
+                if new.applying != plan.applying || reshaped {
                     dirty_pools.insert(pool.clone());
                 } else {
                     selection.extend(plan.selected.symmetric_difference(&new.selected).cloned());
@@ -380,7 +453,8 @@ impl Engine {
 
         let mut extra: Vec<ObjectKey> = Vec::new();
         if !touched.is_empty() || !dirty_pools.is_empty() || !relinked.is_empty() {
-            let by_pool = !dirty_pools.is_empty() || !relinked.is_empty();
+            let shaped = self.plans.values().any(|p| p.shape.is_some());
+            let by_pool = !dirty_pools.is_empty() || !relinked.is_empty() || shaped;
             for (key, decision) in &self.desired.services {
                 if changed.services.contains(key) {
                     continue;
@@ -398,12 +472,24 @@ impl Engine {
                         Verdict::Unannounced(Unannounced::NoCandidate(_)) => !touched.is_empty(),
                         Verdict::Unannounced(_) => false,
                         Verdict::Owner { node, .. } => {
+                            let plan = pool.and_then(|p| self.plans.get(p));
+                            let shaped = plan.filter(|p| p.shape.is_some());
                             touched.contains(node.as_str())
                                 || election::service_key(&decision.ips).is_some_and(|ip| {
-                                    gained.iter().any(|g| election::outranks(g, node, ip))
+                                    gained.iter().any(|g| match shaped {
+                                        None => election::outranks(g, node, ip),
+                                        Some(plan) => {
+                                            let score = |n: &str| plan.score(world, svc, n);
+                                            let scores = Scores::from([
+                                                (g.to_string(), score(g)),
+                                                (node.clone(), score(node)),
+                                            ]);
+                                            election::outranks_preferring(g, node, ip, &scores)
+                                        }
+                                    })
                                 })
                                 || (node == local.me
-                                    && pool.and_then(|p| self.plans.get(p)).is_some_and(|plan| {
+                                    && plan.is_some_and(|plan| {
                                         plan.applying.iter().any(|a| relinked.contains(a))
                                     }))
                         }
@@ -510,25 +596,78 @@ impl Engine {
                 pool: pool.to_string(),
             });
         }
-        let policy = model::traffic_policy(svc.local, world.slices_of(&svc.key));
-        let node = match election::owner(key, &self.nodes, &plan.selected, &policy) {
-            Ok(node) => node.to_owned(),
-            Err(why) => return Verdict::Unannounced(Unannounced::NoCandidate(why)),
+        // The advertisements covering this Service, and the nodes and
+        // scores they give.
+        let none = Scores::new();
+        // `None`: every applying advertisement (no allocation per Service
+        // in the common, unshaped pool).
+        let mut matching_keys: Option<Vec<&ObjectKey>> = None;
+        let (selected, scores) = match &mut plan.shape {
+            None => (&plan.selected, &none),
+            Some(shape) => {
+                let matching: Vec<(u32, &AdInfo)> = plan
+                    .applying
+                    .iter()
+                    .zip(0u32..)
+                    .filter_map(|(k, i)| world.ads().get(k).map(|ad| (i, ad)))
+                    .filter(|(_, ad)| ad.selects_service(&svc.labels))
+                    .collect();
+                if matching.is_empty() {
+                    return Verdict::Unannounced(Unannounced::NoMatchingAdvertisement {
+                        pool: pool.to_string(),
+                    });
+                }
+                if svc.allows_sharing {
+                    if let Some((_, ad)) = matching
+                        .iter()
+                        .find(|(_, ad)| !ad.service_selectors.is_empty())
+                    {
+                        return Verdict::Unannounced(Unannounced::SharedWithServiceSelectors {
+                            advertisement: ad.key.clone(),
+                        });
+                    }
+                }
+                let ids: Vec<u32> = matching.iter().map(|(i, _)| *i).collect();
+                let variant = shape
+                    .variants
+                    .entry(ids)
+                    .or_insert_with(|| Variant::new(world, matching.iter().map(|&(_, ad)| ad)));
+                matching_keys = Some(matching.iter().map(|&(_, ad)| &ad.key).collect());
+                (&variant.selected, &variant.scores)
+            }
         };
+        let policy = model::traffic_policy(svc.local, world.slices_of(&svc.key));
+        let rules = local.rules;
+        let node =
+            match election::owner_preferring(key, &self.nodes, selected, &policy, scores, rules) {
+                Ok(node) => node.to_owned(),
+                Err(why) => return Verdict::Unannounced(Unannounced::NoCandidate(why)),
+            };
         let interfaces = if node == local.me {
             let ad_links = self.local.as_ref().map(|l| &l.ad_links);
-            let set: BTreeSet<&String> = plan
-                .applying
-                .iter()
-                .filter_map(|k| ad_links.and_then(|l| l.get(k)).and_then(Option::as_ref))
-                .flatten()
-                .collect();
-            set.into_iter().cloned().collect()
+            match matching_keys {
+                Some(keys) => interfaces_of(keys, ad_links),
+                None => interfaces_of(&plan.applying, ad_links),
+            }
         } else {
             Vec::new()
         };
         Verdict::Owner { node, interfaces }
     }
+}
+
+/// The union, sorted, of the interfaces the advertisements `keys` use on
+/// this node.
+fn interfaces_of<'a>(
+    keys: impl IntoIterator<Item = &'a ObjectKey>,
+    ad_links: Option<&AdLinks>,
+) -> Vec<String> {
+    let set: BTreeSet<&String> = keys
+        .into_iter()
+        .filter_map(|k| ad_links.and_then(|l| l.get(k)).and_then(Option::as_ref))
+        .flatten()
+        .collect();
+    set.into_iter().cloned().collect()
 }
 
 /// Nets out pairs that one update both withdrew and announced (a
@@ -587,10 +726,49 @@ impl PoolPlan {
             .filter(|n| applying.iter().any(|(_, ad)| ad.selects_node(&n.labels)))
             .map(|n| n.name.clone())
             .collect();
+        let shape = applying
+            .iter()
+            .any(|(_, ad)| ad.shapes())
+            .then(Shape::default);
         Self {
             applying: applying.into_iter().map(|(k, _)| k.clone()).collect(),
             selected,
+            shape,
         }
+    }
+
+    /// What `node` scores for `svc`: the weights of the preferences it
+    /// matches, over the applying advertisements that cover `svc`.
+    fn score(&self, world: &World, svc: &ServiceInfo, node: &str) -> u64 {
+        let Some(labels) = world.nodes().get(node).map(|n| &n.labels) else {
+            return 0;
+        };
+        self.applying
+            .iter()
+            .filter_map(|k| world.ads().get(k))
+            .filter(|ad| ad.selects_service(&svc.labels))
+            .map(|ad| ad.score(labels))
+            .sum()
+    }
+}
+
+impl Variant {
+    /// The nodes any of `ads` selects, and the scores of those that match
+    /// a preference.
+    fn new<'a>(world: &World, ads: impl Iterator<Item = &'a AdInfo> + Clone) -> Self {
+        let mut selected = BTreeSet::new();
+        let mut scores = Scores::new();
+        for n in world.nodes().values() {
+            if !ads.clone().any(|ad| ad.selects_node(&n.labels)) {
+                continue;
+            }
+            selected.insert(n.name.clone());
+            let score: u64 = ads.clone().map(|ad| ad.score(&n.labels)).sum();
+            if score > 0 {
+                scores.insert(n.name.clone(), score);
+            }
+        }
+        Self { selected, scores }
     }
 }
 

@@ -6,7 +6,7 @@
 
 use crate::election::TrafficPolicy;
 use crate::range::AddressRange;
-use crate::selector::LabelSelector;
+use crate::selector::{LabelSelector, LabelSource};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::net::IpAddr;
@@ -51,7 +51,7 @@ impl fmt::Display for ObjectKey {
 }
 
 /// A LoadBalancer Service with at least one ingress IP.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ServiceInfo {
     /// Its key.
     pub key: ObjectKey,
@@ -68,6 +68,71 @@ pub struct ServiceInfo {
     /// `metadata.uid`, for Event references (`kubectl describe` selects
     /// Events by it).
     pub uid: Option<String>,
+    /// `metadata.labels`, for the `serviceSelectors` of L2Advertisements.
+    pub labels: ServiceLabels,
+    /// It carries an allow-shared-ip annotation (any spelling): it may
+    /// share its IPs with other Services, so no advertisement with
+    /// `serviceSelectors` may announce it ([`Unannounced::SharedWithServiceSelectors`](super::Unannounced::SharedWithServiceSelectors)).
+    pub allows_sharing: bool,
+}
+
+/// A Service's labels, compact and shared: the sorted `(key, value)` pairs
+/// in one reference-counted slice, nothing at all for a Service without
+/// labels. The world keeps one per Service and clones it on every edit, so
+/// a clone is a reference count, and matching is a binary search.
+///
+/// ```
+/// use ferrolb_core::announce::model::ServiceLabels;
+/// use ferrolb_core::selector::LabelSource;
+///
+/// let labels = ServiceLabels::new([("tier", "web"), ("app", "shop")]);
+/// assert_eq!(labels.label("app"), Some("shop"));
+/// assert_eq!(labels.label("zone"), None);
+/// assert!(ServiceLabels::default().is_empty());
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct ServiceLabels(Option<Arc<[Label]>>);
+
+/// One label of [`ServiceLabels`]: key and value.
+type Label = (Box<str>, Box<str>);
+
+impl ServiceLabels {
+    /// Labels from `(key, value)` pairs, in any order; of two pairs with
+    /// one key, the first is kept (the API never sends both).
+    pub fn new<K: AsRef<str>, V: AsRef<str>>(pairs: impl IntoIterator<Item = (K, V)>) -> Self {
+        let mut v: Vec<Label> = pairs
+            .into_iter()
+            .map(|(k, v)| (Box::from(k.as_ref()), Box::from(v.as_ref())))
+            .collect();
+        if v.is_empty() {
+            return Self(None);
+        }
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v.dedup_by(|later, first| later.0 == first.0);
+        Self(Some(v.into()))
+    }
+
+    /// Whether there are no labels.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_none()
+    }
+
+    /// The labels, sorted by key.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0
+            .iter()
+            .flat_map(|pairs| pairs.iter().map(|(k, v)| (&**k, &**v)))
+    }
+}
+
+impl LabelSource for ServiceLabels {
+    fn label(&self, key: &str) -> Option<&str> {
+        let pairs = self.0.as_deref()?;
+        pairs
+            .binary_search_by(|(k, _)| (**k).cmp(key))
+            .ok()
+            .map(|i| &*pairs[i].1)
+    }
 }
 
 /// The endpoints of one EndpointSlice that kube-proxy would send to.
@@ -179,6 +244,22 @@ pub struct AdInfo {
     pub interfaces: Vec<String>,
     /// `metadata.uid`, for Event references.
     pub uid: Option<String>,
+    /// `serviceSelectors`, read like the pool selectors: empty applies to
+    /// every Service, an invalid one matches none.
+    pub service_selectors: Vec<LabelSelector>,
+    /// `preferredNodeSelectors`.
+    pub preferences: Vec<Preference>,
+}
+
+/// One `preferredNodeSelectors` entry: nodes matching `selector` score
+/// `weight`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct Preference {
+    /// 1 to 100 (the CRD and the controller reject anything else; the
+    /// watch edge drops such an entry).
+    pub weight: u32,
+    /// The preferred nodes. Invalid: matches none, as everywhere.
+    pub selector: LabelSelector,
 }
 
 impl AdInfo {
@@ -196,6 +277,34 @@ impl AdInfo {
     /// otherwise a node matching any selector.
     pub fn selects_node(&self, labels: &BTreeMap<String, String>) -> bool {
         self.node_selectors.is_empty() || self.node_selectors.iter().any(|s| s.matches(labels))
+    }
+
+    /// Whether it applies to a Service with these labels: every Service
+    /// without `serviceSelectors`, otherwise one matching any selector.
+    pub fn selects_service(&self, labels: &ServiceLabels) -> bool {
+        self.service_selectors.is_empty()
+            || self.service_selectors.iter().any(|s| s.matches(labels))
+    }
+
+    /// What a node with these labels scores from this advertisement: the
+    /// sum of the weights of the preferences it matches, and 0 for a node
+    /// the advertisement does not select (its preferences rank only its
+    /// own nodes, as in MetalLB).
+    pub fn score(&self, labels: &BTreeMap<String, String>) -> u64 {
+        if self.preferences.is_empty() || !self.selects_node(labels) {
+            return 0;
+        }
+        self.preferences
+            .iter()
+            .filter(|p| p.selector.matches(labels))
+            .map(|p| u64::from(p.weight))
+            .sum()
+    }
+
+    /// Whether the advertisement can make two Services of one pool differ
+    /// in candidates or ranking: it has `serviceSelectors` or preferences.
+    pub fn shapes(&self) -> bool {
+        !self.service_selectors.is_empty() || !self.preferences.is_empty()
     }
 }
 

@@ -412,6 +412,7 @@ mod tests {
             pool: None,
             local: false,
             uid: None,
+            ..Default::default()
         }
     }
 

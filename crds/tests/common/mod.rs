@@ -103,6 +103,9 @@ fn openapi_check(schema: &Value, value: &Value, path: &str, problems: &mut Vec<S
         if schema["minimum"].as_f64().is_some_and(|min| n < min) {
             problems.push(format!("{path}: less than {}", schema["minimum"]));
         }
+        if schema["maximum"].as_f64().is_some_and(|max| n > max) {
+            problems.push(format!("{path}: greater than {}", schema["maximum"]));
+        }
     }
     if let Some(items) = value.as_array() {
         let len = items.len() as u64;

@@ -4,8 +4,9 @@
 
 use super::partial::{Conditions, EndpointSlice};
 use ferrolb_core::announce::model::{
-    AdInfo, NodeFacts, ObjectKey, PoolInfo, ServiceInfo, SliceInfo,
+    AdInfo, NodeFacts, ObjectKey, PoolInfo, Preference, ServiceInfo, ServiceLabels, SliceInfo,
 };
+use ferrolb_crds::annotations::ALLOW_SHARED_IP_KEYS;
 use ferrolb_crds::{IPAddressPool, L2Advertisement};
 use k8s_openapi::api::core::v1::{Node, Service};
 use kube::ResourceExt;
@@ -66,6 +67,10 @@ pub fn service(svc: &Service) -> Option<ServiceInfo> {
         pool: ferrolb_crds::service::allocated_pool(svc),
         local: spec.external_traffic_policy.as_deref() == Some("Local"),
         uid: svc.uid(),
+        labels: ServiceLabels::new(svc.labels()),
+        allows_sharing: ALLOW_SHARED_IP_KEYS
+            .iter()
+            .any(|k| svc.annotations().contains_key(*k)),
     })
 }
 
@@ -141,7 +146,10 @@ pub fn pool(pool: &IPAddressPool) -> PoolInfo {
 }
 
 /// Reads an advertisement. Selectors are converted without validation and
-/// an invalid one selects nothing ([`AdInfo::pool_selectors`]).
+/// an invalid one selects nothing ([`AdInfo::pool_selectors`]); a
+/// preference whose weight is outside 1-100 (which the CRD rejects, and
+/// the controller reports on an object stored before that rule) is
+/// dropped.
 pub fn advertisement(ad: &L2Advertisement) -> AdInfo {
     let selectors = |list: &[_]| {
         list.iter()
@@ -155,6 +163,21 @@ pub fn advertisement(ad: &L2Advertisement) -> AdInfo {
         node_selectors: selectors(&ad.spec.node_selectors),
         interfaces: ad.spec.interfaces.clone(),
         uid: ad.uid(),
+        service_selectors: selectors(&ad.spec.service_selectors),
+        preferences: ad
+            .spec
+            .preferred_node_selectors
+            .iter()
+            .filter_map(|p| {
+                let weight = u32::try_from(p.weight)
+                    .ok()
+                    .filter(|w| (1..=100).contains(w))?;
+                Some(Preference {
+                    weight,
+                    selector: ferrolb_crds::selector::from_k8s(&p.preference).valid_or_nothing(),
+                })
+            })
+            .collect(),
     }
 }
 
@@ -282,6 +305,61 @@ mod tests {
         assert_eq!(info.ips.len(), 2);
         assert_eq!(info.pool.as_deref(), Some("public"));
         assert!(info.local);
+        assert!(info.labels.is_empty());
+        assert!(!info.allows_sharing);
+    }
+
+    #[test]
+    fn a_service_reads_its_labels_and_any_spelling_of_the_sharing_annotation() {
+        use ferrolb_core::selector::LabelSource;
+        for key in ALLOW_SHARED_IP_KEYS {
+            let obj: Service = serde_json::from_value(json!({
+                "metadata": {"name": "dns", "namespace": "default",
+                             "labels": {"app": "dns", "tier": "core"},
+                             "annotations": {key: "dns"}},
+                "spec": {"type": "LoadBalancer"},
+                "status": {"loadBalancer": {"ingress": [{"ip": "192.0.2.53"}]}},
+            }))
+            .unwrap();
+            let info = service(&obj).unwrap();
+            assert!(info.allows_sharing, "{key}");
+            assert_eq!(info.labels.label("app"), Some("dns"));
+            assert_eq!(info.labels.iter().count(), 2);
+        }
+    }
+
+    #[test]
+    fn an_advertisement_reads_service_selectors_and_preferences() {
+        let ad: L2Advertisement = serde_json::from_value(json!({
+            "apiVersion": "ferrolb.io/v1beta1", "kind": "L2Advertisement",
+            "metadata": {"name": "edge", "namespace": "ferrolb-system"},
+            "spec": {
+                "serviceSelectors": [{"matchLabels": {"app": "web"}}],
+                "preferredNodeSelectors": [
+                    {"weight": 100, "preference": {"matchLabels": {"role": "edge"}}},
+                    // Refused by the CRD; an object stored before that rule
+                    // loses this preference here.
+                    {"weight": 0, "preference": {}},
+                    {"weight": 20, "preference": {"matchExpressions": [{"key": "zone", "operator": "Near"}]}},
+                ],
+            },
+        }))
+        .unwrap();
+        let info = advertisement(&ad);
+        let web = ServiceLabels::new([("app", "web")]);
+        assert!(info.selects_service(&web));
+        assert!(!info.selects_service(&ServiceLabels::default()));
+        let weights: Vec<u32> = info.preferences.iter().map(|p| p.weight).collect();
+        assert_eq!(weights, [100, 20]);
+        let edge = BTreeMap::from([
+            ("role".to_string(), "edge".to_string()),
+            ("zone".to_string(), "a".to_string()),
+        ]);
+        assert_eq!(
+            info.score(&edge),
+            100,
+            "the invalid selector matches nothing"
+        );
     }
 
     #[test]

@@ -619,6 +619,7 @@ mod tests {
             pool: None,
             local: false,
             uid: Some("u-web".into()),
+            ..Default::default()
         });
         let ad = ObjectKey::new("ferrolb-system", "lan");
         world.set_ad(AdInfo {

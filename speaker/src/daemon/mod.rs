@@ -32,6 +32,7 @@ use crate::transport::packet::PacketConfig;
 use anyhow::Context;
 use ferrolb_core::announce::interfaces::Excludes;
 use ferrolb_core::announce::Desired;
+use ferrolb_core::election::Rules;
 use ferrolb_runtime::{http, shutdown};
 pub use liveness::{node_ready, seeds};
 use prometheus_client::registry::Registry;
@@ -124,6 +125,9 @@ pub async fn start(cli: Cli) -> anyhow::Result<()> {
     let daemon = run::Daemon {
         node: node.clone(),
         excludes,
+        rules: Rules {
+            ignore_exclude_lb: cli.announce.ignore_exclude_lb,
+        },
         links,
         announce,
         watched,

@@ -10,6 +10,7 @@ use super::watch::Watched;
 use crate::links::Links;
 use ferrolb_core::announce::interfaces::{Excludes, HostInterface};
 use ferrolb_core::announce::{Delta, Desired, Engine, Local, Verdict};
+use ferrolb_core::election::Rules;
 use futures::stream::{self, BoxStream, StreamExt};
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
@@ -35,6 +36,8 @@ pub struct Daemon<L, A> {
     pub node: String,
     /// `--exclude-interfaces`.
     pub excludes: Excludes,
+    /// The election's switches (`--ignore-exclude-lb`).
+    pub rules: Rules,
     /// The host's interfaces.
     pub links: L,
     /// The transport.
@@ -113,6 +116,7 @@ impl<L: Links, A: Announce> Daemon<L, A> {
                         live: &live,
                         links: &links,
                         excludes: &self.excludes,
+                        rules: self.rules,
                     },
                 )
             };

@@ -35,6 +35,24 @@ enum Change {
     AdInterfaces(bool),
     /// This node's eth2 goes down or comes up.
     Eth2Up(bool),
+    /// Service `k` is labelled `app=web`, or loses the label.
+    ServiceLabel(usize, bool),
+    /// Service `k` gains or loses its allow-shared-ip annotation.
+    Sharing(usize),
+    /// Advertisement `all` (first) or `private` (second) takes the
+    /// `serviceSelectors` app=web (`Some(true)`), app=db (`Some(false)`),
+    /// or none.
+    ServiceSelects(bool, Option<bool>),
+    /// Advertisement `all` or `private` prefers, with weight 1 + w % 100,
+    /// zone=a, rack=1, node-b or every node (`Some((w, which))`), or
+    /// nothing.
+    Prefer(bool, Option<(u8, u8)>),
+    /// Node `n`'s `rack=1` label flips (only preferences read it).
+    Rack(usize),
+    /// Node `n`'s exclude-from-external-load-balancers label flips.
+    Exclude(usize),
+    /// The speaker's `--ignore-exclude-lb` flips.
+    IgnoreExclude,
 }
 
 fn change() -> impl proptest::strategy::Strategy<Value = Change> {
@@ -53,6 +71,15 @@ fn change() -> impl proptest::strategy::Strategy<Value = Change> {
         proptest::option::of(any::<bool>()).prop_map(Change::PrivateAd),
         any::<bool>().prop_map(Change::AdInterfaces),
         any::<bool>().prop_map(Change::Eth2Up),
+        (0..6usize, any::<bool>()).prop_map(|(k, web)| Change::ServiceLabel(k, web)),
+        (0..6usize).prop_map(Change::Sharing),
+        (any::<bool>(), proptest::option::of(any::<bool>()))
+            .prop_map(|(all, web)| Change::ServiceSelects(all, web)),
+        (any::<bool>(), proptest::option::of((any::<u8>(), 0..4u8)))
+            .prop_map(|(all, p)| Change::Prefer(all, p)),
+        (0..3usize).prop_map(Change::Rack),
+        (0..3usize).prop_map(Change::Exclude),
+        Just(Change::IgnoreExclude),
     ]
 }
 
@@ -61,6 +88,16 @@ struct Speaker {
     live: BTreeSet<String>,
     me: usize,
     links: Vec<HostInterface>,
+    rules: Rules,
+}
+
+/// Flips label `key` (value `value`) on node `n`.
+fn flip_label(w: &mut World, n: usize, key: &str, value: &str) {
+    w.edit_node(NODES[n], |node| {
+        if node.labels.remove(key).is_none() {
+            node.labels.insert(key.into(), value.into());
+        }
+    });
 }
 
 fn apply_change(w: &mut World, sp: &mut Speaker, c: &Change) {
@@ -70,7 +107,7 @@ fn apply_change(w: &mut World, sp: &mut Speaker, c: &Change) {
             w.remove_service(&key(*k));
         }
         Change::Service(k, Some(i)) => {
-            let local = w.services().get(&key(*k)).is_some_and(|s| s.local);
+            let old = w.services().get(&key(*k)).cloned().unwrap_or_default();
             let (ip, pool) = if *i >= 30 {
                 (IpAddr::from([198, 51, 100, *i]), "private")
             } else {
@@ -80,8 +117,10 @@ fn apply_change(w: &mut World, sp: &mut Speaker, c: &Change) {
                 key: key(*k),
                 ips: vec![ip],
                 pool: Some(pool.into()),
-                local,
+                local: old.local,
                 uid: None,
+                labels: old.labels,
+                allows_sharing: old.allows_sharing,
             });
         }
         Change::Local(k) => {
@@ -189,6 +228,48 @@ fn apply_change(w: &mut World, sp: &mut Speaker, c: &Change) {
                 }
             }
         }
+        Change::ServiceLabel(k, web) => {
+            w.edit_service(&key(*k), |s| {
+                s.labels = if *web {
+                    model::ServiceLabels::new([("app", "web")])
+                } else {
+                    model::ServiceLabels::default()
+                };
+            });
+        }
+        Change::Sharing(k) => {
+            w.edit_service(&key(*k), |s| s.allows_sharing = !s.allows_sharing);
+        }
+        Change::ServiceSelects(all, web) => {
+            let name = if *all { "all" } else { "private" };
+            w.edit_ad(&ObjectKey::new("ferrolb-system", name), |ad| {
+                ad.service_selectors = match web {
+                    None => Vec::new(),
+                    Some(true) => vec![selector(&[("app", "web")])],
+                    Some(false) => vec![selector(&[("app", "db")])],
+                };
+            });
+        }
+        Change::Prefer(all, p) => {
+            let name = if *all { "all" } else { "private" };
+            w.edit_ad(&ObjectKey::new("ferrolb-system", name), |ad| {
+                ad.preferences = match p {
+                    None => Vec::new(),
+                    Some((weight, which)) => vec![model::Preference {
+                        weight: 1 + u32::from(*weight) % 100,
+                        selector: match which {
+                            0 => selector(&[("zone", "a")]),
+                            1 => selector(&[("rack", "1")]),
+                            2 => selector(&[("kubernetes.io/hostname", "node-b")]),
+                            _ => LabelSelector::default(),
+                        },
+                    }],
+                };
+            });
+        }
+        Change::Rack(n) => flip_label(w, *n, "rack", "1"),
+        Change::Exclude(n) => flip_label(w, *n, election::EXCLUDE_FROM_LB_LABEL, ""),
+        Change::IgnoreExclude => sp.rules.ignore_exclude_lb = !sp.rules.ignore_exclude_lb,
     }
 }
 
@@ -201,7 +282,7 @@ proptest::proptest! {
         let mut w = world();
         // The `all` advertisement covers every pool, `private` too.
         add_pool(&mut w, "private", &["198.51.100.0/24"], &[]);
-        let mut sp = Speaker { live: all_live(), me: 0, links: links() };
+        let mut sp = Speaker { live: all_live(), me: 0, links: links(), rules: Rules::default() };
         let excludes = Excludes::default();
         let mut engine = Engine::default();
         let mut last = Desired::default();
@@ -212,6 +293,7 @@ proptest::proptest! {
                 live: &sp.live,
                 links: &sp.links,
                 excludes: &excludes,
+                rules: sp.rules,
             };
             let delta = engine.update(&w, &local);
             let now = engine.desired().clone();
@@ -277,6 +359,7 @@ fn local_for<'a>(
         live,
         links,
         excludes,
+        rules: Default::default(),
     }
 }
 
@@ -290,6 +373,7 @@ fn a_service_change_decides_that_service_only() {
         pool: None,
         local: false,
         uid: None,
+        ..Default::default()
     });
     let (live, links, excludes) = (all_live(), links(), Excludes::default());
     let local = local_for("node-a", &live, &links, &excludes);
@@ -351,6 +435,7 @@ fn a_shared_ip_stays_announced_until_its_last_service_goes() {
         pool: None,
         local: false,
         uid: None,
+        ..Default::default()
     });
     w.set_slice(
         ObjectKey::new("default", "twin-x"),

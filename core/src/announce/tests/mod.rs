@@ -4,6 +4,7 @@
 mod cache;
 mod nodes;
 mod pools;
+mod shaped;
 
 use super::*;
 use crate::selector::LabelSelector;
@@ -62,6 +63,7 @@ fn world() -> World {
         pool: Some("public".into()),
         local: false,
         uid: None,
+        ..Default::default()
     });
     w.set_slice(
         slice_key(),
@@ -113,6 +115,10 @@ fn all_live() -> BTreeSet<String> {
 }
 
 fn run_as(w: &World, me: &str, live: &BTreeSet<String>) -> Desired {
+    run_with(w, me, live, Rules::default())
+}
+
+fn run_with(w: &World, me: &str, live: &BTreeSet<String>, rules: Rules) -> Desired {
     let links = links();
     let excludes = Excludes::default();
     compute(
@@ -122,6 +128,7 @@ fn run_as(w: &World, me: &str, live: &BTreeSet<String>) -> Desired {
             live,
             links: &links,
             excludes: &excludes,
+            rules,
         },
     )
 }

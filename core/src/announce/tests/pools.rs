@@ -134,6 +134,7 @@ fn of_two_pools_holding_the_ips_the_annotated_one_wins_else_the_first_by_name() 
         pool: pool.map(str::to_string),
         local: false,
         uid: None,
+        ..Default::default()
     };
     assert_eq!(
         service_pool(w.pools(), &svc(Some("public"))),
