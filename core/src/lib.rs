@@ -9,6 +9,8 @@
 //!   on every speaker (MetalLB's hash, so a migrating cluster agrees).
 //! - [`announce`]: the speaker's decision: which (IP, interface) pairs this
 //!   node announces, and why a Service is announced by nobody.
+//! - [`liveness`]: a peer's liveness from its heartbeats (BFD's detection
+//!   time; stale and replayed heartbeats change nothing).
 //!
 //! This crate has no kube, k8s-openapi, tokio or other I/O dependency, and
 //! `scripts/check-core-deps` keeps it that way: the binaries convert API
@@ -19,5 +21,6 @@
 pub mod allocator;
 pub mod announce;
 pub mod election;
+pub mod liveness;
 pub mod range;
 pub mod selector;
