@@ -492,6 +492,13 @@ impl Engine {
                                     && plan.is_some_and(|plan| {
                                         plan.applying.iter().any(|a| relinked.contains(a))
                                     }))
+                                // With `Local`, a node holding a ready
+                                // endpoint beats an owner whose Pod only
+                                // drains, whatever the hash order says.
+                                || (svc.local
+                                    && world.slices_of(key).any(|s| {
+                                        s.ready_nodes.iter().any(|n| gained.contains(&**n))
+                                    }))
                         }
                     };
                 if redo {
