@@ -230,7 +230,8 @@ impl Delta {
 /// that changed (a Service, or one of its EndpointSlices) and those a
 /// node, advertisement, membership or interface change can affect (see
 /// `decide_scoped`: for a node, the Services it owns, those it now
-/// outranks the owner of, and those without a candidate); only a pool
+/// outranks the owner of, the `Local` ones it holds a ready endpoint of,
+/// and those without a candidate); only a pool
 /// change decides every Service again. Pure: the result always equals
 /// [`compute`]'s for the same inputs (a property test checks it).
 #[derive(Debug, Default)]
@@ -375,8 +376,10 @@ impl Engine {
     /// or leaving, an advertisement starting or ceasing to select it) can
     /// only make N eligible or ineligible, so it changes the decision of a
     /// Service only when N owns it, when N could now outrank its owner in
-    /// hash order (one hash per Service), or when the Service had no
-    /// candidate at all. An advertisement that starts or stops applying to
+    /// hash order (one hash per Service), when the Service is `Local` and
+    /// N holds a ready endpoint of it (a ready node beats an owner whose
+    /// Pod only drains, whatever the hash order), or when the Service had
+    /// no candidate at all. An advertisement that starts or stops applying to
     /// a pool decides that pool's Services again; one whose interfaces on
     /// this node changed, the Services this node owns in the pools it
     /// applies to.
