@@ -242,6 +242,9 @@ mod tests {
                 "memberlist-suspect-timeout",
                 "FERROLB_MEMBERLIST_SUSPECT_TIMEOUT",
             ),
+            ("heartbeat-interval", "FERROLB_HEARTBEAT_INTERVAL"),
+            ("heartbeat-multiplier", "FERROLB_HEARTBEAT_MULTIPLIER"),
+            ("heartbeat-watchers", "FERROLB_HEARTBEAT_WATCHERS"),
         ];
         let cmd = Cli::command();
         let actual: Vec<(String, String)> = cmd

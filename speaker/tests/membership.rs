@@ -8,7 +8,11 @@ use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use ferrolb_speaker::membership::{Membership, MembershipConfig, Secret, SpeakerId, Timing};
+use ferrolb_speaker::membership::auth::LIVENESS_MAGIC;
+use ferrolb_speaker::membership::heartbeat::wire::{self, Message};
+use ferrolb_speaker::membership::{
+    HeartbeatConfig, Membership, MembershipConfig, Secret, SpeakerId, Timing,
+};
 use tokio::sync::watch;
 
 const CONVERGE: Duration = Duration::from_secs(10);
@@ -37,9 +41,22 @@ async fn start_timed(
     s: Secret,
     timing: Timing,
 ) -> Membership {
+    let heartbeat = MembershipConfig::new(name, bind, s.clone()).heartbeat;
+    start_with(name, bind, seeds, s, timing, heartbeat).await
+}
+
+async fn start_with(
+    name: &str,
+    bind: SocketAddr,
+    seeds: &[SocketAddr],
+    s: Secret,
+    timing: Timing,
+    heartbeat: Option<HeartbeatConfig>,
+) -> Membership {
     let mut config = MembershipConfig::new(name, bind, s);
     config.seeds = seeds.to_vec();
     config.timing = timing;
+    config.heartbeat = heartbeat;
     // The previous run's socket may close a moment after its task is
     // aborted; retry the bind briefly.
     for _ in 0..50 {
@@ -90,10 +107,18 @@ async fn cluster() -> (Membership, Membership, Membership) {
 }
 
 async fn cluster_timed(timing: Timing) -> (Membership, Membership, Membership) {
-    let a = start_timed("node-a", loopback(), &[], secret(), timing.clone()).await;
+    let heartbeat = MembershipConfig::new("x", loopback(), secret()).heartbeat;
+    cluster_with(timing, heartbeat).await
+}
+
+async fn cluster_with(
+    timing: Timing,
+    hb: Option<HeartbeatConfig>,
+) -> (Membership, Membership, Membership) {
+    let a = start_with("node-a", loopback(), &[], secret(), timing.clone(), hb).await;
     let seeds = [a.local_addr()];
-    let b = start_timed("node-b", loopback(), &seeds, secret(), timing.clone()).await;
-    let c = start_timed("node-c", loopback(), &seeds, secret(), timing).await;
+    let b = start_with("node-b", loopback(), &seeds, secret(), timing.clone(), hb).await;
+    let c = start_with("node-c", loopback(), &seeds, secret(), timing, hb).await;
     assert!(
         all_see(&[&a, &b, &c], &["node-a", "node-b", "node-c"], CONVERGE).await,
         "three members did not converge"
@@ -127,16 +152,25 @@ async fn three_members_on_loopback_converge_to_the_full_set() {
 }
 
 async fn measure_crash_detection(label: &str, timing: Timing) {
+    measure_crash_detection_with(label, timing, None, DETECT).await;
+}
+
+async fn measure_crash_detection_with(
+    label: &str,
+    timing: Timing,
+    hb: Option<HeartbeatConfig>,
+    limit: Duration,
+) {
     let mut times = Vec::new();
     for _ in 0..10 {
-        let (a, b, c) = cluster_timed(timing.clone()).await;
+        let (a, b, c) = cluster_with(timing.clone(), hb).await;
         let killed = Instant::now();
         // Dropping aborts the task and closes the socket: no leave is sent,
         // as when a node loses power.
         drop(c);
         assert!(
-            all_see(&[&a, &b], &["node-a", "node-b"], DETECT).await,
-            "a killed member was not dropped within {DETECT:?}"
+            all_see(&[&a, &b], &["node-a", "node-b"], limit).await,
+            "a killed member was not dropped within {limit:?}"
         );
         times.push(killed.elapsed());
     }
@@ -145,7 +179,37 @@ async fn measure_crash_detection(label: &str, timing: Timing) {
 
 #[tokio::test]
 async fn a_killed_member_is_dropped_by_the_others_within_the_bound() {
-    measure_crash_detection("crash detection, defaults (150/75/250ms)", Timing::lan()).await;
+    measure_crash_detection(
+        "crash detection, SWIM alone, defaults (150/75/250ms)",
+        Timing::lan(),
+    )
+    .await;
+}
+
+/// SWIM so slow it cannot detect anything within a second: what is seen
+/// within a second is the heartbeats' doing.
+fn slow_swim() -> Timing {
+    Timing {
+        probe_period: Duration::from_secs(2),
+        probe_rtt: Duration::from_secs(1),
+        suspect_timeout: Duration::from_secs(5),
+        ..Timing::lan()
+    }
+}
+
+fn default_heartbeat() -> Option<HeartbeatConfig> {
+    MembershipConfig::new("x", loopback(), secret()).heartbeat
+}
+
+#[tokio::test]
+async fn heartbeats_drop_a_killed_member_long_before_swim_would() {
+    measure_crash_detection_with(
+        "crash detection, heartbeats 20ms x 5, SWIM slowed to 2s/1s/5s",
+        slow_swim(),
+        default_heartbeat(),
+        Duration::from_secs(1),
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -261,7 +325,9 @@ async fn forged_down_messages_without_the_secret_change_nothing() {
 
     assert!(
         !a_live.has_changed().unwrap(),
-        "a forged down changed a's view"
+        "a forged down changed a's view: {:?}, {:?}",
+        *a_live.borrow(),
+        a.stats()
     );
     assert_eq!(*a.live().borrow(), set(&["node-a", "node-b"]));
     assert_eq!(a.stats().rejected - before, sent, "{:?}", a.stats());
@@ -374,4 +440,105 @@ async fn a_taken_port_is_a_clear_error() {
         err.to_string().contains(&a.local_addr().to_string()),
         "{err}"
     );
+}
+
+/// Seals a heartbeat or verdict as a holder of `key` would.
+fn sealed(key: &Secret, msg: &Message<'_>) -> Vec<u8> {
+    let mut payload = Vec::new();
+    wire::encode(msg, &mut payload).unwrap();
+    let mut out = Vec::new();
+    key.seal_as(LIVENESS_MAGIC, &payload, &mut out);
+    out
+}
+
+#[tokio::test]
+async fn forged_replayed_future_dated_and_malformed_heartbeats_never_keep_a_dead_member_alive() {
+    let (a, b, c) = cluster_with(slow_swim(), default_heartbeat()).await;
+    let targets = [a.local_addr(), b.local_addr()];
+    let epoch = c.identity().boot;
+    let before = a.stats().heartbeat;
+    drop(c);
+    let killed = Instant::now();
+    let socket = tokio::net::UdpSocket::bind(loopback()).await.unwrap();
+    let hb = |epoch: u64, seq: u64| Message::Heartbeat {
+        from: "node-c",
+        epoch,
+        seq,
+        interval: Duration::from_millis(20),
+        multiplier: 5,
+        last: false,
+    };
+    let far_future = epoch + 3_600_000_000;
+    let mut valid = sealed(&secret(), &hb(epoch, 1));
+    // Right key, garbage inside: authenticated but not decodable.
+    let mut garbage = Vec::new();
+    secret().seal_as(LIVENESS_MAGIC, b"\x01\x00not a heartbeat", &mut garbage);
+    let attack = async {
+        for round in 0..100u64 {
+            let datagrams = [
+                // Without the key: a fresh-looking heartbeat for c.
+                sealed(&wrong_secret(), &hb(epoch, 1_000_000 + round)),
+                // Replayed: c's own early heartbeats, sealed right.
+                sealed(&secret(), &hb(epoch, 1 + round % 3)),
+                // Future-dated: an epoch an hour ahead.
+                sealed(&secret(), &hb(far_future, round + 1)),
+                garbage.clone(),
+                // Truncated.
+                valid[..10].to_vec(),
+            ];
+            for d in &datagrams {
+                for t in targets {
+                    socket.send_to(d, t).await.unwrap();
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    };
+    let survivors = [&a, &b];
+    let watch = async {
+        let seen = all_see(&survivors, &["node-a", "node-b"], Duration::from_secs(1)).await;
+        (seen, killed.elapsed())
+    };
+    let (_, (seen, after)) = tokio::join!(attack, watch);
+    assert!(seen, "the dead member was kept alive");
+    eprintln!(
+        "dead member dropped under attack after {}ms",
+        after.as_millis()
+    );
+    valid.clear();
+    let after = a.stats().heartbeat;
+    assert!(after.unauthenticated > before.unauthenticated, "{after:?}");
+    assert!(after.replayed > before.replayed, "{after:?}");
+    assert!(after.future_dated > before.future_dated, "{after:?}");
+    assert!(
+        after.malformed >= before.malformed + 2,
+        "garbage and truncated: {after:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_forged_verdict_declares_nobody_down() {
+    let (a, b, c) = cluster_with(slow_swim(), default_heartbeat()).await;
+    let all = ["node-a", "node-b", "node-c"];
+    let socket = tokio::net::UdpSocket::bind(loopback()).await.unwrap();
+    let before = a.stats().heartbeat;
+    for seq in 1..=50 {
+        for from in ["node-a", "node-b"] {
+            let v = Message::Verdict {
+                from,
+                epoch: 1,
+                seq,
+                accused: "node-c",
+                down: true,
+            };
+            let d = sealed(&wrong_secret(), &v);
+            for t in [a.local_addr(), b.local_addr()] {
+                socket.send_to(&d, t).await.unwrap();
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(all_see(&[&a, &b, &c], &all, Duration::from_millis(100)).await);
+    assert!(a.stats().heartbeat.unauthenticated >= before.unauthenticated + 100);
 }

@@ -21,7 +21,14 @@ const PROTOCOLS: [Protocol; 2] = [Protocol::Arp, Protocol::Ndp];
 const SOURCES: [LivenessSource; 2] = [LivenessSource::Gossip, LivenessSource::NodeConditions];
 const TRANSPORT_OPS: [&str; 3] = ["send", "recv", "multicast"];
 const FRAME_DROPS: [&str; 2] = ["queue_full", "malformed"];
-const GOSSIP_DROPS: [&str; 2] = ["unauthenticated", "malformed"];
+const GOSSIP_DROPS: [&str; 3] = ["unauthenticated", "malformed", "queue_full"];
+const HEARTBEAT_DROPS: [&str; 5] = [
+    "unauthenticated",
+    "malformed",
+    "replayed",
+    "future_dated",
+    "from_self",
+];
 
 /// The speaker's metrics: ferrolb's, and MetalLB's if asked for
 /// ([`Metrics::new`]; `default()` has ferrolb's only).
@@ -49,6 +56,20 @@ pub struct Metrics {
     pub gossip_dropped: Family<Labels, Counter>,
     /// Failed gossip sends and receives.
     pub gossip_io_errors: Counter,
+    /// Heartbeats sent.
+    pub heartbeats_sent: Counter,
+    /// Verdicts (declaring a peer down or withdrawing it) sent.
+    pub heartbeat_verdicts_sent: Counter,
+    /// Heartbeats and verdicts accepted.
+    pub heartbeats_received: Counter,
+    /// Heartbeats and verdicts dropped, by `reason`.
+    pub heartbeats_dropped: Family<Labels, Counter>,
+    /// Live speakers the heartbeat watchers' quorum declares down.
+    pub heartbeat_peers_down: Gauge,
+    /// Speakers whose heartbeats this speaker watches.
+    pub heartbeat_watching: Gauge,
+    /// Speakers watching this speaker's heartbeats.
+    pub heartbeat_watchers: Gauge,
     /// Services whose owner changed.
     pub leader_changes: Counter,
     /// Services nobody announces, by `reason` (as this node computes it).
@@ -86,6 +107,7 @@ impl Metrics {
         zero(&self.transport_errors, "op", &TRANSPORT_OPS);
         zero(&self.frames_dropped, "reason", &FRAME_DROPS);
         zero(&self.gossip_dropped, "reason", &GOSSIP_DROPS);
+        zero(&self.heartbeats_dropped, "reason", &HEARTBEAT_DROPS);
         let r = registry.sub_registry_with_prefix("ferrolb_speaker");
         r.register(
             "announced_ips",
@@ -139,8 +161,44 @@ impl Metrics {
         );
         r.register(
             "gossip_io_errors",
-            "Gossip socket sends and receives that failed",
+            "Gossip socket sends and receives that failed (heartbeats included)",
             self.gossip_io_errors.clone(),
+        );
+        r.register(
+            "heartbeats_sent",
+            "Heartbeats sent to this speaker's watchers",
+            self.heartbeats_sent.clone(),
+        );
+        r.register(
+            "heartbeat_verdicts_sent",
+            "Verdicts sent: a watched speaker declared down, or that withdrawn",
+            self.heartbeat_verdicts_sent.clone(),
+        );
+        r.register(
+            "heartbeats_received",
+            "Heartbeats and verdicts accepted",
+            self.heartbeats_received.clone(),
+        );
+        r.register(
+            "heartbeats_dropped",
+            "Heartbeats and verdicts dropped: failed authentication, malformed, replayed, \
+             future-dated, or claiming to come from this speaker",
+            self.heartbeats_dropped.clone(),
+        );
+        r.register(
+            "heartbeat_peers_down",
+            "Speakers alive for gossip that the heartbeat watchers declare down",
+            self.heartbeat_peers_down.clone(),
+        );
+        r.register(
+            "heartbeat_watching",
+            "Speakers whose heartbeats this speaker watches",
+            self.heartbeat_watching.clone(),
+        );
+        r.register(
+            "heartbeat_watchers",
+            "Speakers this speaker sends heartbeats to",
+            self.heartbeat_watchers.clone(),
         );
         r.register(
             "leader_changes",
@@ -243,9 +301,11 @@ impl Metrics {
         let mut last = lock(&self.last_membership);
         inc_by_delta(&self.gossip_sent, now.sent, last.sent);
         inc_by_delta(&self.gossip_received, now.received, last.received);
+        let (hb, old) = (&now.heartbeat, &last.heartbeat);
         for (reason, new, old) in [
             ("unauthenticated", now.rejected, last.rejected),
             ("malformed", now.malformed, last.malformed),
+            ("queue_full", hb.gossip_queue_full, old.gossip_queue_full),
         ] {
             inc_by_delta(
                 &self.gossip_dropped.get_or_create(&label("reason", reason)),
@@ -253,7 +313,37 @@ impl Metrics {
                 old,
             );
         }
-        inc_by_delta(&self.gossip_io_errors, now.io_errors, last.io_errors);
+        inc_by_delta(
+            &self.gossip_io_errors,
+            now.io_errors + hb.io_errors,
+            last.io_errors + old.io_errors,
+        );
+        inc_by_delta(&self.heartbeats_sent, hb.sent, old.sent);
+        inc_by_delta(
+            &self.heartbeat_verdicts_sent,
+            hb.verdicts_sent,
+            old.verdicts_sent,
+        );
+        inc_by_delta(&self.heartbeats_received, hb.received, old.received);
+        for (reason, new, old) in [
+            ("unauthenticated", hb.unauthenticated, old.unauthenticated),
+            ("malformed", hb.malformed, old.malformed),
+            ("replayed", hb.replayed, old.replayed),
+            ("future_dated", hb.future_dated, old.future_dated),
+            ("from_self", hb.from_self, old.from_self),
+        ] {
+            inc_by_delta(
+                &self
+                    .heartbeats_dropped
+                    .get_or_create(&label("reason", reason)),
+                new,
+                old,
+            );
+        }
+        let gauge = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        self.heartbeat_peers_down.set(gauge(hb.down));
+        self.heartbeat_watching.set(gauge(hb.watching));
+        self.heartbeat_watchers.set(gauge(hb.watchers));
         *last = *now;
     }
 
@@ -366,12 +456,25 @@ mod tests {
             malformed: 1,
             sent: 30,
             io_errors: 0,
+            heartbeat: membership::HeartbeatStats {
+                sent: 100,
+                replayed: 2,
+                future_dated: 1,
+                down: 1,
+                watchers: 2,
+                ..Default::default()
+            },
         };
         metrics.observe_membership(&gossip);
         metrics.observe_membership(&membership::Stats {
             received: 25,
             sent: 41,
             io_errors: 2,
+            heartbeat: membership::HeartbeatStats {
+                sent: 150,
+                down: 0,
+                ..gossip.heartbeat
+            },
             ..gossip
         });
         metrics.set_liveness_source(LivenessSource::NodeConditions);
@@ -401,6 +504,13 @@ mod tests {
             ),
             ("gossip_datagrams_dropped_total{reason=\"malformed\"}", "1"),
             ("gossip_io_errors_total", "2"),
+            ("gossip_datagrams_dropped_total{reason=\"queue_full\"}", "0"),
+            ("heartbeats_sent_total", "150"),
+            ("heartbeats_dropped_total{reason=\"replayed\"}", "2"),
+            ("heartbeats_dropped_total{reason=\"future_dated\"}", "1"),
+            ("heartbeats_dropped_total{reason=\"unauthenticated\"}", "0"),
+            ("heartbeat_peers_down", "0"),
+            ("heartbeat_watchers", "2"),
             ("liveness_source{source=\"gossip\"}", "1"),
             ("liveness_source{source=\"node_conditions\"}", "0"),
             ("members_alive", "3"),

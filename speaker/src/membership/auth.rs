@@ -36,8 +36,13 @@ use super::{Error, Result};
 
 type HmacSha256 = Hmac<Sha256>;
 
-/// First bytes of every datagram: "FLB" and format version 1.
+/// First bytes of every gossip datagram: "FLB" and format version 1.
 pub const MAGIC: [u8; 4] = *b"FLB\x01";
+/// First bytes of every fast-liveness datagram (heartbeats and verdicts,
+/// [`super::heartbeat`]): "FLB" and format 2. Both kinds share the port
+/// and the keys; the magic is under the tag, so one kind can never be
+/// passed off as the other.
+pub const LIVENESS_MAGIC: [u8; 4] = *b"FLB\x02";
 /// Length of the HMAC-SHA256 tag at the end of every datagram.
 pub const TAG_LEN: usize = 32;
 /// Bytes the envelope adds to a payload.
@@ -149,9 +154,15 @@ impl Secret {
 
     /// Wraps `payload` as `MAGIC || payload || tag` into `out` (cleared first).
     pub fn seal_into(&self, payload: &[u8], out: &mut Vec<u8>) {
+        self.seal_as(MAGIC, payload, out);
+    }
+
+    /// Wraps `payload` as `magic || payload || tag` into `out` (cleared
+    /// first): [`MAGIC`] for gossip, [`LIVENESS_MAGIC`] for heartbeats.
+    pub fn seal_as(&self, magic: [u8; 4], payload: &[u8], out: &mut Vec<u8>) {
         out.clear();
         out.reserve(payload.len() + OVERHEAD);
-        out.extend_from_slice(&MAGIC);
+        out.extend_from_slice(&magic);
         out.extend_from_slice(payload);
         let tag = compute_tag(&self.mac, out);
         out.extend_from_slice(&tag);
@@ -168,11 +179,16 @@ impl Secret {
     ///
     /// The tag comparison is constant-time.
     pub fn open<'a>(&self, datagram: &'a [u8]) -> Result<&'a [u8], Rejected> {
+        self.open_as(MAGIC, datagram)
+    }
+
+    /// [`Secret::open`] for a datagram that must start with `magic`.
+    pub fn open_as<'a>(&self, magic: [u8; 4], datagram: &'a [u8]) -> Result<&'a [u8], Rejected> {
         if datagram.len() < OVERHEAD {
             return Err(Rejected::TooShort(datagram.len()));
         }
         let (signed, tag) = datagram.split_at(datagram.len() - TAG_LEN);
-        if signed[..MAGIC.len()] != MAGIC {
+        if signed[..MAGIC.len()] != magic {
             return Err(Rejected::BadMagic);
         }
         let mut mac = self.mac.clone();

@@ -38,6 +38,7 @@ use std::time::Duration;
 use ferrolb_runtime::duration;
 
 use super::auth::{Secret, OVERHEAD};
+use super::heartbeat::HeartbeatConfig;
 use super::{Error, Result};
 
 /// The memberlist port MetalLB uses too.
@@ -143,6 +144,47 @@ fn invalid(reason: String) -> Error {
     Error::InvalidTiming { reason }
 }
 
+/// `--heartbeat-interval`'s default: 20 ms.
+pub const DEFAULT_HEARTBEAT_INTERVAL: Duration = Duration::from_millis(20);
+/// `--heartbeat-multiplier`'s default: 5 (100 ms detection).
+pub const DEFAULT_HEARTBEAT_MULTIPLIER: u8 = 5;
+/// `--heartbeat-watchers`'s default: 3.
+pub const DEFAULT_HEARTBEAT_WATCHERS: usize = 3;
+
+fn check_heartbeat(hb: &HeartbeatConfig) -> Result<()> {
+    let min = hb.limits.min_interval;
+    if hb.interval < min {
+        return Err(invalid(format!(
+            "--heartbeat-interval {:?} is below {min:?}; peers would take it as {min:?} and \
+             declare this speaker down while it is alive (0 turns heartbeats off)",
+            hb.interval
+        )));
+    }
+    if hb.multiplier < 2 {
+        return Err(invalid(
+            "--heartbeat-multiplier must be at least 2: with 1, a single late heartbeat \
+             declares a live speaker down"
+                .into(),
+        ));
+    }
+    if hb.watchers == 0 {
+        return Err(invalid(
+            "--heartbeat-watchers must be at least 1 (0 would watch nobody; \
+             use --heartbeat-interval 0 to turn heartbeats off)"
+                .into(),
+        ));
+    }
+    let detect = hb.detect_time();
+    if detect >= hb.limits.max_detect {
+        return Err(invalid(format!(
+            "--heartbeat-interval x --heartbeat-multiplier is {detect:?}, at least the \
+             {:?} peers accept; SWIM alone detects faster than that",
+            hb.limits.max_detect
+        )));
+    }
+    Ok(())
+}
+
 /// Everything [`Membership::start`](super::Membership::start) needs.
 #[derive(Debug, Clone)]
 pub struct MembershipConfig {
@@ -163,6 +205,8 @@ pub struct MembershipConfig {
     /// Other speakers to announce to at start; more can be given later with
     /// [`Membership::set_seeds`](super::Membership::set_seeds).
     pub seeds: Vec<SocketAddr>,
+    /// Fast liveness ([`super::heartbeat`]); `None`: SWIM alone.
+    pub heartbeat: Option<HeartbeatConfig>,
 }
 
 impl MembershipConfig {
@@ -176,6 +220,11 @@ impl MembershipConfig {
             rotation_grace: DEFAULT_ROTATION_GRACE,
             timing: Timing::lan(),
             seeds: Vec::new(),
+            heartbeat: Some(HeartbeatConfig::new(
+                DEFAULT_HEARTBEAT_INTERVAL,
+                DEFAULT_HEARTBEAT_MULTIPLIER,
+                DEFAULT_HEARTBEAT_WATCHERS,
+            )),
         }
     }
 
@@ -187,6 +236,9 @@ impl MembershipConfig {
         let advertised_ip = self.advertise.map_or(self.bind.ip(), |a| a.ip());
         if advertised_ip.is_unspecified() {
             return Err(Error::AdvertiseUnspecified { bind: self.bind });
+        }
+        if let Some(hb) = &self.heartbeat {
+            check_heartbeat(hb)?;
         }
         if self.rotation_grace.is_zero() {
             return Err(invalid(
@@ -249,6 +301,18 @@ pub struct MembershipArgs {
     /// How long a suspected speaker keeps counting as alive, e.g. `250ms`.
     #[arg(long = "memberlist-suspect-timeout", env = "FERROLB_MEMBERLIST_SUSPECT_TIMEOUT", default_value = "250ms", value_parser = duration::parse)]
     pub suspect_timeout: Duration,
+    /// How often this speaker sends a heartbeat to each of its watchers,
+    /// e.g. `20ms`; `0` turns fast liveness off (SWIM alone, ~0.5 s).
+    #[arg(long = "heartbeat-interval", env = "FERROLB_HEARTBEAT_INTERVAL", default_value = "20ms", value_parser = duration::parse)]
+    pub heartbeat_interval: Duration,
+    /// Missed heartbeats before a watcher declares this speaker down:
+    /// detection takes interval x multiplier.
+    #[arg(long = "heartbeat-multiplier", env = "FERROLB_HEARTBEAT_MULTIPLIER", default_value_t = DEFAULT_HEARTBEAT_MULTIPLIER)]
+    pub heartbeat_multiplier: u8,
+    /// How many speakers watch each speaker's heartbeats (two must agree
+    /// before a speaker counts as down).
+    #[arg(long = "heartbeat-watchers", env = "FERROLB_HEARTBEAT_WATCHERS", default_value_t = DEFAULT_HEARTBEAT_WATCHERS)]
+    pub heartbeat_watchers: usize,
 }
 
 impl MembershipArgs {
@@ -280,6 +344,13 @@ impl MembershipArgs {
                 ..Timing::lan()
             },
             seeds,
+            heartbeat: (!self.heartbeat_interval.is_zero()).then(|| {
+                HeartbeatConfig::new(
+                    self.heartbeat_interval,
+                    self.heartbeat_multiplier,
+                    self.heartbeat_watchers,
+                )
+            }),
         };
         config.validate()?;
         Ok(config)

@@ -173,9 +173,15 @@ impl<I: Copy + Ord + Add<Duration, Output = I>> KeyRing<I> {
     /// Checks a datagram against every accepted key, the sealing key
     /// first, and returns its payload.
     pub fn open<'a>(&self, datagram: &'a [u8]) -> Result<&'a [u8], Rejected> {
+        self.open_as(super::auth::MAGIC, datagram)
+    }
+
+    /// [`KeyRing::open`] for a datagram that must start with `magic`
+    /// ([`super::auth::LIVENESS_MAGIC`] for heartbeats).
+    pub fn open_as<'a>(&self, magic: [u8; 4], datagram: &'a [u8]) -> Result<&'a [u8], Rejected> {
         let mut last = Rejected::BadTag;
         for key in self.keys() {
-            match key.open(datagram) {
+            match key.open_as(magic, datagram) {
                 Ok(payload) => return Ok(payload),
                 // Length and magic do not depend on the key.
                 Err(e @ (Rejected::TooShort(_) | Rejected::BadMagic)) => return Err(e),

@@ -29,6 +29,7 @@
 pub mod auth;
 pub mod config;
 pub mod fallback;
+pub mod heartbeat;
 pub mod identity;
 pub mod keyring;
 pub mod roster;
@@ -43,6 +44,7 @@ use std::time::Duration;
 pub use auth::{Secret, MIN_SECRET_LEN};
 pub use config::{MembershipArgs, MembershipConfig, Timing, DEFAULT_PORT};
 pub use fallback::{live_from_node_conditions, LivenessSource};
+pub use heartbeat::{HeartbeatConfig, HeartbeatStats};
 pub use identity::SpeakerId;
 pub use keyring::KeyRing;
 pub use roster::Roster;
@@ -101,6 +103,9 @@ pub enum Error {
         /// What went wrong.
         source: std::io::Error,
     },
+    /// The heartbeat thread could not be started.
+    #[error("cannot start the heartbeat thread: {0}")]
+    Thread(std::io::Error),
     /// The membership task has already stopped.
     #[error("the membership task has stopped")]
     Stopped,
@@ -120,6 +125,7 @@ impl Error {
             Self::EmptyNodeName => "EmptyNodeName",
             Self::AdvertiseUnspecified { .. } => "AdvertiseUnspecified",
             Self::Bind { .. } => "BindFailed",
+            Self::Thread(_) => "ThreadFailed",
             Self::Stopped => "Stopped",
             Self::LeaveTimeout(_) => "LeaveTimeout",
         }

@@ -83,6 +83,14 @@ impl Roster {
             .collect()
     }
 
+    /// The live peers (not ourselves), with their addresses.
+    pub fn peers(&self) -> Vec<(String, SocketAddr)> {
+        self.members
+            .values()
+            .map(|id| (id.name.clone(), id.addr))
+            .collect()
+    }
+
     /// Addresses of the live peers (not ourselves).
     pub fn peer_addrs(&self) -> impl Iterator<Item = SocketAddr> + '_ {
         self.members.keys().copied()

@@ -1,32 +1,42 @@
-//! The I/O shell: one tokio task owning the UDP socket and the foca instance.
+//! The I/O shell: one tokio task owning the foca instance, and the
+//! heartbeat thread ([`super::heartbeat::run`]) owning the receiving side
+//! of the UDP socket, which hands gossip datagrams to the task.
 //!
 //! Everything foca asks for (datagrams to send, timers, notifications) is
 //! collected in an [`foca::AccumulatingRuntime`] and carried out right after
 //! each call, so the task is the only place where time and the network
-//! happen. Nothing a peer sends can stop the loop: datagrams that fail
-//! authentication or that foca refuses are counted and dropped.
+//! happen for gossip. Nothing a peer sends can stop the loop: datagrams that
+//! fail authentication or that foca refuses are counted and dropped.
+//!
+//! The live set published is SWIM's live members minus the speakers the
+//! heartbeat watchers' quorum declares down.
 
 use std::collections::BTreeSet;
-use std::net::SocketAddr;
+use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use foca::{AccumulatingRuntime, Foca, NoCustomBroadcast, OwnedNotification, PostcardCodec};
 use rand::rngs::StdRng;
-use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio::time::{sleep_until, Instant};
 use tracing::{debug, info, warn, Instrument};
 
 use super::auth::Secret;
-use super::config::{MembershipConfig, Timing, MAX_DATAGRAM};
+use super::config::{MembershipConfig, Timing};
+use super::heartbeat::run::{Counters as HeartbeatCounters, Inbox, Members, Thread, Wiring};
+use super::heartbeat::{Fast, HeartbeatStats};
 use super::identity::SpeakerId;
 use super::keyring::{KeyRing, Offer};
 use super::roster::Roster;
 use super::timers::TimerQueue;
 use super::{Error, Result};
+use crate::transport::lock;
+
+/// Gossip datagrams the heartbeat thread may queue for the gossip task.
+const GOSSIP_QUEUE: usize = 1024;
 
 type Swim = Foca<SpeakerId, PostcardCodec, StdRng, NoCustomBroadcast>;
 
@@ -44,6 +54,8 @@ pub struct Stats {
     pub sent: u64,
     /// Failed sends and receives.
     pub io_errors: u64,
+    /// The heartbeat thread's counters.
+    pub heartbeat: HeartbeatStats,
 }
 
 #[derive(Debug, Default)]
@@ -67,6 +79,7 @@ impl Counters {
             malformed: self.malformed.load(Ordering::Relaxed),
             sent: self.sent.load(Ordering::Relaxed),
             io_errors: self.io_errors.load(Ordering::Relaxed),
+            heartbeat: HeartbeatStats::default(),
         }
     }
 }
@@ -86,13 +99,17 @@ pub struct Membership {
     live: watch::Receiver<BTreeSet<String>>,
     commands: mpsc::Sender<Command>,
     counters: Arc<Counters>,
+    heartbeat: Arc<HeartbeatCounters>,
     task: JoinHandle<()>,
+    /// Stopped (and joined) when the membership is dropped.
+    thread: Thread,
     leave_timeout: Duration,
 }
 
 impl Drop for Membership {
     fn drop(&mut self) {
         self.task.abort();
+        self.thread.stop();
     }
 }
 
@@ -103,12 +120,10 @@ impl Membership {
     /// configuration is invalid or the socket cannot be bound.
     pub async fn start(config: MembershipConfig) -> Result<Self> {
         let foca_config = config.validate()?;
-        let socket = UdpSocket::bind(config.bind)
-            .await
-            .map_err(|source| Error::Bind {
-                addr: config.bind,
-                source,
-            })?;
+        let socket = UdpSocket::bind(config.bind).map_err(|source| Error::Bind {
+            addr: config.bind,
+            source,
+        })?;
         let local = socket.local_addr().map_err(|source| Error::Bind {
             addr: config.bind,
             source,
@@ -119,29 +134,69 @@ impl Membership {
         let (commands, commands_rx) = mpsc::channel(16);
         let counters = Arc::new(Counters::default());
         let leave_timeout = config.timing.leave_linger + Duration::from_secs(1);
+        let socket = Arc::new(socket);
+        let keys = Arc::new(Mutex::new(KeyRing::new(
+            config.secret,
+            config.rotation_grace,
+        )));
+        let (gossip, inbox) = mpsc::channel(GOSSIP_QUEUE);
+        let (members_tx, members) = watch::channel(Members::new());
+        let (down_tx, down) = watch::channel(BTreeSet::new());
+        let heartbeat = Arc::new(HeartbeatCounters::default());
+        let span = tracing::info_span!("membership", node = %me.name, addr = %me.addr);
+        let thread = Thread::spawn(
+            Wiring {
+                socket: Arc::clone(&socket),
+                keys: Arc::clone(&keys),
+                fast: config.heartbeat.map(|c| Fast::new(&me.name, me.boot, c)),
+                members,
+                down: down_tx,
+                gossip,
+                counters: Arc::clone(&heartbeat),
+            },
+            span.clone(),
+        )
+        .map_err(Error::Thread)?;
 
+        let key_id = lock(&keys).sealing().key_id();
         let driver = Driver {
             foca: Foca::new(me.clone(), foca_config, rand::make_rng(), PostcardCodec),
             rt: AccumulatingRuntime::new(),
             socket,
-            keys: KeyRing::new(config.secret, config.rotation_grace),
+            inbox,
+            keys,
             timing: config.timing,
             timers: TimerQueue::new(),
             roster,
             live_tx,
+            members_tx,
+            down,
             counters: Arc::clone(&counters),
             seeds: config.seeds,
-            sealed: Vec::with_capacity(MAX_DATAGRAM),
+            sealed: Vec::new(),
         };
-        let span = tracing::info_span!("membership", node = %me.name, addr = %me.addr);
-        info!(parent: &span, boot = me.boot, bind = %local, key_id = %driver.keys.sealing().key_id(), "memberlist gossip started");
+        match config.heartbeat {
+            Some(hb) => info!(
+                parent: &span, boot = me.boot, bind = %local, key_id = %key_id,
+                heartbeat_interval_ms = hb.interval.as_millis(),
+                heartbeat_multiplier = hb.multiplier,
+                heartbeat_watchers = hb.watchers,
+                "memberlist gossip started, with heartbeats"
+            ),
+            None => info!(
+                parent: &span, boot = me.boot, bind = %local, key_id = %key_id,
+                "memberlist gossip started, heartbeats off (--heartbeat-interval 0)"
+            ),
+        }
         let task = tokio::spawn(driver.run(commands_rx).instrument(span));
         Ok(Self {
             me,
             live,
             commands,
             counters,
+            heartbeat,
             task,
+            thread,
             leave_timeout,
         })
     }
@@ -165,7 +220,10 @@ impl Membership {
 
     /// Traffic counters so far.
     pub fn stats(&self) -> Stats {
-        self.counters.snapshot()
+        Stats {
+            heartbeat: self.heartbeat.snapshot(),
+            ..self.counters.snapshot()
+        }
     }
 
     /// Replaces the seed list (the other speakers' addresses, as the
@@ -210,12 +268,16 @@ impl Membership {
 struct Driver {
     foca: Swim,
     rt: AccumulatingRuntime<SpeakerId>,
-    socket: UdpSocket,
-    keys: KeyRing<Instant>,
+    /// Sends only: the heartbeat thread receives.
+    socket: Arc<UdpSocket>,
+    inbox: Inbox,
+    keys: Arc<Mutex<KeyRing<Instant>>>,
     timing: Timing,
     timers: TimerQueue<Instant, foca::Timer<SpeakerId>>,
     roster: Roster,
     live_tx: watch::Sender<BTreeSet<String>>,
+    members_tx: watch::Sender<Members>,
+    down: watch::Receiver<BTreeSet<String>>,
     counters: Arc<Counters>,
     seeds: Vec<SocketAddr>,
     sealed: Vec<u8>,
@@ -223,21 +285,21 @@ struct Driver {
 
 impl Driver {
     async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
-        // One byte more than we accept, so an oversized datagram is seen as
-        // such instead of silently truncated into something else.
-        let mut buf = vec![0u8; MAX_DATAGRAM + 1];
+        let mut down_open = true;
         let mut seed_retry = tokio::time::interval(self.timing.seed_retry);
         seed_retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let deadline = self.timers.next_deadline();
-            let key_deadline = self.keys.next_deadline();
+            let key_deadline = lock(&self.keys).next_deadline();
             tokio::select! {
-                received = self.socket.recv_from(&mut buf) => match received {
-                    Ok((len, from)) => self.on_datagram(&buf[..len], from).await,
-                    Err(error) => {
-                        Counters::bump(&self.counters.io_errors);
-                        debug!(%error, "memberlist receive failed");
-                    }
+                received = self.inbox.recv() => match received {
+                    Some((datagram, from)) => self.on_datagram(&datagram, from).await,
+                    // The thread stopped: so does gossip.
+                    None => return,
+                },
+                r = self.down.changed(), if down_open => match r {
+                    Ok(()) => self.publish_live(),
+                    Err(_) => down_open = false,
                 },
                 () = sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
                     self.on_timers().await;
@@ -265,7 +327,8 @@ impl Driver {
 
     async fn on_datagram(&mut self, datagram: &[u8], from: SocketAddr) {
         Counters::bump(&self.counters.received);
-        let payload = match self.keys.open(datagram) {
+        let opened = lock(&self.keys).open(datagram);
+        let payload = match opened {
             Ok(payload) => payload,
             Err(rejected) => {
                 Counters::bump(&self.counters.rejected);
@@ -282,11 +345,12 @@ impl Driver {
 
     fn offer_key(&mut self, key: Secret) {
         let id = key.key_id();
-        match self.keys.offer(key, Instant::now()) {
+        let mut keys = lock(&self.keys);
+        match keys.offer(key, Instant::now()) {
             Offer::Unchanged | Offer::AlreadyPending => {}
             Offer::Scheduled { switch_at } => info!(
                 key_id = %id,
-                sealing_key_id = %self.keys.sealing().key_id(),
+                sealing_key_id = %keys.sealing().key_id(),
                 switch_in_s = switch_at.saturating_duration_since(Instant::now()).as_secs(),
                 "memberlist secret changed: accepting the new key now, sealing with it after the grace period"
             ),
@@ -298,7 +362,7 @@ impl Driver {
     }
 
     fn on_key_deadline(&mut self) {
-        let tick = self.keys.tick(Instant::now());
+        let tick = lock(&self.keys).tick(Instant::now());
         if let Some(id) = tick.switched_to {
             info!(key_id = %id, "now sealing gossip with the new memberlist key");
         }
@@ -350,6 +414,8 @@ impl Driver {
         }
         tokio::time::sleep(resend_every).await;
         self.roster.clear();
+        // The heartbeat thread says goodbye to its watchers.
+        self.members_tx.send_replace(Members::new());
         self.live_tx.send_replace(BTreeSet::new());
         info!("left the memberlist cluster");
     }
@@ -357,8 +423,10 @@ impl Driver {
     /// Carries out what foca asked for in the last call.
     async fn drain(&mut self) {
         while let Some((to, data)) = self.rt.to_send() {
-            self.keys.sealing().seal_into(&data, &mut self.sealed);
-            match self.socket.send_to(&self.sealed, to.addr).await {
+            lock(&self.keys)
+                .sealing()
+                .seal_into(&data, &mut self.sealed);
+            match self.socket.send_to(&self.sealed, to.addr) {
                 Ok(_) => Counters::bump(&self.counters.sent),
                 Err(error) => {
                     Counters::bump(&self.counters.io_errors);
@@ -376,14 +444,28 @@ impl Driver {
             changed |= self.roster.apply(&notification);
         }
         if changed {
-            let live = self.roster.live_names();
-            info!(live = ?live, "live speakers changed");
-            self.live_tx.send_if_modified(|current| {
-                let differs = *current != live;
-                *current = live;
-                differs
-            });
+            self.members_tx.send_replace(self.roster.peers());
+            self.publish_live();
         }
+    }
+
+    /// Publishes SWIM's live set minus the speakers the heartbeat quorum
+    /// declares down.
+    fn publish_live(&mut self) {
+        let live: BTreeSet<String> = {
+            let down = self.down.borrow_and_update();
+            let mut live = self.roster.live_names();
+            live.retain(|n| !down.contains(n));
+            live
+        };
+        self.live_tx.send_if_modified(|current| {
+            let differs = *current != live;
+            if differs {
+                info!(live = ?live, "live speakers changed");
+                *current = live;
+            }
+            differs
+        });
     }
 }
 
