@@ -22,6 +22,10 @@ use tracing::{debug, info, warn};
 /// How long the loop waits after a change for more before recomputing, so
 /// a relist of a thousand objects costs one computation, not a thousand.
 pub const DEBOUNCE: Duration = Duration::from_millis(20);
+/// The same after a change of the live set alone: a failover is decided
+/// at once (a dead speaker's heartbeats are declared missing in one go, so
+/// there is nothing to gather).
+pub const LIVE_DEBOUNCE: Duration = Duration::ZERO;
 /// How often transport and gossip counters are copied into the metrics.
 pub const STATS_EVERY: Duration = Duration::from_secs(5);
 /// A delta with more changed Services than this is logged as one summary
@@ -80,11 +84,15 @@ impl<L: Links, A: Announce> Daemon<L, A> {
         tokio::pin!(shutdown);
         loop {
             let mut relist = false;
+            let mut debounce = DEBOUNCE;
             tokio::select! {
                 () = &mut shutdown => break,
                 r = self.watched.world.changed() => if r.is_err() { break },
                 r = self.watched.synced.changed() => if r.is_err() { break },
-                r = self.live.changed() => if r.is_err() { break },
+                r = self.live.changed() => {
+                    if r.is_err() { break }
+                    debounce = LIVE_DEBOUNCE;
+                }
                 Some(()) = changes.next() => relist = true,
                 _ = stats.tick() => {
                     self.metrics.observe_transport(&self.announce.stats());
@@ -97,7 +105,9 @@ impl<L: Links, A: Announce> Daemon<L, A> {
                     continue;
                 }
             }
-            tokio::time::sleep(DEBOUNCE).await;
+            if !debounce.is_zero() {
+                tokio::time::sleep(debounce).await;
+            }
             if relist {
                 links = self.list_links().await;
             }
