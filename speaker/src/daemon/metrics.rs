@@ -70,6 +70,8 @@ pub struct Metrics {
     pub heartbeat_watching: Gauge,
     /// Speakers watching this speaker's heartbeats.
     pub heartbeat_watchers: Gauge,
+    /// 1 when the heartbeat thread runs under the real-time policy.
+    pub heartbeat_realtime: Gauge,
     /// Services whose owner changed.
     pub leader_changes: Counter,
     /// Services nobody announces, by `reason` (as this node computes it).
@@ -199,6 +201,11 @@ impl Metrics {
             "heartbeat_watchers",
             "Speakers this speaker sends heartbeats to",
             self.heartbeat_watchers.clone(),
+        );
+        r.register(
+            "heartbeat_realtime",
+            "1 when the heartbeat thread runs under SCHED_FIFO (needs CAP_SYS_NICE), else 0",
+            self.heartbeat_realtime.clone(),
         );
         r.register(
             "leader_changes",
@@ -344,6 +351,7 @@ impl Metrics {
         self.heartbeat_peers_down.set(gauge(hb.down));
         self.heartbeat_watching.set(gauge(hb.watching));
         self.heartbeat_watchers.set(gauge(hb.watchers));
+        self.heartbeat_realtime.set(gauge(hb.realtime));
         *last = *now;
     }
 

@@ -65,6 +65,9 @@ pub struct HeartbeatStats {
     pub watching: u64,
     /// Our watchers, now.
     pub watchers: u64,
+    /// 1 when the thread runs under the real-time policy
+    /// ([`raise_priority`]), else 0.
+    pub realtime: u64,
 }
 
 /// Shared counters (the thread writes, `Membership::stats` reads).
@@ -83,6 +86,7 @@ pub struct Counters {
     down: AtomicU64,
     watching: AtomicU64,
     watchers: AtomicU64,
+    realtime: AtomicU64,
 }
 
 fn bump(c: &AtomicU64) {
@@ -107,6 +111,7 @@ impl Counters {
             down: g(&self.down),
             watching: g(&self.watching),
             watchers: g(&self.watchers),
+            realtime: g(&self.realtime),
         }
     }
 }
@@ -175,7 +180,39 @@ fn wall_micros() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
 }
 
+/// Puts the calling thread under `SCHED_FIFO` at the lowest real-time
+/// priority: above every normal thread of the node (so a saturated CPU or
+/// a CFS quota cannot delay a heartbeat), below anything else real-time.
+/// The thread sleeps nearly all the time, so it takes nothing from anyone.
+/// Needs `CAP_SYS_NICE`; without it the thread stays a normal one.
+pub fn raise_priority() -> Result<(), String> {
+    use thread_priority::{
+        set_thread_priority_and_policy, thread_native_id, RealtimeThreadSchedulePolicy,
+        ThreadPriority, ThreadSchedulePolicy,
+    };
+    set_thread_priority_and_policy(
+        thread_native_id(),
+        ThreadPriority::Min,
+        ThreadSchedulePolicy::Realtime(RealtimeThreadSchedulePolicy::Fifo),
+    )
+    .map_err(|e| format!("{e:?}"))
+}
+
 fn run(mut w: Wiring, stop: &AtomicBool) {
+    if w.fast.is_some() {
+        match raise_priority() {
+            Ok(()) => {
+                w.counters.realtime.store(1, Ordering::Relaxed);
+                info!("heartbeat thread runs under SCHED_FIFO (lowest real-time priority)");
+            }
+            Err(error) => warn!(
+                %error,
+                "cannot run the heartbeat thread under SCHED_FIFO (the speaker needs \
+                 CAP_SYS_NICE); on a busy node its heartbeats can be late and peers may \
+                 declare it down: grant SYS_NICE or raise --heartbeat-multiplier"
+            ),
+        }
+    }
     let origin = Instant::now();
     let mut buf = vec![0u8; MAX_DATAGRAM + 1];
     let mut payload = Vec::with_capacity(wire::MAX_PAYLOAD);
