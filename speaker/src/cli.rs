@@ -280,6 +280,31 @@ mod tests {
         assert_eq!(actual, expected);
     }
 
+    /// The DaemonSet gives a stopping speaker time for the leave (5 s at
+    /// worst: the guard around leaving gossip), the handover bound and
+    /// closing the sockets, so the kubelet never kills a handover short.
+    #[test]
+    fn the_daemonset_grace_period_outlasts_leave_and_the_handover_bound() {
+        const DAEMONSET: &str = include_str!("../../deploy/base/speaker.yaml");
+        let grace: u64 = DAEMONSET
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("terminationGracePeriodSeconds:"))
+            .and_then(|v| v.trim().parse().ok())
+            .expect("terminationGracePeriodSeconds in deploy/base/speaker.yaml");
+        assert!(
+            !DAEMONSET.contains("FERROLB_SHUTDOWN_HANDOVER_TIMEOUT"),
+            "a bound set in the DaemonSet needs this test to read it"
+        );
+        let cli = Cli::try_parse_from(["ferrolb-speaker", "--node-name", "n"]).unwrap();
+        let need = cli.announce.shutdown_handover_timeout
+            + Duration::from_secs(5)
+            + Duration::from_millis(200);
+        assert!(
+            Duration::from_secs(grace) > need,
+            "terminationGracePeriodSeconds {grace} does not cover {need:?}"
+        );
+    }
+
     #[test]
     fn every_flag_has_an_environment_variable() {
         use clap::CommandFactory;
