@@ -86,17 +86,27 @@ async fn handover_in_namespaces(test: &str, addrs: [&str; 3], vip: IpAddr) -> Te
     tokio::time::sleep(Duration::from_millis(300)).await;
     let heard = asker.finish();
     let ms = |t: &Instant| t.saturating_duration_since(start).as_millis();
+    // How long after the client heard B's announcement A withdrew (both
+    // receive the same broadcast; negative: A was the quicker).
+    let lag_us = match (
+        report.handed_over.first(),
+        first_unasked_from(&heard, mac_b),
+    ) {
+        (Some(h), Some(garp)) => {
+            h.after.as_micros() as i128 - garp.duration_since(start).as_micros() as i128
+        }
+        _ => 0,
+    };
     println!(
-        "{test}: handed over in {:?} (B announced at {:?} ms); A answered at {:?} ms",
+        "{test}: handed over {:?} after the stop, {lag_us} us after the client heard B; \
+         A answered at {:?} ms",
         report.handed_over.first().map(|h| h.after),
-        first_unasked_from(&heard, mac_b).as_ref().map(ms),
         answers_from(&heard, mac_a)
             .iter()
             .filter(|t| **t > start)
             .map(ms)
             .collect::<Vec<_>>()
     );
-
     assert_eq!((report.total, report.timed_out.len()), (1, 0), "{report:?}");
     let handed = report.handed_over[0];
     assert_eq!((handed.ip, handed.to), (vip, mac_b), "{report:?}");
