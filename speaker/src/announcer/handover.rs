@@ -306,6 +306,54 @@ mod tests {
         assert_eq!(r.elapsed, BOUND);
     }
 
+    proptest::proptest! {
+        /// Whatever observations arrive, in whatever order: what is
+        /// answered only shrinks, every pair withdrawn was seen handed
+        /// over, and at the end each address is handed over exactly when
+        /// every interface it had saw a handing-over announcement.
+        #[test]
+        fn only_seen_handovers_withdraw_and_the_report_adds_up(
+            pairs in proptest::collection::btree_set((0u8..6, 0u8..3), 0..12),
+            seen_list in proptest::collection::vec((0u8..8, 0u8..4, 0u8..3, 0u64..4000), 0..30),
+        ) {
+            let t0 = Instant::now();
+            let addr = |i: u8| IpAddr::from([192, 0, 2, i]);
+            let link = |l: u8| format!("eth{l}");
+            let initial: BTreeSet<(IpAddr, String)> =
+                pairs.iter().map(|(i, l)| (addr(*i), link(*l))).collect();
+            let mut h = Handover::new(initial.clone(), t0, BOUND);
+            let mut handed_pairs = BTreeSet::new();
+            let mut before: BTreeSet<(IpAddr, String)> = h.answering().into_iter().collect();
+            proptest::prop_assert_eq!(&before, &initial);
+            for (i, l, held, at) in seen_list {
+                let held = [Held::Owned, Held::HandingOver, Held::Withdrawn][usize::from(held)];
+                let obs = seen(&addr(i).to_string(), &link(l), held, t0 + ms(at));
+                let changed = h.observe(&obs);
+                let now: BTreeSet<(IpAddr, String)> = h.answering().into_iter().collect();
+                proptest::prop_assert!(now.is_subset(&before));
+                let gone: Vec<_> = before.difference(&now).cloned().collect();
+                proptest::prop_assert_eq!(changed, !gone.is_empty());
+                if changed {
+                    proptest::prop_assert_eq!(held, Held::HandingOver);
+                    proptest::prop_assert_eq!(&gone, &vec![(addr(i), link(l))]);
+                    handed_pairs.insert((addr(i), link(l)));
+                }
+                before = now;
+            }
+            let r = h.finish(t0 + BOUND);
+            let ips: BTreeSet<IpAddr> = initial.iter().map(|(ip, _)| *ip).collect();
+            proptest::prop_assert_eq!(r.total, ips.len());
+            proptest::prop_assert_eq!(r.handed_over.len() + r.timed_out.len(), ips.len());
+            for ip in ips {
+                let all_seen = initial
+                    .iter()
+                    .filter(|(a, _)| *a == ip)
+                    .all(|p| handed_pairs.contains(p));
+                proptest::prop_assert_eq!(r.handed_over.iter().any(|x| x.ip == ip), all_seen);
+            }
+        }
+    }
+
     #[test]
     fn nothing_to_hand_over_is_done_at_once() {
         let t0 = Instant::now();
