@@ -137,6 +137,30 @@ async fn setup(client: &Client) -> TestResult {
     Ok(())
 }
 
+/// The API test server with [`setup`]'s objects, a client, and the
+/// watches every speaker of the test shares.
+async fn watching() -> Result<
+    (
+        kube_test_server::TestServer,
+        Client,
+        JoinSet<()>,
+        watches::Watched,
+    ),
+    Box<dyn std::error::Error>,
+> {
+    let server = kube_test_server::TestServer::start("127.0.0.1:0".parse()?).await?;
+    let client = server.client().await?;
+    setup(&client).await?;
+    let mut tasks = JoinSet::new();
+    let watched = watches::spawn(&client, NS, None, &mut tasks);
+    Ok((server, client, tasks, watched))
+}
+
+/// A stop that changes nobody's live set.
+fn stays() -> BoxFuture<'static, ()> {
+    Box::pin(async {})
+}
+
 struct Speaker {
     desired: watch::Receiver<Desired>,
     stop: oneshot::Sender<()>,
@@ -144,40 +168,46 @@ struct Speaker {
     stopped: oneshot::Receiver<Report>,
 }
 
+/// What every speaker of a test shares.
+struct Shared<'a> {
+    hub: &'a Hub,
+    client: &'a Client,
+    watched: &'a watches::Watched,
+    live: &'a watch::Receiver<BTreeSet<String>>,
+}
+
+impl<'a> Shared<'a> {
+    fn new(
+        hub: &'a Hub,
+        client: &'a Client,
+        watched: &'a watches::Watched,
+        live: &'a watch::Receiver<BTreeSet<String>>,
+    ) -> Self {
+        Self {
+            hub,
+            client,
+            watched,
+            live,
+        }
+    }
+}
+
+/// A speaker on the shared hub whose stop runs `leave` (what leaving
+/// gossip does to the others' live set; [`stays`] when that does not
+/// matter).
 fn speaker(
+    shared: &Shared<'_>,
     node: &str,
     mac: u8,
-    hub: &Hub,
-    client: &Client,
-    watched: &watches::Watched,
-    live: &watch::Receiver<BTreeSet<String>>,
     tasks: &mut JoinSet<()>,
+    leave: BoxFuture<'static, ()>,
 ) -> Result<Speaker, Box<dyn std::error::Error>> {
-    speaker_leaving(
-        node,
-        mac,
+    let Shared {
         hub,
         client,
         watched,
         live,
-        tasks,
-        Box::pin(async {}),
-    )
-}
-
-/// [`speaker`], whose stop runs `leave` (what leaving gossip does to the
-/// others' live set).
-#[allow(clippy::too_many_arguments)]
-fn speaker_leaving(
-    node: &str,
-    mac: u8,
-    hub: &Hub,
-    client: &Client,
-    watched: &watches::Watched,
-    live: &watch::Receiver<BTreeSet<String>>,
-    tasks: &mut JoinSet<()>,
-    leave: BoxFuture<'static, ()>,
-) -> Result<Speaker, Box<dyn std::error::Error>> {
+    } = *shared;
     let mac_bytes = [2, 0, 0, 0, 0, mac];
     let link: Arc<dyn Datalink> =
         Arc::new(hub.endpoint("eth0", ferrolb_speaker::wire::MacAddr(mac_bytes)));
@@ -244,17 +274,13 @@ async fn assigned_events(client: &Client) -> Result<Vec<K8sEvent>, kube::Error> 
 
 #[tokio::test]
 async fn two_speakers_agree_on_one_owner_which_alone_reports_node_assigned() -> TestResult {
-    let server = kube_test_server::TestServer::start("127.0.0.1:0".parse()?).await?;
-    let client = server.client().await?;
-    setup(&client).await?;
-
-    let mut tasks = JoinSet::new();
-    let watched = watches::spawn(&client, NS, None, &mut tasks);
+    let (server, client, mut tasks, watched) = watching().await?;
     let (_live_tx, live) =
         watch::channel(BTreeSet::from(["node-a".to_string(), "node-b".to_string()]));
     let hub = Hub::new();
-    let mut a = speaker("node-a", 0xa, &hub, &client, &watched, &live, &mut tasks)?;
-    let mut b = speaker("node-b", 0xb, &hub, &client, &watched, &live, &mut tasks)?;
+    let shared = Shared::new(&hub, &client, &watched, &live);
+    let mut a = speaker(&shared, "node-a", 0xa, &mut tasks, stays())?;
+    let mut b = speaker(&shared, "node-b", 0xb, &mut tasks, stays())?;
 
     let vip: IpAddr = VIP.parse()?;
     let owner = election::elect(vip, ["node-a", "node-b"]).ok_or("no owner")?;
@@ -359,8 +385,8 @@ async fn two_speakers_agree_on_one_owner_which_alone_reports_node_assigned() -> 
     // Both speakers restart with nothing changed: no new Event.
     let _ = a.stop.send(());
     let _ = b.stop.send(());
-    let mut a = speaker("node-a", 0xa, &hub, &client, &watched, &live, &mut tasks)?;
-    let mut b = speaker("node-b", 0xb, &hub, &client, &watched, &live, &mut tasks)?;
+    let mut a = speaker(&shared, "node-a", 0xa, &mut tasks, stays())?;
+    let mut b = speaker(&shared, "node-b", 0xb, &mut tasks, stays())?;
     wait_for(&mut a, "node-a to decide after its restart", owned).await?;
     wait_for(&mut b, "node-b to decide after its restart", owned).await?;
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -392,11 +418,7 @@ async fn two_speakers_agree_on_one_owner_which_alone_reports_node_assigned() -> 
 /// before its bound.
 #[tokio::test]
 async fn a_stopping_owner_hands_its_ip_over_to_the_new_owner() -> TestResult {
-    let server = kube_test_server::TestServer::start("127.0.0.1:0".parse()?).await?;
-    let client = server.client().await?;
-    setup(&client).await?;
-    let mut tasks = JoinSet::new();
-    let watched = watches::spawn(&client, NS, None, &mut tasks);
+    let (_server, client, mut tasks, watched) = watching().await?;
     let both = BTreeSet::from(["node-a".to_string(), "node-b".to_string()]);
     let (live_tx, live) = watch::channel(both);
     let vip: IpAddr = VIP.parse()?;
@@ -408,31 +430,15 @@ async fn a_stopping_owner_hands_its_ip_over_to_the_new_owner() -> TestResult {
     };
     let mac = |n: &str| if n == "node-a" { 0xa } else { 0xb };
     let hub = Hub::new();
+    let shared = Shared::new(&hub, &client, &watched, &live);
     let leave = {
         let other = other.to_string();
         Box::pin(async move {
             live_tx.send_replace(BTreeSet::from([other]));
         })
     };
-    let mut o = speaker_leaving(
-        owner,
-        mac(owner),
-        &hub,
-        &client,
-        &watched,
-        &live,
-        &mut tasks,
-        leave,
-    )?;
-    let mut n = speaker(
-        other,
-        mac(other),
-        &hub,
-        &client,
-        &watched,
-        &live,
-        &mut tasks,
-    )?;
+    let mut o = speaker(&shared, owner, mac(owner), &mut tasks, leave)?;
+    let mut n = speaker(&shared, other, mac(other), &mut tasks, stays())?;
     let announces = |node: &str| {
         let node = node.to_string();
         move |d: &Desired| d.announce.iter().any(|(ip, _)| ip.to_string() == VIP) == (node == owner)

@@ -15,7 +15,7 @@ use ferrolb_speaker::wire::MacAddr;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use support::{answers_from, first_unasked_from, Asker};
+use support::{answers_from, first_unasked_from, Asker, Expected};
 use tokio::sync::mpsc;
 
 const MAC_A: MacAddr = MacAddr([0x02, 0, 0, 0, 0, 0x0a]);
@@ -77,37 +77,16 @@ async fn a_answers_until_b_announces(me: IpAddr, vip: IpAddr) {
         leave,
     )
     .await;
-    let end = start + report.elapsed;
     tokio::time::sleep(Duration::from_millis(200)).await;
     let heard = asker.finish();
-
-    assert_eq!(report.total, 1, "{report:?}");
-    assert_eq!(report.timed_out, vec![], "{report:?}");
-    let handed = report.handed_over[0];
-    assert_eq!((handed.ip, handed.to), (vip, MAC_B));
-    let garp = first_unasked_from(&heard, MAC_B).expect("the client heard B take over");
-    assert!(
-        handed.after >= TAKEOVER_AFTER && start + handed.after <= garp + SLACK,
-        "handed over {:?} after the start, B announced {:?} after it",
-        handed.after,
-        garp - start
-    );
-    let from_a = answers_from(&heard, MAC_A);
-    assert!(
-        from_a
-            .iter()
-            .any(|t| *t > start + Duration::from_millis(100) && *t < garp),
-        "A kept answering while nobody else did: {from_a:?}"
-    );
-    assert!(
-        from_a.iter().all(|t| *t <= end + SLACK),
-        "A answered {:?} after handing over",
-        from_a.last().map(|t| *t - end)
-    );
-    assert!(
-        answers_from(&heard, MAC_B).iter().any(|t| *t > end),
-        "B answers afterwards"
-    );
+    Expected {
+        vip,
+        old: MAC_A,
+        new: MAC_B,
+        takeover_after: TAKEOVER_AFTER,
+        slack: SLACK,
+    }
+    .check(&report, &heard, start);
     assert!(
         report.elapsed < TAKEOVER_AFTER + Duration::from_millis(500),
         "{report:?}"

@@ -128,24 +128,23 @@ fn log(report: &Report, others_alive: usize) {
         &[]
     };
     // Timing out is expected with nobody to take over, not otherwise.
+    macro_rules! summary {
+        ($level:expr) => {
+            tracing::event!(
+                $level,
+                handed_over = n,
+                total = m,
+                elapsed_ms = ms,
+                timed_out = k,
+                timed_out_ips = ?named,
+                "handed over {n} of {m} IPs in {ms} ms, {k} timed out"
+            )
+        };
+    }
     if k > 0 && others_alive > 0 {
-        warn!(
-            handed_over = n,
-            total = m,
-            elapsed_ms = ms,
-            timed_out = k,
-            timed_out_ips = ?named,
-            "handed over {n} of {m} IPs in {ms} ms, {k} timed out"
-        );
+        summary!(tracing::Level::WARN);
     } else {
-        info!(
-            handed_over = n,
-            total = m,
-            elapsed_ms = ms,
-            timed_out = k,
-            timed_out_ips = ?named,
-            "handed over {n} of {m} IPs in {ms} ms, {k} timed out"
-        );
+        summary!(tracing::Level::INFO);
     }
     for (ip, links) in &report.timed_out {
         debug!(%ip, interfaces = ?links, "no new owner seen before the handover bound");

@@ -1,7 +1,9 @@
 //! Shared by the handover tests over the in-memory segment and over real
 //! raw sockets in namespaces: a client that keeps asking for an address
-//! and records every announcement of it it receives.
+//! and records every announcement of it it receives, and what a good
+//! handover looks like from there.
 
+use ferrolb_speaker::announcer::handover::Report;
 use ferrolb_speaker::transport::Datalink;
 use ferrolb_speaker::wire::foreign::{self, Announcement, Kind};
 use ferrolb_speaker::wire::{ArpFrame, MacAddr, NdpFrame};
@@ -108,4 +110,50 @@ pub fn first_unasked_from(heard: &[Heard], mac: MacAddr) -> Option<Instant> {
         .iter()
         .find(|(_, a)| a.mac == mac && !is_answer(a))
         .map(|(t, _)| *t)
+}
+
+/// A handover of `vip` from `old` to `new`, which starts announcing
+/// `takeover_after` into the stop; `slack` is what queues and thread hops
+/// may add.
+pub struct Expected {
+    pub vip: IpAddr,
+    pub old: MacAddr,
+    pub new: MacAddr,
+    pub takeover_after: Duration,
+    pub slack: Duration,
+}
+
+impl Expected {
+    /// Panics unless `report` and what the client `heard` show the old
+    /// owner answering until the new owner's announcement, then no more,
+    /// and the new owner answering afterwards. `start` is the stop.
+    pub fn check(&self, report: &Report, heard: &[Heard], start: Instant) {
+        assert_eq!((report.total, report.timed_out.len()), (1, 0), "{report:?}");
+        let handed = report.handed_over[0];
+        assert_eq!((handed.ip, handed.to), (self.vip, self.new), "{report:?}");
+        let garp = first_unasked_from(heard, self.new).expect("the client heard the new owner");
+        assert!(
+            handed.after >= self.takeover_after && start + handed.after <= garp + self.slack,
+            "handed over {:?} after the start, the new owner announced {:?} after it",
+            handed.after,
+            garp - start
+        );
+        let from_old = answers_from(heard, self.old);
+        assert!(
+            from_old
+                .iter()
+                .any(|t| *t > start + self.takeover_after / 2 && *t < garp),
+            "the old owner kept answering while nobody else did: {from_old:?}"
+        );
+        let end = start + report.elapsed;
+        assert!(
+            from_old.iter().all(|t| *t <= end + self.slack),
+            "the old owner answered {:?} after handing over",
+            from_old.last().map(|t| *t - end)
+        );
+        assert!(
+            answers_from(heard, self.new).iter().any(|t| *t > end),
+            "the new owner answers afterwards"
+        );
+    }
 }
