@@ -86,6 +86,14 @@ pub struct AnnounceArgs {
     /// speakers must agree on the candidates.
     #[arg(long, env = "FERROLB_IGNORE_EXCLUDE_LB", default_value_t = false)]
     pub ignore_exclude_lb: bool,
+    /// On SIGTERM, keep answering each IP until its new owner's gratuitous
+    /// ARP / unsolicited advertisement is seen, at most this long (`0`:
+    /// stop answering at once). The default covers a new owner's first
+    /// three announcements (+0, +1.1 s, +2.2 s), so one or two lost frames
+    /// do not cut the handover short. The pod's
+    /// `terminationGracePeriodSeconds` must exceed it (docs/speaker.md).
+    #[arg(long, env = "FERROLB_SHUTDOWN_HANDOVER_TIMEOUT", default_value = "3s", value_parser = duration::parse)]
+    pub shutdown_handover_timeout: Duration,
 }
 
 /// `off` (or `0`, or nothing) or a [`duration::parse`].
@@ -116,6 +124,10 @@ mod tests {
         assert!(
             !cli.announce.ignore_exclude_lb,
             "the exclusion label is honoured by default, as in MetalLB"
+        );
+        assert_eq!(
+            cli.announce.shutdown_handover_timeout,
+            Duration::from_secs(3)
         );
     }
 
@@ -165,6 +177,8 @@ mod tests {
             "1.5s",
             "--promiscuous",
             "--ignore-exclude-lb",
+            "--shutdown-handover-timeout",
+            "1m",
             "--memberlist-bind-addr",
             "10.0.0.1",
             "--memberlist-port",
@@ -193,6 +207,7 @@ mod tests {
         assert_eq!(a.garp_spacing, Duration::from_millis(1500));
         assert!(a.promiscuous);
         assert!(a.ignore_exclude_lb);
+        assert_eq!(a.shutdown_handover_timeout, Duration::from_secs(60));
         let m = &cli.memberlist;
         assert_eq!(m.secret_poll, Duration::from_secs(2));
         assert_eq!(m.secret_rotation_grace, Duration::from_secs(180));
@@ -224,6 +239,10 @@ mod tests {
             ("garp-spacing", "FERROLB_GARP_SPACING"),
             ("promiscuous", "FERROLB_PROMISCUOUS"),
             ("ignore-exclude-lb", "FERROLB_IGNORE_EXCLUDE_LB"),
+            (
+                "shutdown-handover-timeout",
+                "FERROLB_SHUTDOWN_HANDOVER_TIMEOUT",
+            ),
             ("memberlist-bind-addr", "FERROLB_MEMBERLIST_BIND_ADDR"),
             ("memberlist-port", "FERROLB_MEMBERLIST_PORT"),
             (
@@ -262,6 +281,31 @@ mod tests {
         expected.sort();
         actual.sort();
         assert_eq!(actual, expected);
+    }
+
+    /// The DaemonSet gives a stopping speaker time for the leave (5 s at
+    /// worst: the guard around leaving gossip), the handover bound and
+    /// closing the sockets, so the kubelet never kills a handover short.
+    #[test]
+    fn the_daemonset_grace_period_outlasts_leave_and_the_handover_bound() {
+        const DAEMONSET: &str = include_str!("../../deploy/base/speaker.yaml");
+        let grace: u64 = DAEMONSET
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("terminationGracePeriodSeconds:"))
+            .and_then(|v| v.trim().parse().ok())
+            .expect("terminationGracePeriodSeconds in deploy/base/speaker.yaml");
+        assert!(
+            !DAEMONSET.contains("FERROLB_SHUTDOWN_HANDOVER_TIMEOUT"),
+            "a bound set in the DaemonSet needs this test to read it"
+        );
+        let cli = Cli::try_parse_from(["ferrolb-speaker", "--node-name", "n"]).unwrap();
+        let need = cli.announce.shutdown_handover_timeout
+            + Duration::from_secs(5)
+            + Duration::from_millis(200);
+        assert!(
+            Duration::from_secs(grace) > need,
+            "terminationGracePeriodSeconds {grace} does not cover {need:?}"
+        );
     }
 
     #[test]

@@ -2,13 +2,15 @@
 //! server, over an in-memory L2 segment: no root, no network beyond
 //! loopback. Two speakers (node-a, node-b) with a fixed liveness set agree
 //! on one owner, the owner alone sends `nodeAssigned` once (not again on a
-//! relist), and deleting the Service empties both desired sets.
+//! relist), and deleting the Service empties both desired sets; an owner
+//! that stops hands its IP over to the other make-before-break.
 
 use ferrolb_core::announce::interfaces::{Excludes, HostInterface};
 use ferrolb_core::announce::model::ObjectKey;
 use ferrolb_core::announce::{Desired, Verdict};
 use ferrolb_core::election;
 use ferrolb_crds::{generate, IPAddressPool, IPAddressPoolSpec, L2Advertisement};
+use ferrolb_speaker::announcer::handover::Report;
 use ferrolb_speaker::announcer::Config;
 use ferrolb_speaker::daemon::metrics::Metrics;
 use ferrolb_speaker::daemon::run::Daemon;
@@ -30,7 +32,7 @@ use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{oneshot, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
@@ -135,26 +137,85 @@ async fn setup(client: &Client) -> TestResult {
     Ok(())
 }
 
+/// The API test server with [`setup`]'s objects, a client, and the
+/// watches every speaker of the test shares.
+async fn watching() -> Result<
+    (
+        kube_test_server::TestServer,
+        Client,
+        JoinSet<()>,
+        watches::Watched,
+    ),
+    Box<dyn std::error::Error>,
+> {
+    let server = kube_test_server::TestServer::start("127.0.0.1:0".parse()?).await?;
+    let client = server.client().await?;
+    setup(&client).await?;
+    let mut tasks = JoinSet::new();
+    let watched = watches::spawn(&client, NS, None, &mut tasks);
+    Ok((server, client, tasks, watched))
+}
+
+/// A stop that changes nobody's live set.
+fn stays() -> BoxFuture<'static, ()> {
+    Box::pin(async {})
+}
+
 struct Speaker {
     desired: watch::Receiver<Desired>,
     stop: oneshot::Sender<()>,
+    /// The graceful stop's handover, once the speaker stopped.
+    stopped: oneshot::Receiver<Report>,
 }
 
+/// What every speaker of a test shares.
+struct Shared<'a> {
+    hub: &'a Hub,
+    client: &'a Client,
+    watched: &'a watches::Watched,
+    live: &'a watch::Receiver<BTreeSet<String>>,
+}
+
+impl<'a> Shared<'a> {
+    fn new(
+        hub: &'a Hub,
+        client: &'a Client,
+        watched: &'a watches::Watched,
+        live: &'a watch::Receiver<BTreeSet<String>>,
+    ) -> Self {
+        Self {
+            hub,
+            client,
+            watched,
+            live,
+        }
+    }
+}
+
+/// A speaker on the shared hub whose stop runs `leave` (what leaving
+/// gossip does to the others' live set; [`stays`] when that does not
+/// matter).
 fn speaker(
+    shared: &Shared<'_>,
     node: &str,
     mac: u8,
-    hub: &Hub,
-    client: &Client,
-    watched: &watches::Watched,
-    live: &watch::Receiver<BTreeSet<String>>,
     tasks: &mut JoinSet<()>,
+    leave: BoxFuture<'static, ()>,
 ) -> Result<Speaker, Box<dyn std::error::Error>> {
+    let Shared {
+        hub,
+        client,
+        watched,
+        live,
+    } = *shared;
     let mac_bytes = [2, 0, 0, 0, 0, mac];
     let link: Arc<dyn Datalink> =
         Arc::new(hub.endpoint("eth0", ferrolb_speaker::wire::MacAddr(mac_bytes)));
-    let running = Running::spawn(vec![link], Config::default())?;
+    let (observer, observed) = mpsc::channel(64);
+    let running = Running::spawn_observed(vec![link], Config::default(), Some(observer))?;
     let (desired_tx, desired) = watch::channel(Desired::default());
-    let (stop, stopped) = oneshot::channel::<()>();
+    let (stop, stopping) = oneshot::channel::<()>();
+    let (report, stopped) = oneshot::channel();
     let daemon = Daemon {
         node: node.into(),
         excludes: Excludes::default(),
@@ -167,16 +228,26 @@ fn speaker(
         metrics: Arc::new(Metrics::default()),
         assigned_hold: Duration::from_millis(200),
         desired: desired_tx,
+        observed,
+        handover_timeout: Duration::from_secs(3),
     };
     tasks.spawn(async move {
-        let running = daemon
-            .run(async {
-                let _ = stopped.await;
-            })
+        let done = daemon
+            .run(
+                async {
+                    let _ = stopping.await;
+                },
+                leave,
+            )
             .await;
-        running.stop();
+        done.announce.stop();
+        let _ = report.send(done.handover);
     });
-    Ok(Speaker { desired, stop })
+    Ok(Speaker {
+        desired,
+        stop,
+        stopped,
+    })
 }
 
 /// Waits (at most 10 s) until `check` holds for the speaker's state.
@@ -203,17 +274,13 @@ async fn assigned_events(client: &Client) -> Result<Vec<K8sEvent>, kube::Error> 
 
 #[tokio::test]
 async fn two_speakers_agree_on_one_owner_which_alone_reports_node_assigned() -> TestResult {
-    let server = kube_test_server::TestServer::start("127.0.0.1:0".parse()?).await?;
-    let client = server.client().await?;
-    setup(&client).await?;
-
-    let mut tasks = JoinSet::new();
-    let watched = watches::spawn(&client, NS, None, &mut tasks);
+    let (server, client, mut tasks, watched) = watching().await?;
     let (_live_tx, live) =
         watch::channel(BTreeSet::from(["node-a".to_string(), "node-b".to_string()]));
     let hub = Hub::new();
-    let mut a = speaker("node-a", 0xa, &hub, &client, &watched, &live, &mut tasks)?;
-    let mut b = speaker("node-b", 0xb, &hub, &client, &watched, &live, &mut tasks)?;
+    let shared = Shared::new(&hub, &client, &watched, &live);
+    let mut a = speaker(&shared, "node-a", 0xa, &mut tasks, stays())?;
+    let mut b = speaker(&shared, "node-b", 0xb, &mut tasks, stays())?;
 
     let vip: IpAddr = VIP.parse()?;
     let owner = election::elect(vip, ["node-a", "node-b"]).ok_or("no owner")?;
@@ -318,8 +385,8 @@ async fn two_speakers_agree_on_one_owner_which_alone_reports_node_assigned() -> 
     // Both speakers restart with nothing changed: no new Event.
     let _ = a.stop.send(());
     let _ = b.stop.send(());
-    let mut a = speaker("node-a", 0xa, &hub, &client, &watched, &live, &mut tasks)?;
-    let mut b = speaker("node-b", 0xb, &hub, &client, &watched, &live, &mut tasks)?;
+    let mut a = speaker(&shared, "node-a", 0xa, &mut tasks, stays())?;
+    let mut b = speaker(&shared, "node-b", 0xb, &mut tasks, stays())?;
     wait_for(&mut a, "node-a to decide after its restart", owned).await?;
     wait_for(&mut b, "node-b to decide after its restart", owned).await?;
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -341,6 +408,53 @@ async fn two_speakers_agree_on_one_owner_which_alone_reports_node_assigned() -> 
 
     let _ = a.stop.send(());
     let _ = b.stop.send(());
+    tasks.abort_all();
+    Ok(())
+}
+
+/// The owner stops gracefully: its leave takes it out of the live set, the
+/// other speaker takes the IP over and announces it, and the owner, which
+/// answered meanwhile, sees that announcement and hands the IP over well
+/// before its bound.
+#[tokio::test]
+async fn a_stopping_owner_hands_its_ip_over_to_the_new_owner() -> TestResult {
+    let (_server, client, mut tasks, watched) = watching().await?;
+    let both = BTreeSet::from(["node-a".to_string(), "node-b".to_string()]);
+    let (live_tx, live) = watch::channel(both);
+    let vip: IpAddr = VIP.parse()?;
+    let owner = election::elect(vip, ["node-a", "node-b"]).ok_or("no owner")?;
+    let other = if owner == "node-a" {
+        "node-b"
+    } else {
+        "node-a"
+    };
+    let mac = |n: &str| if n == "node-a" { 0xa } else { 0xb };
+    let hub = Hub::new();
+    let shared = Shared::new(&hub, &client, &watched, &live);
+    let leave = {
+        let other = other.to_string();
+        Box::pin(async move {
+            live_tx.send_replace(BTreeSet::from([other]));
+        })
+    };
+    let mut o = speaker(&shared, owner, mac(owner), &mut tasks, leave)?;
+    let mut n = speaker(&shared, other, mac(other), &mut tasks, stays())?;
+    let announces = |node: &str| {
+        let node = node.to_string();
+        move |d: &Desired| d.announce.iter().any(|(ip, _)| ip.to_string() == VIP) == (node == owner)
+    };
+    wait_for(&mut o, "the owner to announce", announces(owner)).await?;
+    wait_for(&mut n, "the other not to", announces(other)).await?;
+
+    let _ = o.stop.send(());
+    wait_for(&mut n, "the other to take over", |d| !d.announce.is_empty()).await?;
+    let report = tokio::time::timeout(Duration::from_secs(5), o.stopped).await??;
+    assert_eq!(report.total, 1, "{report:?}");
+    assert_eq!(report.timed_out, vec![], "{report:?}");
+    assert_eq!(report.handed_over[0].ip, vip);
+    assert_eq!(report.handed_over[0].to.0, [2, 0, 0, 0, 0, mac(other)]);
+    assert!(report.elapsed < Duration::from_secs(1), "{report:?}");
+    let _ = n.stop.send(());
     tasks.abort_all();
     Ok(())
 }

@@ -1,7 +1,10 @@
-//! Fuzz-style properties of the wire formats and the responder: no input
-//! panics, emit-then-parse is the identity, and no input makes the speaker
-//! answer for an address it does not own.
+//! Fuzz-style properties of the wire formats, the responder and the
+//! foreign-announcement classifier: no input panics, emit-then-parse is
+//! the identity, no input makes the speaker answer for an address it does
+//! not own, and no input is taken for another station's announcement when
+//! it comes from our own MAC or does not claim what it is reported to.
 
+use ferrolb_speaker::wire::foreign::{self, Announcement, Kind};
 use ferrolb_speaker::wire::ipv6::solicited_node;
 use ferrolb_speaker::wire::respond::{reply_to, Interface};
 use ferrolb_speaker::wire::{
@@ -196,6 +199,44 @@ fn check_reply_is_for_owned(bytes: &[u8]) -> Result<(), TestCaseError> {
     Ok(())
 }
 
+/// What a reported announcement must satisfy, checked against the frame
+/// parsed independently: never ours, always a unicast station, and the
+/// address and MAC the frame really claims.
+fn check_announcement(bytes: &[u8]) -> Result<(), TestCaseError> {
+    let Some(seen) = foreign::announcement(bytes, OURS) else {
+        return Ok(());
+    };
+    let Announcement { ip, mac, kind } = seen;
+    prop_assert!(mac != OURS && mac.is_unicast(), "{seen:?}");
+    let (eth, _) = EthernetRepr::parse(bytes).unwrap();
+    prop_assert!(eth.src != OURS && eth.vlan.is_none(), "{seen:?}");
+    match kind {
+        Kind::ArpReply | Kind::GratuitousArp => {
+            let arp = ArpFrame::parse(bytes).unwrap().arp;
+            prop_assert_eq!(ip, IpAddr::V4(arp.sender_ip));
+            prop_assert_eq!(mac, arp.sender_mac);
+            prop_assert!(arp.operation == ArpOperation::Reply || arp.is_gratuitous());
+        }
+        Kind::NeighborAdvert { solicited } => {
+            let NdpRepr::NeighborAdvert {
+                flags,
+                target,
+                target_lladdr,
+            } = NdpFrame::parse(bytes).unwrap().ndp
+            else {
+                return Err(TestCaseError::fail(format!(
+                    "not an advertisement: {seen:?}"
+                )));
+            };
+            prop_assert!(flags.override_);
+            prop_assert_eq!(flags.solicited, solicited);
+            prop_assert_eq!(ip, IpAddr::V6(target));
+            prop_assert_eq!(Some(mac), target_lladdr);
+        }
+    }
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(2_000))]
 
@@ -206,6 +247,31 @@ proptest! {
         let _ = ArpRepr::parse(&bytes);
         let _ = NdpFrame::parse(&bytes);
         check_reply_is_for_owned(&bytes)?;
+        check_announcement(&bytes)?;
+    }
+
+    #[test]
+    fn arbitrary_arp_bytes_never_panic_the_classifier(
+        tail in proptest::collection::vec(any::<u8>(), 0..64),
+    ) {
+        // An Ethernet header announcing ARP, so the random rest reaches
+        // the ARP parser and the classifier's own checks.
+        let mut bytes = vec![0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 2, 0, 0, 0, 0, 0x0b, 0x08, 0x06];
+        bytes.extend_from_slice(&tail);
+        check_announcement(&bytes)?;
+    }
+
+    #[test]
+    fn no_frame_is_taken_for_a_foreign_announcement_it_is_not(
+        arp in arb_arp_frame(),
+        ndp in arb_valid_ndp_frame(),
+        edits in proptest::collection::vec((any::<usize>(), any::<u8>()), 0..3),
+        cut in any::<usize>(),
+    ) {
+        for bytes in [arp.to_bytes(), ndp.to_bytes()] {
+            check_announcement(&bytes)?;
+            check_announcement(&mutate(bytes, &edits, cut))?;
+        }
     }
 
     #[test]
@@ -257,6 +323,17 @@ proptest! {
         check_reply_is_for_owned(&frame.to_bytes())?;
         check_reply_is_for_owned(&mutate(frame.to_bytes(), &edits, cut))?;
     }
+}
+
+#[test]
+fn the_generators_do_reach_the_classifier() {
+    // As below: the property must not pass only because nothing is ever
+    // classified. Plain frames from another station are announcements.
+    let theirs = MacAddr([0x02, 0, 0, 0, 0, 0x0b]);
+    let garp = ArpFrame::gratuitous_request(theirs, Ipv4Addr::new(192, 0, 2, 9));
+    assert!(foreign::announcement(&garp.to_bytes(), OURS).is_some());
+    let na = NdpFrame::unsolicited_advert(theirs, Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 9));
+    assert!(foreign::announcement(&na.to_bytes(), OURS).is_some());
 }
 
 #[test]

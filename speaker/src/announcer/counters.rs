@@ -76,6 +76,10 @@ pub struct Counters {
     pub frames_ignored: u64,
     /// ARP or NDP frames that failed to parse, dropped.
     pub frames_malformed: u64,
+    /// Announcements by another station of an address this node owns and
+    /// is not handing over ([`super::Held::Owned`]): a race during an
+    /// ordinary move, or a second station answering for it.
+    pub foreign_announcements: PerProtocol,
 }
 
 impl Counters {
@@ -87,6 +91,7 @@ impl Counters {
             gratuitous_sent: self.gratuitous_sent.plus(other.gratuitous_sent),
             frames_ignored: self.frames_ignored.saturating_add(other.frames_ignored),
             frames_malformed: self.frames_malformed.saturating_add(other.frames_malformed),
+            foreign_announcements: self.foreign_announcements.plus(other.foreign_announcements),
         }
     }
 }

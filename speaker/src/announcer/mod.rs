@@ -16,6 +16,12 @@
 //! an address it stops answering at once and its pending announcements are
 //! cancelled.
 //!
+//! [`Announcer::receive`] also reports another station's announcement of
+//! an address this node owns, hands over or has just withdrawn
+//! ([`Observation`]). On a graceful stop [`Announcer::hand_over`] stops
+//! every announcement but keeps answering, until the daemon sees the new
+//! owners' announcements and withdraws each address ([`handover`]).
+//!
 //! ```
 //! use ferrolb_speaker::announcer::{Announcer, Config};
 //! use std::time::{Duration, Instant};
@@ -29,13 +35,17 @@
 //! ```
 
 mod counters;
+pub mod handover;
+mod observe;
 mod schedule;
 
 pub use counters::{Counters, IpCounts, PerIp, PerProtocol, Protocol};
+pub use observe::{Held, Observation, RECENTLY_WITHDRAWN};
 
 use crate::wire::ethernet::{EtherType, EthernetRepr};
 use crate::wire::respond::{arp_reply, ndp_reply, Interface};
-use crate::wire::{self, ipv6, ArpFrame, MacAddr, NdpFrame};
+use crate::wire::{self, foreign, ipv6, ArpFrame, MacAddr, NdpFrame};
+use observe::Withdrawn;
 use schedule::Schedule;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv6Addr};
@@ -137,8 +147,28 @@ pub struct Announcer {
     /// Interface name -> the addresses this node owns there.
     desired: BTreeMap<String, BTreeSet<IpAddr>>,
     schedule: Schedule<Claim>,
+    /// Handing over on a graceful stop: answer, never announce.
+    handing_over: bool,
+    /// Pairs withdrawn lately, whose other announcers are still reported.
+    withdrawn: Withdrawn,
     counters: Counters,
     per_ip: PerIp,
+}
+
+/// What [`Announcer::receive`] makes of a frame.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Received {
+    /// The answer to send, if the frame asked about an owned address.
+    pub reply: Option<Outgoing>,
+    /// Another station's announcement of an address owned, handed over
+    /// or withdrawn lately on that interface.
+    pub seen: Option<Observation>,
+}
+
+/// A received ARP or NDP frame, parsed once for answering and observing.
+enum Parsed {
+    Arp(ArpFrame),
+    Ndp(NdpFrame),
 }
 
 impl Announcer {
@@ -149,6 +179,8 @@ impl Announcer {
             links: BTreeMap::new(),
             desired: BTreeMap::new(),
             schedule: Schedule::new(),
+            handing_over: false,
+            withdrawn: Withdrawn::default(),
             counters: Counters::default(),
             per_ip: PerIp::default(),
         }
@@ -163,7 +195,7 @@ impl Announcer {
     /// owns start a fresh takeover schedule at `now`: hosts must learn the
     /// new MAC just as after a failover.
     pub fn set_link(&mut self, name: &str, mac: MacAddr, now: Instant) {
-        if self.links.insert(name.to_owned(), mac) == Some(mac) {
+        if self.links.insert(name.to_owned(), mac) == Some(mac) || self.handing_over {
             return;
         }
         for ip in self.desired.get(name).into_iter().flatten() {
@@ -172,9 +204,11 @@ impl Announcer {
     }
 
     /// Replaces the set of (address, interface) pairs this node owns.
-    /// Newly owned addresses are announced from `now`; addresses no longer
-    /// owned stop being answered at once and their announcements are
-    /// cancelled; addresses still owned keep their schedule.
+    /// Newly owned addresses are announced from `now` (unless handing
+    /// over); addresses no longer owned stop being answered at once, their
+    /// announcements are cancelled and other stations' announcements of
+    /// them are reported for [`RECENTLY_WITHDRAWN`]; addresses still owned
+    /// keep their schedule.
     pub fn set_desired<I, S>(&mut self, desired: I, now: Instant)
     where
         I: IntoIterator<Item = (IpAddr, S)>,
@@ -191,18 +225,47 @@ impl Announcer {
                 .filter(|ip| !kept.is_some_and(|k| k.contains(ip)))
             {
                 self.schedule.cancel(&claim(link, *ip));
+                self.withdrawn.insert(link, *ip, now);
             }
         }
+        self.withdrawn.expire(now);
         for (link, ips) in &next {
-            if !self.links.contains_key(link) {
-                continue;
-            }
             let had = self.desired.get(link);
             for ip in ips.iter().filter(|ip| !had.is_some_and(|h| h.contains(ip))) {
-                self.schedule.set(claim(link, *ip), now, 0);
+                self.withdrawn.remove(link, *ip);
+                if self.links.contains_key(link) && !self.handing_over {
+                    self.schedule.set(claim(link, *ip), now, 0);
+                }
             }
         }
         self.desired = next;
+    }
+
+    /// Starts handing over on a graceful stop: every pending and future
+    /// announcement is cancelled (announcing again would take the address
+    /// back from its new owner), while questions about owned addresses are
+    /// still answered until [`set_desired`](Self::set_desired) withdraws
+    /// them. Other stations' announcements of them are reported as
+    /// [`Held::HandingOver`]. There is no way back: a speaker handing over
+    /// is stopping.
+    pub fn hand_over(&mut self) {
+        self.handing_over = true;
+        for (link, ips) in &self.desired {
+            for ip in ips {
+                self.schedule.cancel(&claim(link, *ip));
+            }
+        }
+    }
+
+    /// Whether [`hand_over`](Self::hand_over) was called.
+    pub fn handing_over(&self) -> bool {
+        self.handing_over
+    }
+
+    /// How many withdrawn (address, interface) pairs are still watched
+    /// for their new announcers.
+    pub fn recently_withdrawn(&self) -> usize {
+        self.withdrawn.len()
     }
 
     /// Whether this node answers for `ip` on `link` right now.
@@ -228,13 +291,39 @@ impl Announcer {
     /// Malformed ARP/NDP frames are counted and dropped; anything else not
     /// asking about an owned address is counted as ignored.
     pub fn handle(&mut self, link: &str, frame: &[u8]) -> Option<Outgoing> {
-        let answer = self.answer(link, frame);
-        match answer {
-            Ok(Some(frame)) => Some(self.count(Outgoing {
-                link: link.to_owned(),
-                frame,
-                kind: Kind::Reply,
-            })),
+        let parsed = self.parse(frame)?;
+        self.reply(link, &parsed)
+    }
+
+    /// [`handle`](Self::handle), and another station's announcement the
+    /// frame carries ([`foreign::announcement`]) if its address is owned,
+    /// handed over or withdrawn lately on `link` ([`Held`]; at `now`).
+    pub fn receive(&mut self, link: &str, frame: &[u8], now: Instant) -> Received {
+        let Some(parsed) = self.parse(frame) else {
+            return Received::default();
+        };
+        Received {
+            reply: self.reply(link, &parsed),
+            seen: self.observe(link, &parsed, now),
+        }
+    }
+
+    /// The frame as ARP or NDP; `None` (counted) when it is neither or
+    /// malformed.
+    fn parse(&mut self, frame: &[u8]) -> Option<Parsed> {
+        let parsed = match EthernetRepr::parse(frame).map(|(eth, _)| eth.ethertype) {
+            Ok(EtherType::ARP) => ArpFrame::parse(frame).map(|f| Some(Parsed::Arp(f))),
+            Ok(EtherType::IPV6) => match NdpFrame::parse(frame) {
+                Ok(ndp) => Ok(Some(Parsed::Ndp(ndp))),
+                // Other IPv6 traffic is not ours to judge, not malformed.
+                Err(wire::Error::NextHeader(_) | wire::Error::IcmpType(_)) => Ok(None),
+                Err(e) => Err(e),
+            },
+            Ok(_) => Ok(None),
+            Err(e) => Err(e),
+        };
+        match parsed {
+            Ok(Some(p)) => Some(p),
             Ok(None) => {
                 self.counters.frames_ignored += 1;
                 None
@@ -246,26 +335,62 @@ impl Announcer {
         }
     }
 
-    fn answer(&self, link: &str, frame: &[u8]) -> wire::Result<Option<Frame>> {
-        let (eth, _) = EthernetRepr::parse(frame)?;
-        let Some(&mac) = self.links.get(link) else {
-            return Ok(None);
-        };
-        let empty = BTreeSet::new();
-        let iface = Interface {
-            mac,
-            owned: self.desired.get(link).unwrap_or(&empty),
-        };
-        match eth.ethertype {
-            EtherType::ARP => Ok(arp_reply(&ArpFrame::parse(frame)?, &iface).map(Frame::Arp)),
-            EtherType::IPV6 => match NdpFrame::parse(frame) {
-                Ok(ndp) => Ok(ndp_reply(&ndp, &iface).map(Frame::Ndp)),
-                // Other IPv6 traffic is not ours to judge, not malformed.
-                Err(wire::Error::NextHeader(_) | wire::Error::IcmpType(_)) => Ok(None),
-                Err(e) => Err(e),
-            },
-            _ => Ok(None),
+    fn reply(&mut self, link: &str, parsed: &Parsed) -> Option<Outgoing> {
+        let answer = self.links.get(link).and_then(|&mac| {
+            let empty = BTreeSet::new();
+            let iface = Interface {
+                mac,
+                owned: self.desired.get(link).unwrap_or(&empty),
+            };
+            match parsed {
+                Parsed::Arp(arp) => arp_reply(arp, &iface).map(Frame::Arp),
+                Parsed::Ndp(ndp) => ndp_reply(ndp, &iface).map(Frame::Ndp),
+            }
+        });
+        match answer {
+            Some(frame) => Some(self.count(Outgoing {
+                link: link.to_owned(),
+                frame,
+                kind: Kind::Reply,
+            })),
+            None => {
+                self.counters.frames_ignored += 1;
+                None
+            }
         }
+    }
+
+    fn observe(&mut self, link: &str, parsed: &Parsed, now: Instant) -> Option<Observation> {
+        let own = *self.links.get(link)?;
+        let announcement = match parsed {
+            Parsed::Arp(arp) => foreign::of_arp(arp, own),
+            Parsed::Ndp(ndp) => foreign::of_ndp(ndp, own),
+        }?;
+        let ip = announcement.ip;
+        let held = if self.owns(link, ip) {
+            if self.handing_over {
+                Held::HandingOver
+            } else {
+                Held::Owned
+            }
+        } else if self.withdrawn.recent(link, ip, now) {
+            Held::Withdrawn
+        } else {
+            return None;
+        };
+        if held == Held::Owned {
+            let protocol = match parsed {
+                Parsed::Arp(_) => Protocol::Arp,
+                Parsed::Ndp(_) => Protocol::Ndp,
+            };
+            self.counters.foreign_announcements.add(protocol, 1);
+        }
+        Some(Observation {
+            link: link.to_owned(),
+            announcement,
+            held,
+            at: now,
+        })
     }
 
     /// When [`poll`](Self::poll) next has something to send.

@@ -44,6 +44,11 @@ pub struct Metrics {
     pub transport_errors: Family<Labels, Counter>,
     /// Received frames dropped, by `reason` (`queue_full`, `malformed`).
     pub frames_dropped: Family<Labels, Counter>,
+    /// Another station's announcements of an address this node owns (and
+    /// is not handing over), by `protocol`.
+    pub foreign_announcements: Family<Labels, Counter>,
+    /// Other stations' announcements the daemon was too slow to read.
+    pub observations_dropped: Counter,
     /// Live speakers as membership sees them.
     pub members_alive: Gauge,
     /// 1 for the liveness source in use, 0 for the other, by `source`.
@@ -108,6 +113,7 @@ impl Metrics {
         zero(&self.gratuitous_sent, "protocol", &protocols);
         zero(&self.transport_errors, "op", &TRANSPORT_OPS);
         zero(&self.frames_dropped, "reason", &FRAME_DROPS);
+        zero(&self.foreign_announcements, "protocol", &protocols);
         zero(&self.gossip_dropped, "reason", &GOSSIP_DROPS);
         zero(&self.heartbeats_dropped, "reason", &HEARTBEAT_DROPS);
         let r = registry.sub_registry_with_prefix("ferrolb_speaker");
@@ -135,6 +141,17 @@ impl Metrics {
             "frames_dropped",
             "Received frames dropped: announcer queue full, or malformed ARP/NDP",
             self.frames_dropped.clone(),
+        );
+        r.register(
+            "foreign_announcements",
+            "ARP replies, gratuitous ARP and override neighbor advertisements from another MAC \
+             for an address this node announces: a race while an address moves, or two nodes answering",
+            self.foreign_announcements.clone(),
+        );
+        r.register(
+            "observations_dropped",
+            "Other stations' announcements of this node's addresses not delivered: the daemon was behind",
+            self.observations_dropped.clone(),
         );
         r.register(
             "members_alive",
@@ -278,7 +295,17 @@ impl Metrics {
                 cur.gratuitous_sent.get(p),
                 prev.gratuitous_sent.get(p),
             );
+            inc_by_delta(
+                &self.foreign_announcements.get_or_create(&protocol),
+                cur.foreign_announcements.get(p),
+                prev.foreign_announcements.get(p),
+            );
         }
+        inc_by_delta(
+            &self.observations_dropped,
+            now.observations_dropped,
+            last.observations_dropped,
+        );
         for (op, new, old) in [
             ("send", now.send_errors, last.send_errors),
             ("recv", now.recv_errors, last.recv_errors),
@@ -441,11 +468,13 @@ mod tests {
                 gratuitous_sent: PerProtocol { arp: 3, ndp: 2 },
                 frames_ignored: 0,
                 frames_malformed: malformed,
+                foreign_announcements: PerProtocol { arp: 2, ndp: 0 },
             },
             send_errors: send,
             recv_errors: 1,
             frames_dropped: dropped,
             multicast_errors: 0,
+            observations_dropped: 1,
         }
     }
 
@@ -504,6 +533,9 @@ mod tests {
             ("transport_errors_total{op=\"multicast\"}", "0"),
             ("frames_dropped_total{reason=\"queue_full\"}", "4"),
             ("frames_dropped_total{reason=\"malformed\"}", "1"),
+            ("foreign_announcements_total{protocol=\"arp\"}", "2"),
+            ("foreign_announcements_total{protocol=\"ndp\"}", "0"),
+            ("observations_dropped_total", "1"),
             ("gossip_datagrams_sent_total", "41"),
             ("gossip_datagrams_received_total", "25"),
             (

@@ -7,7 +7,8 @@
 //!   one place Kubernetes objects become the decision's domain types.
 //! - [`run`] is the loop that recomputes the decision on every change
 //!   (debounced) and feeds [`sockets`] (one raw socket and announcer per
-//!   interface), [`events`] and [`metrics`].
+//!   interface), [`events`] and [`metrics`]; on SIGTERM it stops
+//!   make-before-break ([`handover`]).
 //! - [`liveness`] owns gossip as the secret file comes, changes or breaks,
 //!   and falls back to Node Ready conditions while there is no key.
 //! - [`start`] wires it all.
@@ -16,6 +17,7 @@
 
 pub mod convert;
 pub mod events;
+pub mod handover;
 pub mod index;
 pub mod liveness;
 pub mod metrics;
@@ -37,9 +39,14 @@ use ferrolb_runtime::{http, shutdown};
 pub use liveness::{node_ready, seeds};
 use prometheus_client::registry::Registry;
 use std::sync::Arc;
-use tokio::sync::watch as channel;
+use tokio::sync::{mpsc, watch as channel};
 use tokio::task::JoinSet;
 use tracing::{info, warn, Instrument};
+
+/// Other stations' announcements waiting for the daemon before the
+/// transports drop them: a takeover of thousands of IPs by one peer comes
+/// as a burst of two frames per IPv4 address.
+pub const OBSERVED_QUEUE: usize = 4096;
 
 /// The whole daemon, until SIGTERM or SIGINT.
 pub async fn start(cli: Cli) -> anyhow::Result<()> {
@@ -111,7 +118,8 @@ pub async fn start(cli: Cli) -> anyhow::Result<()> {
     );
 
     let links = RtNetlink::connect().context("opening netlink")?;
-    let announce = sockets::PacketAnnouncer::new(
+    let (observer, observed) = mpsc::channel(OBSERVED_QUEUE);
+    let announce = sockets::PacketAnnouncer::observed(
         Config {
             repeats: cli.announce.garp_repeats,
             spacing: cli.announce.garp_spacing,
@@ -121,6 +129,7 @@ pub async fn start(cli: Cli) -> anyhow::Result<()> {
             promiscuous: cli.announce.promiscuous,
             ..PacketConfig::default()
         },
+        Some(observer),
     );
     let daemon = run::Daemon {
         node: node.clone(),
@@ -136,19 +145,23 @@ pub async fn start(cli: Cli) -> anyhow::Result<()> {
         metrics,
         assigned_hold: events::ASSIGNED_HOLD,
         desired: channel::channel(Desired::default()).0,
+        observed,
+        handover_timeout: cli.announce.shutdown_handover_timeout,
     };
+    // On SIGTERM: freeze, then leave gossip (peers take over at once
+    // instead of after a failed probe) while answering until each new
+    // owner announces.
     let signalled = shutdown::signalled();
-    let shutdown = async move {
-        signalled.await;
-        // Leave first, so peers take over at once instead of after a
-        // failed probe, then stop answering.
-        liveness.leave().await;
-    };
-    let transport = daemon
-        .run(shutdown)
+    let stopped = daemon
+        .run(
+            async move {
+                signalled.await;
+            },
+            liveness.leave(),
+        )
         .instrument(tracing::info_span!("speaker", node = %node))
         .await;
-    drop(transport);
+    drop(stopped.announce);
     secret_task.abort();
     tasks.abort_all();
     info!("stopped");

@@ -4,9 +4,12 @@
 //! every Service per change.
 
 use super::events::{Notice, Notices};
+use super::handover;
 use super::metrics::Metrics;
 use super::sockets::Announce;
 use super::watch::Watched;
+use crate::announcer::handover::Report;
+use crate::announcer::{Held, Observation};
 use crate::links::Links;
 use ferrolb_core::announce::interfaces::{Excludes, HostInterface};
 use ferrolb_core::announce::{Delta, Desired, Engine, Local, Verdict};
@@ -60,12 +63,33 @@ pub struct Daemon<L, A> {
     /// The last computed state, for tests and diagnostics: copied only
     /// while someone holds a receiver.
     pub desired: watch::Sender<Desired>,
+    /// Other stations' announcements of our addresses, from the transport.
+    pub observed: mpsc::Receiver<Observation>,
+    /// The longest a graceful stop answers for an IP whose new owner has
+    /// not been seen (`--shutdown-handover-timeout`).
+    pub handover_timeout: Duration,
+}
+
+/// What [`Daemon::run`] hands back.
+#[derive(Debug)]
+pub struct Stopped<A> {
+    /// The transport, answering nothing: drop it to close the sockets.
+    pub announce: A,
+    /// How the graceful stop's handover went.
+    pub handover: Report,
 }
 
 impl<L: Links, A: Announce> Daemon<L, A> {
-    /// Runs until `shutdown` completes, then stops announcing and returns
-    /// the transport (drop it to close the sockets).
-    pub async fn run(mut self, shutdown: impl Future<Output = ()>) -> A {
+    /// Runs until `shutdown` completes, then stops make-before-break
+    /// ([`handover`]): freezes what it announces, runs `leave` (leaving
+    /// gossip, so peers take over), answers each IP until its new owner
+    /// announces it or [`handover_timeout`](Self::handover_timeout) passes,
+    /// and returns the transport (drop it to close the sockets).
+    pub async fn run(
+        mut self,
+        shutdown: impl Future<Output = ()>,
+        leave: impl Future<Output = ()>,
+    ) -> Stopped<A> {
         let mut links = self.list_links().await;
         let mut changes: BoxStream<'static, ()> = match self.links.changes() {
             Ok(s) => s,
@@ -102,6 +126,10 @@ impl<L: Links, A: Announce> Daemon<L, A> {
                 () = sleep_until(notices.next_due()) => {
                     let due = notices.due(&self.node, Instant::now());
                     self.send(due);
+                    continue;
+                }
+                Some(seen) = self.observed.recv() => {
+                    log_seen(&seen);
                     continue;
                 }
             }
@@ -148,9 +176,27 @@ impl<L: Links, A: Announce> Daemon<L, A> {
                 self.desired.send_replace(engine.desired().clone());
             }
         }
-        info!("stopping: no longer announcing");
-        self.announce.set_desired(Vec::new());
-        self.announce
+        // Frozen: from here on no decision changes what is answered.
+        let pairs = engine.desired().announce_list();
+        let others_alive = self
+            .live
+            .borrow()
+            .iter()
+            .filter(|n| **n != self.node)
+            .count();
+        let report = handover::hand_over(
+            &mut self.announce,
+            &mut self.observed,
+            pairs,
+            others_alive,
+            self.handover_timeout,
+            leave,
+        )
+        .await;
+        Stopped {
+            announce: self.announce,
+            handover: report,
+        }
     }
 
     async fn list_links(&self) -> Vec<HostInterface> {
@@ -317,6 +363,24 @@ impl Unannounced {
                 .get_or_create(&vec![("reason".into(), r.into())])
                 .set(n);
         }
+    }
+}
+
+/// Another station announced one of our addresses. Expected after this
+/// node let it go; while it owns it, a race with the new owner during a
+/// move or a second station answering (counted in
+/// `ferrolb_speaker_foreign_announcements_total`).
+fn log_seen(seen: &Observation) {
+    let a = &seen.announcement;
+    match seen.held {
+        Held::Owned => debug!(
+            ip = %a.ip, interface = %seen.link, mac = %a.mac, kind = %a.kind,
+            "another station announces an address this node owns"
+        ),
+        Held::HandingOver | Held::Withdrawn => debug!(
+            ip = %a.ip, interface = %seen.link, mac = %a.mac, kind = %a.kind, held = seen.held.as_str(),
+            "announced by its new owner"
+        ),
     }
 }
 

@@ -2,11 +2,12 @@
 //! [`PacketAnnouncer`] keeps one raw socket and announcer loop
 //! ([`crate::transport::run::Running`]) per interface in use; the
 //! [`Announce`] trait lets the daemon run over an in-memory segment in
-//! tests.
+//! tests. Every transport delivers what it sees other stations announce
+//! to the one [`Observer`] the daemon reads.
 
 use crate::announcer::{Config, PerIp};
 use crate::transport::packet::{PacketConfig, PacketLink};
-use crate::transport::run::{Running, Stats};
+use crate::transport::run::{Observer, Running, Stats};
 use crate::transport::Datalink;
 use crate::wire::MacAddr;
 use ferrolb_core::announce::interfaces::HostInterface;
@@ -22,6 +23,12 @@ pub trait Announce: Send {
     fn set_interfaces(&mut self, links: &[HostInterface], wanted: &BTreeSet<String>);
     /// Replaces the (IP, interface) pairs announced.
     fn set_desired(&mut self, desired: Vec<(IpAddr, String)>);
+    /// Starts handing over on a graceful stop: no more announcements;
+    /// answers for the pairs announced now until [`set_desired`]
+    /// withdraws them ([`crate::announcer::Announcer::hand_over`]).
+    ///
+    /// [`set_desired`]: Announce::set_desired
+    fn hand_over(&mut self);
     /// Counters so far.
     fn stats(&self) -> Stats;
     /// The per-address counts since the last call, emptied.
@@ -35,6 +42,10 @@ impl Announce for Running {
 
     fn set_desired(&mut self, desired: Vec<(IpAddr, String)>) {
         Running::set_desired(self, desired);
+    }
+
+    fn hand_over(&mut self) {
+        Running::hand_over(self);
     }
 
     fn stats(&self) -> Stats {
@@ -54,6 +65,10 @@ impl Announce for Running {
 pub struct PacketAnnouncer {
     config: Config,
     packet: PacketConfig,
+    /// Where every transport reports other stations' announcements.
+    observer: Option<Observer>,
+    /// Handing over: a transport opened now would announce.
+    handing_over: bool,
     /// Per interface: the index and MAC it was opened with, and its
     /// transport (`None`: it could not be opened; tried again when the
     /// interface's index or MAC changes or it comes back).
@@ -69,9 +84,16 @@ pub struct PacketAnnouncer {
 impl PacketAnnouncer {
     /// No sockets yet.
     pub fn new(config: Config, packet: PacketConfig) -> Self {
+        Self::observed(config, packet, None)
+    }
+
+    /// [`new`](Self::new), each transport reporting to `observer`.
+    pub fn observed(config: Config, packet: PacketConfig, observer: Option<Observer>) -> Self {
         Self {
             config,
             packet,
+            observer,
+            handing_over: false,
             open: BTreeMap::new(),
             desired: Vec::new(),
             retired: Stats::default(),
@@ -88,7 +110,7 @@ impl PacketAnnouncer {
             }
         };
         let link: Arc<dyn Datalink> = Arc::new(link);
-        match Running::spawn(vec![link], self.config) {
+        match Running::spawn_observed(vec![link], self.config, self.observer.clone()) {
             Ok(running) => {
                 running.set_desired(on(&self.desired, name));
                 Some(running)
@@ -108,6 +130,11 @@ fn on(desired: &[(IpAddr, String)], name: &str) -> Vec<(IpAddr, String)> {
 
 impl Announce for PacketAnnouncer {
     fn set_interfaces(&mut self, links: &[HostInterface], wanted: &BTreeSet<String>) {
+        if self.handing_over {
+            // Frozen: a reopened socket would announce, a closed one
+            // would stop answering before its new owner is seen.
+            return;
+        }
         let want: BTreeMap<&str, (u32, Option<MacAddr>)> = links
             .iter()
             .filter(|l| wanted.contains(&l.name))
@@ -155,6 +182,13 @@ impl Announce for PacketAnnouncer {
             }
         }
         self.desired = desired;
+    }
+
+    fn hand_over(&mut self) {
+        self.handing_over = true;
+        for running in self.open.values().filter_map(|(_, _, r)| r.as_ref()) {
+            running.hand_over();
+        }
     }
 
     fn stats(&self) -> Stats {

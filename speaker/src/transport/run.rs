@@ -8,6 +8,12 @@
 //! question arrives. Malformed frames are counted and dropped; a full
 //! queue (a flood) drops frames rather than delaying the announcer.
 //!
+//! Other stations' announcements of addresses the loop owns, hands over
+//! or has just withdrawn ([`Observation`]) go to an optional [`Observer`]
+//! channel ([`Running::spawn_observed`]); when the reader is behind they
+//! are dropped and counted, never waited for. [`Running::hand_over`]
+//! starts a graceful stop's handover.
+//!
 //! ```
 //! use ferrolb_speaker::announcer::Config;
 //! use ferrolb_speaker::transport::{memory::Hub, run::Running, Datalink};
@@ -21,7 +27,7 @@
 //! ```
 
 use super::{lock, Datalink, Error, Result};
-use crate::announcer::{Announcer, Config, Counters, Outgoing, PerIp};
+use crate::announcer::{Announcer, Config, Counters, Observation, Outgoing, PerIp};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv6Addr};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -36,6 +42,10 @@ const QUEUE: usize = 1024;
 /// notices a stop request.
 const IDLE: Duration = Duration::from_millis(200);
 
+/// Where the loop delivers [`Observation`]s: a bounded channel the daemon
+/// reads. A full channel drops them ([`Stats::observations_dropped`]).
+pub type Observer = tokio::sync::mpsc::Sender<Observation>;
+
 /// What the loop has done: the announcer's counters plus I/O errors.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Stats {
@@ -49,6 +59,8 @@ pub struct Stats {
     pub frames_dropped: u64,
     /// Multicast joins or leaves that failed.
     pub multicast_errors: u64,
+    /// Observations not delivered because the [`Observer`] channel was full.
+    pub observations_dropped: u64,
 }
 
 impl Stats {
@@ -60,6 +72,9 @@ impl Stats {
             recv_errors: self.recv_errors.saturating_add(other.recv_errors),
             frames_dropped: self.frames_dropped.saturating_add(other.frames_dropped),
             multicast_errors: self.multicast_errors.saturating_add(other.multicast_errors),
+            observations_dropped: self
+                .observations_dropped
+                .saturating_add(other.observations_dropped),
         }
     }
 }
@@ -67,6 +82,7 @@ impl Stats {
 enum Event {
     Frame(usize, Vec<u8>),
     Desired(Vec<(IpAddr, String)>),
+    HandOver,
     Stop,
 }
 
@@ -84,6 +100,15 @@ impl Running {
     /// Starts the loop over `links` (each announced under its
     /// [`BoundInterface::name`](super::BoundInterface)), owning nothing yet.
     pub fn spawn(links: Vec<Arc<dyn Datalink>>, config: Config) -> Result<Self> {
+        Self::spawn_observed(links, config, None)
+    }
+
+    /// [`spawn`](Self::spawn), delivering [`Observation`]s to `observer`.
+    pub fn spawn_observed(
+        links: Vec<Arc<dyn Datalink>>,
+        config: Config,
+        observer: Option<Observer>,
+    ) -> Result<Self> {
         let (events, queue) = mpsc::sync_channel(QUEUE);
         let stop = Arc::new(AtomicBool::new(false));
         let stats = Arc::new(Mutex::new(Stats::default()));
@@ -112,6 +137,7 @@ impl Running {
             stats: Arc::clone(&stats),
             per_ip: Arc::clone(&per_ip),
             io: Stats::default(),
+            observer,
         };
         threads.push(
             thread::Builder::new()
@@ -133,6 +159,16 @@ impl Running {
         // Blocks only while the queue is full, which the announcer drains
         // quickly; a desired set must never be dropped like a frame.
         let _ = self.events.send(Event::Desired(desired));
+    }
+
+    /// Starts handing over on a graceful stop
+    /// ([`Announcer::hand_over`]): no more announcements, answers until
+    /// [`set_desired`](Self::set_desired) withdraws each pair. Frames
+    /// received after this call are observed as handing over.
+    pub fn hand_over(&self) {
+        // Queued behind the frames received so far, ahead of later ones;
+        // never dropped, like a desired set.
+        let _ = self.events.send(Event::HandOver);
     }
 
     /// A snapshot of the counters.
@@ -216,6 +252,7 @@ struct Loop {
     per_ip: Arc<Mutex<PerIp>>,
     /// This thread's own I/O counts, merged into `stats` when published.
     io: Stats,
+    observer: Option<Observer>,
 }
 
 impl Loop {
@@ -237,6 +274,7 @@ impl Loop {
                     self.announcer.set_desired(desired, Instant::now());
                     self.sync_groups();
                 }
+                Ok(Event::HandOver) => self.announcer.hand_over(),
                 Ok(Event::Stop) | Err(RecvTimeoutError::Disconnected) => break,
                 Err(RecvTimeoutError::Timeout) => {}
             }
@@ -253,8 +291,15 @@ impl Loop {
         let Some(name) = self.links.get(i).map(|l| l.info().name.clone()) else {
             return;
         };
-        if let Some(out) = self.announcer.handle(&name, frame) {
+        let received = self.announcer.receive(&name, frame, Instant::now());
+        // Answer first: the asker is waiting, the observer is not.
+        if let Some(out) = received.reply {
             self.send(&out);
+        }
+        if let (Some(seen), Some(observer)) = (received.seen, &self.observer) {
+            if observer.try_send(seen).is_err() {
+                self.io.observations_dropped += 1;
+            }
         }
     }
 
@@ -295,6 +340,7 @@ impl Loop {
         s.announcer = *self.announcer.counters();
         s.send_errors = self.io.send_errors;
         s.multicast_errors = self.io.multicast_errors;
+        s.observations_dropped = self.io.observations_dropped;
         drop(s);
         let fresh = self.announcer.take_per_ip();
         if !fresh.is_empty() {

@@ -8,9 +8,12 @@
 //! - [`ipv6`]: the fixed IPv6 header and the ICMPv6 checksum (RFC 8200, RFC 4443).
 //! - [`ndp`]: Neighbor Solicitation and Advertisement (RFC 4861).
 //! - [`respond`]: which received frames the speaker answers, and with what.
+//! - [`foreign`]: which received frames announce an address for another
+//!   station (the new owner's gratuitous ARP or advertisement).
 
 pub mod arp;
 pub mod ethernet;
+pub mod foreign;
 pub mod ipv6;
 pub mod ndp;
 pub mod respond;

@@ -13,8 +13,8 @@ use crate::cluster::Cluster;
 pub enum Fault {
     /// The node dies: switch port down, speaker SIGKILLed.
     NodeDeath,
-    /// The speaker is stopped with SIGTERM (it leaves gossip first); the
-    /// node stays up.
+    /// The speaker is stopped with SIGTERM (it leaves gossip first and
+    /// answers until the new owner announces); the node stays up.
     GracefulStop,
 }
 

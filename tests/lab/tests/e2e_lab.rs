@@ -126,11 +126,35 @@ async fn node_death_moves_the_ip_and_gratuitous_arp_updates_the_client() {
     assert!(c.dead_children().is_empty());
 }
 
+/// The numbers of the graceful stop's last line in a speaker's log,
+/// `handed over N of M IPs in X ms, K timed out`: (N, M, X, K).
+fn handover_line(log: &str) -> Option<(u64, u64, u64, u64)> {
+    let line = log
+        .lines()
+        .rev()
+        .find(|l| l.contains("IPs in ") && l.contains("handed over "))?;
+    let rest = &line[line.find("handed over ")? + "handed over ".len()..];
+    let words: Vec<&str> = rest.split_whitespace().take(8).collect();
+    // N of M IPs in X ms, K timed
+    match words.as_slice() {
+        [n, "of", m, "IPs", "in", x, "ms,", k] => Some((
+            n.parse().ok()?,
+            m.parse().ok()?,
+            x.parse().ok()?,
+            k.parse().ok()?,
+        )),
+        _ => None,
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs root"]
 async fn a_graceful_speaker_stop_moves_the_ip_quickly() {
     let (_g, mut c) = lab("a_graceful_speaker_stop_moves_the_ip_quickly").await;
-    let (v4, _) = web(&c, "web").await;
+    let (v4, v6) = web(&c, "web").await;
+    c.wait_answer(v6, PORT, Duration::from_secs(10))
+        .await
+        .unwrap();
     let f = failover::measure(
         &mut c,
         v4,
@@ -144,6 +168,30 @@ async fn a_graceful_speaker_stop_moves_the_ip_quickly() {
     assert!(f.gap < Duration::from_secs(1), "{f:?}");
     let entry = c.client.neighbour(v4).unwrap().expect("neighbour entry");
     assert_eq!(entry.lladdr, Some(mac_of(&c, &f.to)), "{entry:?}");
+    // Make-before-break: the old owner answered until it saw the new
+    // owner's gratuitous ARP and unsolicited NA for both IPs, long before
+    // its 3 s bound, and says so.
+    let log = c.log(&f.from);
+    let (handed, total, ms, timed_out) = handover_line(&log).unwrap_or_else(|| {
+        panic!(
+            "no handover line in {}'s log:\n{}",
+            f.from,
+            c.log_tail(&f.from, 20)
+        )
+    });
+    let line = log
+        .lines()
+        .rev()
+        .find(|l| l.contains("IPs in "))
+        .unwrap_or_default();
+    println!("{}: {line}", f.from);
+    assert_eq!(
+        (handed, total, timed_out),
+        (2, 2, 0),
+        "{}",
+        c.log_tail(&f.from, 20)
+    );
+    assert!(ms < 1000, "the handover took {ms} ms");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -147,8 +147,10 @@ impl Cluster {
         controller.into_iter().chain(speakers).collect()
     }
 
-    /// Sends SIGTERM to node `name`'s speaker (it leaves gossip and stops
-    /// announcing); returns at once. [`Cluster::reap_speaker`] waits.
+    /// Sends SIGTERM to node `name`'s speaker (it leaves gossip and answers
+    /// for its IPs until their new owners announce them, at most its
+    /// `--shutdown-handover-timeout`, 3 s); returns at once.
+    /// [`Cluster::reap_speaker`] waits.
     pub fn term_speaker(&mut self, name: &str) -> anyhow::Result<()> {
         let node = self.node_mut(name)?;
         let pid = node
@@ -163,7 +165,8 @@ impl Cluster {
         Ok(())
     }
 
-    /// Waits (at most 5 s) for a SIGTERMed speaker to exit; returns its
+    /// Waits (at most 5 s: the 3 s handover bound, when nobody takes
+    /// over, plus the leave) for a SIGTERMed speaker to exit; returns its
     /// exit status as text.
     pub fn reap_speaker(&mut self, name: &str) -> anyhow::Result<String> {
         let node = self.node_mut(name)?;
