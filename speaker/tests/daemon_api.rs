@@ -4,191 +4,24 @@
 //! on one owner, the owner alone sends `nodeAssigned` once (not again on a
 //! relist), and deleting the Service empties both desired sets.
 
-use ferrolb_core::announce::interfaces::{Excludes, HostInterface};
+mod common;
+
+use common::{setup, speaker, wait_for, TestResult, NS, VIP};
 use ferrolb_core::announce::model::ObjectKey;
 use ferrolb_core::announce::{Desired, Verdict};
 use ferrolb_core::election;
-use ferrolb_crds::{generate, IPAddressPool, IPAddressPoolSpec, L2Advertisement};
-use ferrolb_speaker::announcer::Config;
-use ferrolb_speaker::daemon::metrics::Metrics;
-use ferrolb_speaker::daemon::run::Daemon;
 use ferrolb_speaker::daemon::{events, watch as watches};
-use ferrolb_speaker::links::{self, Links};
 use ferrolb_speaker::transport::memory::Hub;
-use ferrolb_speaker::transport::run::Running;
-use ferrolb_speaker::transport::Datalink;
-use futures::future::BoxFuture;
-use futures::stream::{self, BoxStream, StreamExt};
-use k8s_openapi::api::core::v1::{Namespace, Node, Service};
-use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::api::core::v1::{Node, Service};
 use k8s_openapi::api::events::v1::Event as K8sEvent;
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{Api, DeleteParams, ObjectMeta, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::Client;
 use serde_json::json;
 use std::collections::BTreeSet;
 use std::net::IpAddr;
-use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{oneshot, watch};
+use tokio::sync::watch;
 use tokio::task::JoinSet;
-
-type TestResult = Result<(), Box<dyn std::error::Error>>;
-
-const NS: &str = "ferrolb-system";
-const VIP: &str = "192.0.2.10";
-
-/// One up Ethernet interface, never changing.
-#[derive(Debug)]
-struct FixedLinks(Vec<HostInterface>);
-
-impl Links for FixedLinks {
-    fn list(&self) -> BoxFuture<'_, links::Result<Vec<HostInterface>>> {
-        Box::pin(async { Ok(self.0.clone()) })
-    }
-
-    fn changes(&self) -> links::Result<BoxStream<'static, ()>> {
-        Ok(stream::pending().boxed())
-    }
-}
-
-fn meta(name: &str, ns: Option<&str>) -> ObjectMeta {
-    ObjectMeta {
-        name: Some(name.into()),
-        namespace: ns.map(Into::into),
-        ..ObjectMeta::default()
-    }
-}
-
-async fn setup(client: &Client) -> TestResult {
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    for crd in generate::crds() {
-        crds.create(&PostParams::default(), &crd).await?;
-    }
-    let namespaces: Api<Namespace> = Api::all(client.clone());
-    let _ = namespaces
-        .create(
-            &PostParams::default(),
-            &Namespace {
-                metadata: meta(NS, None),
-                ..Namespace::default()
-            },
-        )
-        .await;
-    let nodes: Api<Node> = Api::all(client.clone());
-    for n in ["node-a", "node-b"] {
-        nodes
-            .create(
-                &PostParams::default(),
-                &Node {
-                    metadata: meta(n, None),
-                    ..Node::default()
-                },
-            )
-            .await?;
-    }
-    let pool = IPAddressPool::new(
-        "public",
-        IPAddressPoolSpec {
-            addresses: vec!["192.0.2.0/24".into()],
-            ..IPAddressPoolSpec::default()
-        },
-    );
-    Api::<IPAddressPool>::namespaced(client.clone(), NS)
-        .create(&PostParams::default(), &pool)
-        .await?;
-    let ad: L2Advertisement = serde_json::from_value(json!({
-        "apiVersion": "ferrolb.io/v1beta1", "kind": "L2Advertisement",
-        "metadata": {"name": "all", "namespace": NS},
-    }))?;
-    Api::<L2Advertisement>::namespaced(client.clone(), NS)
-        .create(&PostParams::default(), &ad)
-        .await?;
-    let services: Api<Service> = Api::namespaced(client.clone(), "default");
-    let svc: Service = serde_json::from_value(json!({
-        "apiVersion": "v1", "kind": "Service",
-        "metadata": {"name": "web", "namespace": "default",
-                     "annotations": {"ferrolb.io/ip-allocated-from-pool": "public"}},
-        "spec": {"type": "LoadBalancer", "selector": {"app": "web"},
-                 "ports": [{"port": 80, "protocol": "TCP"}]},
-    }))?;
-    services.create(&PostParams::default(), &svc).await?;
-    services
-        .patch_status(
-            "web",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"status": {"loadBalancer": {"ingress": [{"ip": VIP}]}}})),
-        )
-        .await?;
-    let slice: EndpointSlice = serde_json::from_value(json!({
-        "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
-        "metadata": {"name": "web-abcde", "namespace": "default",
-                     "labels": {"kubernetes.io/service-name": "web"}},
-        "addressType": "IPv4",
-        "endpoints": [{"addresses": ["10.0.0.5"], "conditions": {"ready": true},
-                       "nodeName": "node-b"}],
-        "ports": [{"port": 8080, "protocol": "TCP"}],
-    }))?;
-    Api::<EndpointSlice>::namespaced(client.clone(), "default")
-        .create(&PostParams::default(), &slice)
-        .await?;
-    Ok(())
-}
-
-struct Speaker {
-    desired: watch::Receiver<Desired>,
-    stop: oneshot::Sender<()>,
-}
-
-fn speaker(
-    node: &str,
-    mac: u8,
-    hub: &Hub,
-    client: &Client,
-    watched: &watches::Watched,
-    live: &watch::Receiver<BTreeSet<String>>,
-    tasks: &mut JoinSet<()>,
-) -> Result<Speaker, Box<dyn std::error::Error>> {
-    let mac_bytes = [2, 0, 0, 0, 0, mac];
-    let link: Arc<dyn Datalink> =
-        Arc::new(hub.endpoint("eth0", ferrolb_speaker::wire::MacAddr(mac_bytes)));
-    let running = Running::spawn(vec![link], Config::default())?;
-    let (desired_tx, desired) = watch::channel(Desired::default());
-    let (stop, stopped) = oneshot::channel::<()>();
-    let daemon = Daemon {
-        node: node.into(),
-        excludes: Excludes::default(),
-        rules: Default::default(),
-        links: FixedLinks(vec![HostInterface::ethernet("eth0", 2, mac_bytes)]),
-        announce: running,
-        watched: watched.clone(),
-        live: live.clone(),
-        events: events::spawn_publisher(client.clone(), node, watched.world.clone(), tasks),
-        metrics: Arc::new(Metrics::default()),
-        assigned_hold: Duration::from_millis(200),
-        desired: desired_tx,
-    };
-    tasks.spawn(async move {
-        let running = daemon
-            .run(async {
-                let _ = stopped.await;
-            })
-            .await;
-        running.stop();
-    });
-    Ok(Speaker { desired, stop })
-}
-
-/// Waits (at most 10 s) until `check` holds for the speaker's state.
-async fn wait_for(s: &mut Speaker, what: &str, check: impl Fn(&Desired) -> bool) -> TestResult {
-    let waited = tokio::time::timeout(Duration::from_secs(10), s.desired.wait_for(|d| check(d)))
-        .await
-        .map(|r| r.map(|_| ()));
-    match waited {
-        Ok(r) => Ok(r?),
-        Err(_) => Err(format!("timed out waiting for {what}: {:?}", *s.desired.borrow()).into()),
-    }
-}
 
 async fn assigned_events(client: &Client) -> Result<Vec<K8sEvent>, kube::Error> {
     let list = Api::<K8sEvent>::namespaced(client.clone(), "default")
