@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{setup, speaker, wait_for, TestResult, NS, VIP};
+use common::{set_ingress, setup, speaker, wait_for, TestResult, NS, VIP};
 use ferrolb_core::announce::model::ObjectKey;
 use ferrolb_core::announce::{Desired, Verdict};
 use ferrolb_core::election;
@@ -45,8 +45,12 @@ async fn two_speakers_agree_on_one_owner_which_alone_reports_node_assigned() -> 
     let (_live_tx, live) =
         watch::channel(BTreeSet::from(["node-a".to_string(), "node-b".to_string()]));
     let hub = Hub::new();
-    let mut a = speaker("node-a", 0xa, &hub, &client, &watched, &live, &mut tasks)?;
-    let mut b = speaker("node-b", 0xb, &hub, &client, &watched, &live, &mut tasks)?;
+    let mut a = speaker(
+        "node-a", 0xa, &hub, &client, &watched, &live, &mut tasks, None,
+    )?;
+    let mut b = speaker(
+        "node-b", 0xb, &hub, &client, &watched, &live, &mut tasks, None,
+    )?;
 
     let vip: IpAddr = VIP.parse()?;
     let owner = election::elect(vip, ["node-a", "node-b"]).ok_or("no owner")?;
@@ -78,23 +82,11 @@ async fn two_speakers_agree_on_one_owner_which_alone_reports_node_assigned() -> 
 
     // The Service loses its IP and gets it back: a transition, which the
     // owner alone reports.
-    let set_ingress = |ingress: serde_json::Value| {
-        let client = client.clone();
-        async move {
-            Api::<Service>::namespaced(client, "default")
-                .patch_status(
-                    "web",
-                    &PatchParams::default(),
-                    &Patch::Merge(json!({"status": {"loadBalancer": {"ingress": ingress}}})),
-                )
-                .await
-        }
-    };
-    set_ingress(serde_json::Value::Null).await?;
+    set_ingress(&client, "web", None).await?;
     for s in [&mut a, &mut b] {
         wait_for(s, "the Service to leave", |d| d.services.is_empty()).await?;
     }
-    set_ingress(json!([{"ip": VIP}])).await?;
+    set_ingress(&client, "web", Some(VIP)).await?;
     for s in [&mut a, &mut b] {
         wait_for(s, "the owner to be elected again", owned).await?;
     }
@@ -151,8 +143,12 @@ async fn two_speakers_agree_on_one_owner_which_alone_reports_node_assigned() -> 
     // Both speakers restart with nothing changed: no new Event.
     let _ = a.stop.send(());
     let _ = b.stop.send(());
-    let mut a = speaker("node-a", 0xa, &hub, &client, &watched, &live, &mut tasks)?;
-    let mut b = speaker("node-b", 0xb, &hub, &client, &watched, &live, &mut tasks)?;
+    let mut a = speaker(
+        "node-a", 0xa, &hub, &client, &watched, &live, &mut tasks, None,
+    )?;
+    let mut b = speaker(
+        "node-b", 0xb, &hub, &client, &watched, &live, &mut tasks, None,
+    )?;
     wait_for(&mut a, "node-a to decide after its restart", owned).await?;
     wait_for(&mut b, "node-b to decide after its restart", owned).await?;
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -194,15 +190,9 @@ async fn a_speaker_acts_only_on_services_of_its_load_balancer_class() -> TestRes
                  "ports": [{"port": 80, "protocol": "TCP"}]},
     }))?;
     services.create(&PostParams::default(), &other).await?;
-    services
-        .patch_status(
-            "metallbs",
-            &PatchParams::default(),
-            // Inside ferrolb's pool, as when both implementations were
-            // given overlapping ranges by mistake.
-            &Patch::Merge(json!({"status": {"loadBalancer": {"ingress": [{"ip": "192.0.2.20"}]}}})),
-        )
-        .await?;
+    // Inside ferrolb's pool, as when both implementations were given
+    // overlapping ranges by mistake.
+    set_ingress(&client, "metallbs", Some("192.0.2.20")).await?;
 
     let mut tasks = JoinSet::new();
     let ours = watches::spawn(&client, NS, None, &mut tasks);

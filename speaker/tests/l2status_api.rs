@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{setup, speaker_with, wait_for, TestResult, HOLD, NS, VIP};
+use common::{set_ingress, setup, speaker, wait_for, TestResult, HOLD, NS, VIP};
 use ferrolb_core::announce::model::ObjectKey;
 use ferrolb_core::announce::{Desired, Verdict};
 use ferrolb_core::election;
@@ -14,9 +14,8 @@ use ferrolb_crds::ServiceL2Status;
 use ferrolb_speaker::daemon::{l2status, watch as watches};
 use ferrolb_speaker::transport::memory::Hub;
 use k8s_openapi::api::core::v1::Service;
-use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use kube::api::{Api, DeleteParams};
 use kube::Client;
-use serde_json::json;
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::time::Duration;
@@ -87,7 +86,7 @@ async fn the_owner_alone_writes_the_record_once_per_change_and_the_janitor_delet
     let (live_tx, live) = watch::channel(both.clone());
     let hub = Hub::new();
     let mut start = |node: &'static str, mac: u8, records: Client| {
-        speaker_with(
+        speaker(
             node,
             mac,
             &hub,
@@ -209,26 +208,14 @@ async fn the_owner_alone_writes_the_record_once_per_change_and_the_janitor_delet
     );
 
     // The Service loses its IP: the only live node deletes the record.
-    let set_ingress = |ingress: serde_json::Value| {
-        let client = client.clone();
-        async move {
-            Api::<Service>::namespaced(client, "default")
-                .patch_status(
-                    "web",
-                    &PatchParams::default(),
-                    &Patch::Merge(json!({"status": {"loadBalancer": {"ingress": ingress}}})),
-                )
-                .await
-        }
-    };
-    set_ingress(serde_json::Value::Null).await?;
+    set_ingress(&client, "web", None).await?;
     wait_record(&client, "the record to go", |r| r.is_none()).await?;
 
     // Back on both nodes: the owner creates it again. Then the Service
     // is deleted: its janitor deletes the record (the test server has no
     // garbage collector to follow the ownerReference).
     live_tx.send_replace(both.clone());
-    set_ingress(json!([{"ip": VIP}])).await?;
+    set_ingress(&client, "web", Some(VIP)).await?;
     wait_record(&client, "the owner's record again", |r| {
         r.and_then(ServiceL2Status::node) == Some(owner)
     })

@@ -109,13 +109,7 @@ pub async fn setup(client: &Client) -> TestResult {
                  "ports": [{"port": 80, "protocol": "TCP"}]},
     }))?;
     services.create(&PostParams::default(), &svc).await?;
-    services
-        .patch_status(
-            "web",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"status": {"loadBalancer": {"ingress": [{"ip": VIP}]}}})),
-        )
-        .await?;
+    set_ingress(client, "web", Some(VIP)).await?;
     let slice: EndpointSlice = serde_json::from_value(json!({
         "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
         "metadata": {"name": "web-abcde", "namespace": "default",
@@ -150,22 +144,11 @@ impl Speaker {
 /// How long the test speakers hold a decision before reporting it.
 pub const HOLD: Duration = Duration::from_millis(200);
 
-pub fn speaker(
-    node: &str,
-    mac: u8,
-    hub: &Hub,
-    client: &Client,
-    watched: &watches::Watched,
-    live: &watch::Receiver<BTreeSet<String>>,
-    tasks: &mut JoinSet<()>,
-) -> Result<Speaker, Box<dyn std::error::Error>> {
-    speaker_with(node, mac, hub, client, watched, live, tasks, None)
-}
-
-/// [`speaker`], writing ServiceL2Status records through `records` when
-/// given (a client of its own, so the request log tells nodes apart).
+/// A speaker for `node` on `hub` (MAC `02:00:00:00:00:mac`), writing
+/// ServiceL2Status records through `records` when given (a client of its
+/// own, so the request log tells nodes apart).
 #[allow(clippy::too_many_arguments)]
-pub fn speaker_with(
+pub fn speaker(
     node: &str,
     mac: u8,
     hub: &Hub,
@@ -228,4 +211,21 @@ pub async fn wait_for(s: &mut Speaker, what: &str, check: impl Fn(&Desired) -> b
         Ok(r) => Ok(r?),
         Err(_) => Err(format!("timed out waiting for {what}: {:?}", *s.desired.borrow()).into()),
     }
+}
+
+/// Sets Service `name`'s `status.loadBalancer.ingress` to `ip`, or clears
+/// it.
+pub async fn set_ingress(
+    client: &Client,
+    name: &str,
+    ip: Option<&str>,
+) -> Result<Service, kube::Error> {
+    let ingress = ip.map_or(serde_json::Value::Null, |ip| json!([{ "ip": ip }]));
+    Api::<Service>::namespaced(client.clone(), "default")
+        .patch_status(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {"loadBalancer": {"ingress": ingress}}})),
+        )
+        .await
 }
