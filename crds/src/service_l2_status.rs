@@ -14,7 +14,10 @@
 //!   under random names, owned by the speaker Pod);
 //! - no status subresource: the owner writes a record in one request;
 //! - `status.node` may change (a new owner takes the record over), and two
-//!   more fields: `status.ips` and `status.lastTransitionTime`.
+//!   more fields: `status.ips` and `status.lastTransitionTime`;
+//! - a short name, `l2status`: with MetalLB installed side by side (a
+//!   migration), `servicel2statuses` names two kinds and kubectl picks
+//!   one; `kubectl get l2status` is always ferrolb's.
 
 use std::collections::BTreeMap;
 
@@ -55,6 +58,7 @@ const IP_MAX_LENGTH: u32 = 45;
     kind = "ServiceL2Status",
     singular = "servicel2status",
     plural = "servicel2statuses",
+    shortname = "l2status",
     namespaced,
     status = "ServiceL2StatusStatus",
     derive = "PartialEq",

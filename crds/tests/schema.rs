@@ -395,19 +395,29 @@ fn status_counts_use_metallb_names_and_conditions_are_a_map_by_type() {
 }
 
 #[test]
-fn every_kind_is_namespaced_in_the_ferrolb_category_without_short_names() {
+fn every_kind_is_namespaced_in_the_ferrolb_category() {
     for crd in crds() {
         assert_eq!(crd.spec.scope, "Namespaced");
         assert_eq!(crd.spec.group, "ferrolb.io");
         assert_eq!(crd.spec.names.categories, Some(vec!["ferrolb".to_string()]));
-        assert_eq!(
-            crd.spec.names.short_names, None,
-            "MetalLB has no short names"
-        );
         let version = &crd.spec.versions[0];
         assert_eq!(version.name, "v1beta1");
         assert!(version.served && version.storage);
     }
+}
+
+#[test]
+fn only_records_have_a_short_name_which_metallb_does_not_use() {
+    // MetalLB has no short names. Pools and advertisements have none
+    // either; records get one because, with MetalLB installed beside
+    // ferrolb, `servicel2statuses` names two kinds.
+    for crd in [ip_address_pool_crd(), l2_advertisement_crd()] {
+        assert_eq!(crd.spec.names.short_names, None);
+    }
+    assert_eq!(
+        service_l2_status_crd().spec.names.short_names,
+        Some(vec!["l2status".to_string()])
+    );
 }
 
 #[test]

@@ -313,7 +313,9 @@ async fn kubectl_get_servicel2statuses_shows_the_node_ips_and_interfaces() {
         ]);
         assert_eq!(names.trim(), "servicel2status.ferrolb.io/web", "{selector}");
     }
-    // And the category lists it with pools and advertisements.
+    // The short name, and the category with pools and advertisements.
+    let short = kubectl(&["get", "l2status", "web", "-o", "name"]);
+    assert_eq!(short.trim(), "servicel2status.ferrolb.io/web");
     let all = kubectl(&["get", "ferrolb", "-A", "-o", "name"]);
     assert!(all.contains("servicel2status.ferrolb.io/web"), "{all}");
 }
