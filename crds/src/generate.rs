@@ -8,7 +8,7 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
 };
 use kube::CustomResourceExt;
 
-use crate::{IPAddressPool, L2Advertisement};
+use crate::{IPAddressPool, L2Advertisement, ServiceL2Status};
 
 /// Errors of generating, writing or checking the CRD manifests.
 #[derive(Debug, thiserror::Error)]
@@ -69,6 +69,27 @@ pub fn ip_address_pool_crd() -> CustomResourceDefinition {
 /// this function (or [`crds`]) rather than the derive's `crd()`.
 pub fn l2_advertisement_crd() -> CustomResourceDefinition {
     let mut crd = L2Advertisement::crd();
+    optional_spec(&mut crd);
+    crd
+}
+
+/// The `ServiceL2Status` CRD exactly as installed.
+///
+/// Unlike `ServiceL2Status::crd()`, `spec` is optional (as in MetalLB: it
+/// has no fields) and there is no status subresource: the speaker writes
+/// a record, labels, owner and status, in one request, and nobody else
+/// writes it at all.
+pub fn service_l2_status_crd() -> CustomResourceDefinition {
+    let mut crd = ServiceL2Status::crd();
+    optional_spec(&mut crd);
+    for version in &mut crd.spec.versions {
+        version.subresources = None;
+    }
+    crd
+}
+
+/// Makes `spec` optional, defaulting to `{}`.
+fn optional_spec(crd: &mut CustomResourceDefinition) {
     for version in &mut crd.spec.versions {
         let Some(root) = version
             .schema
@@ -87,12 +108,15 @@ pub fn l2_advertisement_crd() -> CustomResourceDefinition {
             spec.default = Some(JSON(serde_json::json!({})));
         }
     }
-    crd
 }
 
 /// Every ferrolb CRD, in a stable order.
 pub fn crds() -> Vec<CustomResourceDefinition> {
-    vec![ip_address_pool_crd(), l2_advertisement_crd()]
+    vec![
+        ip_address_pool_crd(),
+        l2_advertisement_crd(),
+        service_l2_status_crd(),
+    ]
 }
 
 /// The manifest file name for a CRD: `<group>_<plural>.yaml`, as
@@ -200,7 +224,8 @@ mod tests {
             names,
             [
                 "ferrolb.io_ipaddresspools.yaml",
-                "ferrolb.io_l2advertisements.yaml"
+                "ferrolb.io_l2advertisements.yaml",
+                "ferrolb.io_servicel2statuses.yaml"
             ]
         );
     }
@@ -209,11 +234,11 @@ mod tests {
     fn check_names_missing_and_stale_files_and_accepts_fresh_ones() {
         let dir = tempfile::tempdir().expect("temp dir");
         let err = check_all(dir.path()).expect_err("empty dir is out of date");
-        assert!(matches!(&err, Error::OutOfDate { paths } if paths.len() == 2));
+        assert!(matches!(&err, Error::OutOfDate { paths } if paths.len() == 3));
         assert!(err.to_string().contains("crdgen"), "{err}");
 
         let written = write_all(dir.path()).expect("writable");
-        assert_eq!(written.len(), 2);
+        assert_eq!(written.len(), 3);
         check_all(dir.path()).expect("freshly written manifests are current");
 
         std::fs::write(&written[1], "# edited by hand\n").expect("writable");
@@ -226,7 +251,7 @@ mod tests {
     #[test]
     fn the_stream_holds_every_manifest_once() {
         let all = render_all().expect("renderable");
-        assert_eq!(all.matches("kind: CustomResourceDefinition").count(), 2);
-        assert_eq!(all.matches("\n---\n").count(), 1);
+        assert_eq!(all.matches("kind: CustomResourceDefinition").count(), 3);
+        assert_eq!(all.matches("\n---\n").count(), 2);
     }
 }

@@ -3,6 +3,8 @@
 //! - [`IPAddressPool`]: addresses the controller may hand to LoadBalancer Services.
 //! - [`L2Advertisement`]: which pools the speakers announce, from which nodes
 //!   and on which interfaces.
+//! - [`ServiceL2Status`]: which node announces a Service, on which
+//!   interfaces (written by the speakers, read with `kubectl get`).
 //!
 //! [`selector`] evaluates their label selectors and [`range`] parses a
 //! pool's addresses; both live in the pure `ferrolb-core` crate (re-exported
@@ -36,12 +38,16 @@ pub use ferrolb_core::range;
 mod schema;
 pub mod selector;
 pub mod service;
+pub mod service_l2_status;
 
 pub use ip_address_pool::{
     IPAddressPool, IPAddressPoolSpec, IPAddressPoolStatus, ServiceAllocation,
 };
 pub use l2_advertisement::{
     L2Advertisement, L2AdvertisementSpec, L2AdvertisementStatus, PreferredNodeSelector,
+};
+pub use service_l2_status::{
+    InterfaceInfo, ServiceL2Status, ServiceL2StatusSpec, ServiceL2StatusStatus,
 };
 
 /// The API group of every ferrolb custom resource.
@@ -53,7 +59,7 @@ pub const VERSION: &str = "v1beta1";
 /// `apiVersion` as written in manifests: `ferrolb.io/v1beta1`.
 pub const API_VERSION: &str = "ferrolb.io/v1beta1";
 
-/// The `kubectl get` category both kinds belong to (`kubectl get ferrolb`).
+/// The `kubectl get` category every kind belongs to (`kubectl get ferrolb`).
 pub const CATEGORY: &str = "ferrolb";
 
 /// The MetalLB API group whose kinds ours mirror field for field.

@@ -65,6 +65,21 @@ pub(crate) fn address_items_cel(schema: &mut Schema) {
     }
 }
 
+/// CEL rule for one IP of a list (`self` is the string).
+pub(crate) const IP_RULE: &str = "isIP(self)";
+/// Failure message for [`IP_RULE`], naming the entry.
+pub(crate) const IP_RULE_MESSAGE: &str = "self + ' is not an IP address'";
+
+/// schemars transform for a list of IPs: [`IP_RULE`] on each item.
+pub(crate) fn ip_items_cel(schema: &mut Schema) {
+    if let Some(items) = schema.get_mut("items").and_then(|i| i.as_object_mut()) {
+        items.insert(
+            "x-kubernetes-validations".into(),
+            json!([{ "rule": IP_RULE, "messageExpression": IP_RULE_MESSAGE }]),
+        );
+    }
+}
+
 /// Longest label key: a DNS subdomain prefix (253), `/`, a name (63).
 pub(crate) const LABEL_KEY_MAX_LENGTH: u32 = 317;
 /// Longest operator worth reading (`DoesNotExist` has 12 characters).
@@ -153,6 +168,8 @@ mod tests {
             ADDRESS_RULE_MESSAGE,
             SELECTOR_TERM_RULE,
             SELECTOR_TERM_RULE_MESSAGE,
+            IP_RULE,
+            IP_RULE_MESSAGE,
         ] {
             assert!(!text.contains('\n'), "{text}");
         }

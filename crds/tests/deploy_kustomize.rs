@@ -218,7 +218,11 @@ fn one_apply_installs_the_crds_too() {
         .collect();
     assert_eq!(
         crds,
-        ["ipaddresspools.ferrolb.io", "l2advertisements.ferrolb.io"]
+        [
+            "ipaddresspools.ferrolb.io",
+            "l2advertisements.ferrolb.io",
+            "servicel2statuses.ferrolb.io"
+        ]
     );
 }
 
@@ -246,7 +250,7 @@ fn deploy_crds_still_applies_with_kubectl_apply_f() {
             manifests.push(path);
         }
     }
-    assert_eq!(manifests.len(), 2, "{manifests:?}");
+    assert_eq!(manifests.len(), 3, "{manifests:?}");
     let k: Kustomization =
         serde_yaml::from_str(&read("deploy/crds/Kustomization")).expect("a kustomization");
     let mut listed = k.resources;
@@ -255,7 +259,8 @@ fn deploy_crds_still_applies_with_kubectl_apply_f() {
         listed,
         [
             "ferrolb.io_ipaddresspools.yaml",
-            "ferrolb.io_l2advertisements.yaml"
+            "ferrolb.io_l2advertisements.yaml",
+            "ferrolb.io_servicel2statuses.yaml"
         ]
     );
 }

@@ -190,26 +190,42 @@ fn the_controller_may_write_service_status_pool_status_events_and_its_lease() {
 }
 
 #[test]
-fn the_speaker_only_reads_and_writes_events() {
+fn the_speaker_only_reads_and_writes_events_and_its_records() {
     let cluster: ClusterRole = the("ClusterRole", "ferrolb-speaker");
     let rules = cluster.rules.unwrap_or_default();
     for (group, resource) in [
         ("", "services"),
         ("", "nodes"),
         ("discovery.k8s.io", "endpointslices"),
+        ("ferrolb.io", "servicel2statuses"),
     ] {
         assert!(
             allows(&rules, group, resource, "watch"),
             "speaker: watch {group}/{resource}"
         );
     }
+    for verb in ["create", "patch", "delete"] {
+        assert!(
+            allows(&rules, "ferrolb.io", "servicel2statuses", verb),
+            "speaker: {verb} its records"
+        );
+    }
     for rule in &rules {
-        let is_events = rule.resources.iter().flatten().all(|r| r == "events");
+        let writable = rule
+            .resources
+            .iter()
+            .flatten()
+            .all(|r| r == "events" || r == "servicel2statuses");
         for verb in &rule.verbs {
             let read = matches!(verb.as_str(), "get" | "list" | "watch");
-            assert!(read || is_events, "speaker may {verb} {:?}", rule.resources);
+            assert!(read || writable, "speaker may {verb} {:?}", rule.resources);
         }
     }
+    assert!(
+        !allows(&rules, "", "services", "patch")
+            && !allows(&rules, "ferrolb.io", "servicel2statuses/status", "patch"),
+        "no status subresource, no Service writes"
+    );
     let role: Role = the("Role", "ferrolb-speaker");
     let rules = role.rules.unwrap_or_default();
     assert!(allows(&rules, "ferrolb.io", "ipaddresspools", "watch"));

@@ -5,7 +5,9 @@
 mod common;
 
 use common::{openapi, rejections};
-use ferrolb_crds::generate::{crds, ip_address_pool_crd, l2_advertisement_crd};
+use ferrolb_crds::generate::{
+    crds, ip_address_pool_crd, l2_advertisement_crd, service_l2_status_crd,
+};
 use serde_json::{json, Value};
 
 fn pool(spec: Value) -> Value {
@@ -50,7 +52,7 @@ fn walk<'a>(schema: &'a Value, path: String, out: &mut Vec<(String, &'a Value)>)
 }
 
 #[test]
-fn both_schemas_are_structural() {
+fn every_schema_is_structural() {
     for crd in crds() {
         let schema = openapi(&crd);
         let mut nodes = Vec::new();
@@ -376,7 +378,7 @@ fn status_counts_use_metallb_names_and_conditions_are_a_map_by_type() {
         assert_eq!(status[count]["type"], "integer", "{count}");
         assert_eq!(status[count]["format"], "int64", "{count}");
     }
-    for crd in crds() {
+    for crd in [ip_address_pool_crd(), l2_advertisement_crd()] {
         let conditions = &openapi(&crd)["properties"]["status"]["properties"]["conditions"];
         assert_eq!(conditions["x-kubernetes-list-type"], "map");
         assert_eq!(conditions["x-kubernetes-list-map-keys"], json!(["type"]));
@@ -393,22 +395,43 @@ fn status_counts_use_metallb_names_and_conditions_are_a_map_by_type() {
 }
 
 #[test]
-fn both_kinds_have_a_status_subresource_and_the_ferrolb_category() {
+fn every_kind_is_namespaced_in_the_ferrolb_category() {
     for crd in crds() {
         assert_eq!(crd.spec.scope, "Namespaced");
         assert_eq!(crd.spec.group, "ferrolb.io");
         assert_eq!(crd.spec.names.categories, Some(vec!["ferrolb".to_string()]));
-        assert_eq!(
-            crd.spec.names.short_names, None,
-            "MetalLB has no short names"
-        );
         let version = &crd.spec.versions[0];
         assert_eq!(version.name, "v1beta1");
         assert!(version.served && version.storage);
-        let subresources = version.subresources.as_ref().expect("subresources");
+    }
+}
+
+#[test]
+fn only_records_have_a_short_name_which_metallb_does_not_use() {
+    // MetalLB has no short names. Pools and advertisements have none
+    // either; records get one because, with MetalLB installed beside
+    // ferrolb, `servicel2statuses` names two kinds.
+    for crd in [ip_address_pool_crd(), l2_advertisement_crd()] {
+        assert_eq!(crd.spec.names.short_names, None);
+    }
+    assert_eq!(
+        service_l2_status_crd().spec.names.short_names,
+        Some(vec!["l2status".to_string()])
+    );
+}
+
+#[test]
+fn pools_and_advertisements_have_a_status_subresource_and_records_none() {
+    for crd in [ip_address_pool_crd(), l2_advertisement_crd()] {
+        let subresources = crd.spec.versions[0].subresources.as_ref();
+        let subresources = subresources.expect("subresources");
         assert!(subresources.status.is_some());
         assert!(subresources.scale.is_none());
     }
+    // The speaker writes a whole record (labels, owner, status) in one
+    // request; with a status subresource every create and move would
+    // take two.
+    assert_eq!(service_l2_status_crd().spec.versions[0].subresources, None);
 }
 
 fn columns(
@@ -497,14 +520,146 @@ fn printer_column_paths_point_at_schema_fields() {
     }
 }
 
-#[test]
-fn the_address_rule_fits_the_cel_cost_budget() {
-    let items =
-        &openapi(&ip_address_pool_crd())["properties"]["spec"]["properties"]["addresses"]["items"];
-    let compiled = kube_cel::compile_schema(items);
-    let rule = items["x-kubernetes-validations"][0]["rule"]
+/// The first CEL rule on `node` (a schema) is within the API server's
+/// cost budget.
+fn assert_rule_fits_the_cost_budget(node: &Value) {
+    let compiled = kube_cel::compile_schema(node);
+    let rule = node["x-kubernetes-validations"][0]["rule"]
         .as_str()
         .expect("rule");
     let warnings = kube_cel::analyze_rule(rule, &compiled, kube_cel::ScopeContext::CrdValidation);
     assert!(warnings.is_empty(), "{warnings:?}");
+}
+
+#[test]
+fn the_address_rule_fits_the_cel_cost_budget() {
+    assert_rule_fits_the_cost_budget(
+        &openapi(&ip_address_pool_crd())["properties"]["spec"]["properties"]["addresses"]["items"],
+    );
+}
+
+fn record(status: Value) -> Value {
+    json!({
+        "apiVersion": "ferrolb.io/v1beta1",
+        "kind": "ServiceL2Status",
+        "metadata": {"name": "web", "namespace": "shop"},
+        "spec": {},
+        "status": status,
+    })
+}
+
+fn announced_by(node: &str) -> Value {
+    record(json!({
+        "node": node,
+        "serviceName": "web",
+        "serviceNamespace": "shop",
+        "interfaces": [{"name": "eth0"}, {"name": "bond0.20"}],
+        "ips": ["198.51.100.7", "2001:db8::7"],
+        "lastTransitionTime": "2026-01-02T03:04:05.678901Z",
+    }))
+}
+
+#[test]
+fn a_record_as_the_speaker_writes_it_is_accepted() {
+    let problems = rejections(&service_l2_status_crd(), &announced_by("node-a"));
+    assert!(problems.is_empty(), "{problems:?}");
+}
+
+#[test]
+fn a_metallb_record_fits_after_changing_the_group() {
+    // As MetalLB's speaker writes it (api/v1beta1/servicel2status_types.go):
+    // no IPs, no time, interfaces only when the advertisement names some.
+    let mut metallb = record(json!({
+        "node": "node-a",
+        "serviceName": "web",
+        "serviceNamespace": "shop",
+        "interfaces": [{"name": "eth0"}],
+    }));
+    metallb["metadata"]["labels"] = json!({
+        "ferrolb.io/node": "node-a",
+        "ferrolb.io/service-name": "web",
+        "ferrolb.io/service-namespace": "shop",
+    });
+    let problems = rejections(&service_l2_status_crd(), &metallb);
+    assert!(problems.is_empty(), "{problems:?}");
+    let parsed: ferrolb_crds::ServiceL2Status =
+        serde_json::from_value(metallb).expect("our type reads it");
+    assert_eq!(parsed.node(), Some("node-a"));
+}
+
+#[test]
+fn a_record_moves_to_another_node_but_never_to_another_service() {
+    let schema = openapi(&service_l2_status_crd());
+    let old = announced_by("node-a");
+    let validate = |new: &Value| {
+        kube_cel::Validator::new()
+            .validate(&schema, new, Some(&old))
+            .map_err(|e| {
+                e.as_slice()
+                    .iter()
+                    .map(|e| e.message.clone())
+                    .collect::<Vec<_>>()
+            })
+    };
+    // MetalLB marks status.node immutable, so a new owner cannot take a
+    // record over (metallb/metallb#2930); ferrolb's new owner does.
+    assert_eq!(validate(&announced_by("node-b")), Ok(()));
+    let mut other = announced_by("node-b");
+    other["status"]["serviceName"] = json!("shop-2");
+    let errors = validate(&other).expect_err("serviceName is immutable");
+    assert!(
+        errors
+            .iter()
+            .any(|m| m.contains("serviceName is immutable")),
+        "{errors:?}"
+    );
+    let mut other = announced_by("node-a");
+    other["status"]["serviceNamespace"] = json!("elsewhere");
+    assert!(validate(&other).is_err());
+}
+
+#[test]
+fn record_ips_and_interface_names_are_checked() {
+    let mut bad = announced_by("node-a");
+    bad["status"]["ips"] = json!(["198.51.100.7", "not-an-ip"]);
+    bad["status"]["interfaces"] = json!([{"name": "eth0"}, {"name": "a/b"}]);
+    let problems = rejections(&service_l2_status_crd(), &bad);
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("not-an-ip is not an IP address")),
+        "{problems:?}"
+    );
+    assert!(problems.iter().any(|p| p.contains("a/b")), "{problems:?}");
+    let mut nameless = announced_by("node-a");
+    nameless["status"]["interfaces"] = json!([{}]);
+    assert!(!rejections(&service_l2_status_crd(), &nameless).is_empty());
+}
+
+#[test]
+fn record_printer_columns_name_the_node_ips_interfaces_and_since() {
+    let got = columns(&service_l2_status_crd());
+    let got: Vec<_> = got
+        .iter()
+        .map(|(n, p, prio)| (n.as_str(), p.as_str(), *prio))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("NODE", ".status.node", 0),
+            ("IPS", ".status.ips", 0),
+            ("INTERFACES", ".status.interfaces", 0),
+            ("SINCE", ".status.lastTransitionTime", 0),
+            ("SERVICE NAME", ".status.serviceName", 1),
+            ("SERVICE NAMESPACE", ".status.serviceNamespace", 1),
+            ("AGE", ".metadata.creationTimestamp", 1),
+        ]
+    );
+}
+
+#[test]
+fn the_ip_rule_fits_the_cel_cost_budget() {
+    assert_rule_fits_the_cost_budget(
+        &openapi(&service_l2_status_crd())["properties"]["status"]["properties"]["ips"]["items"],
+    );
 }

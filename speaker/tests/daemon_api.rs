@@ -5,261 +5,24 @@
 //! relist), and deleting the Service empties both desired sets; an owner
 //! that stops hands its IP over to the other make-before-break.
 
-use ferrolb_core::announce::interfaces::{Excludes, HostInterface};
+mod common;
+
+use common::{set_ingress, setup, speaker, speaker_leaving, stays, wait_for, TestResult, NS, VIP};
 use ferrolb_core::announce::model::ObjectKey;
 use ferrolb_core::announce::{Desired, Verdict};
 use ferrolb_core::election;
-use ferrolb_crds::{generate, IPAddressPool, IPAddressPoolSpec, L2Advertisement};
-use ferrolb_speaker::announcer::handover::Report;
-use ferrolb_speaker::announcer::Config;
-use ferrolb_speaker::daemon::metrics::Metrics;
-use ferrolb_speaker::daemon::run::Daemon;
 use ferrolb_speaker::daemon::{events, watch as watches};
-use ferrolb_speaker::links::{self, Links};
 use ferrolb_speaker::transport::memory::Hub;
-use ferrolb_speaker::transport::run::Running;
-use ferrolb_speaker::transport::Datalink;
-use futures::future::BoxFuture;
-use futures::stream::{self, BoxStream, StreamExt};
-use k8s_openapi::api::core::v1::{Namespace, Node, Service};
-use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::api::core::v1::{Node, Service};
 use k8s_openapi::api::events::v1::Event as K8sEvent;
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{Api, DeleteParams, ObjectMeta, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::Client;
 use serde_json::json;
 use std::collections::BTreeSet;
 use std::net::IpAddr;
-use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::watch;
 use tokio::task::JoinSet;
-
-type TestResult = Result<(), Box<dyn std::error::Error>>;
-
-const NS: &str = "ferrolb-system";
-const VIP: &str = "192.0.2.10";
-
-/// One up Ethernet interface, never changing.
-#[derive(Debug)]
-struct FixedLinks(Vec<HostInterface>);
-
-impl Links for FixedLinks {
-    fn list(&self) -> BoxFuture<'_, links::Result<Vec<HostInterface>>> {
-        Box::pin(async { Ok(self.0.clone()) })
-    }
-
-    fn changes(&self) -> links::Result<BoxStream<'static, ()>> {
-        Ok(stream::pending().boxed())
-    }
-}
-
-fn meta(name: &str, ns: Option<&str>) -> ObjectMeta {
-    ObjectMeta {
-        name: Some(name.into()),
-        namespace: ns.map(Into::into),
-        ..ObjectMeta::default()
-    }
-}
-
-async fn setup(client: &Client) -> TestResult {
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    for crd in generate::crds() {
-        crds.create(&PostParams::default(), &crd).await?;
-    }
-    let namespaces: Api<Namespace> = Api::all(client.clone());
-    let _ = namespaces
-        .create(
-            &PostParams::default(),
-            &Namespace {
-                metadata: meta(NS, None),
-                ..Namespace::default()
-            },
-        )
-        .await;
-    let nodes: Api<Node> = Api::all(client.clone());
-    for n in ["node-a", "node-b"] {
-        nodes
-            .create(
-                &PostParams::default(),
-                &Node {
-                    metadata: meta(n, None),
-                    ..Node::default()
-                },
-            )
-            .await?;
-    }
-    let pool = IPAddressPool::new(
-        "public",
-        IPAddressPoolSpec {
-            addresses: vec!["192.0.2.0/24".into()],
-            ..IPAddressPoolSpec::default()
-        },
-    );
-    Api::<IPAddressPool>::namespaced(client.clone(), NS)
-        .create(&PostParams::default(), &pool)
-        .await?;
-    let ad: L2Advertisement = serde_json::from_value(json!({
-        "apiVersion": "ferrolb.io/v1beta1", "kind": "L2Advertisement",
-        "metadata": {"name": "all", "namespace": NS},
-    }))?;
-    Api::<L2Advertisement>::namespaced(client.clone(), NS)
-        .create(&PostParams::default(), &ad)
-        .await?;
-    let services: Api<Service> = Api::namespaced(client.clone(), "default");
-    let svc: Service = serde_json::from_value(json!({
-        "apiVersion": "v1", "kind": "Service",
-        "metadata": {"name": "web", "namespace": "default",
-                     "annotations": {"ferrolb.io/ip-allocated-from-pool": "public"}},
-        "spec": {"type": "LoadBalancer", "selector": {"app": "web"},
-                 "ports": [{"port": 80, "protocol": "TCP"}]},
-    }))?;
-    services.create(&PostParams::default(), &svc).await?;
-    services
-        .patch_status(
-            "web",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"status": {"loadBalancer": {"ingress": [{"ip": VIP}]}}})),
-        )
-        .await?;
-    let slice: EndpointSlice = serde_json::from_value(json!({
-        "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
-        "metadata": {"name": "web-abcde", "namespace": "default",
-                     "labels": {"kubernetes.io/service-name": "web"}},
-        "addressType": "IPv4",
-        "endpoints": [{"addresses": ["10.0.0.5"], "conditions": {"ready": true},
-                       "nodeName": "node-b"}],
-        "ports": [{"port": 8080, "protocol": "TCP"}],
-    }))?;
-    Api::<EndpointSlice>::namespaced(client.clone(), "default")
-        .create(&PostParams::default(), &slice)
-        .await?;
-    Ok(())
-}
-
-/// The API test server with [`setup`]'s objects, a client, and the
-/// watches every speaker of the test shares.
-async fn watching() -> Result<
-    (
-        kube_test_server::TestServer,
-        Client,
-        JoinSet<()>,
-        watches::Watched,
-    ),
-    Box<dyn std::error::Error>,
-> {
-    let server = kube_test_server::TestServer::start("127.0.0.1:0".parse()?).await?;
-    let client = server.client().await?;
-    setup(&client).await?;
-    let mut tasks = JoinSet::new();
-    let watched = watches::spawn(&client, NS, None, &mut tasks);
-    Ok((server, client, tasks, watched))
-}
-
-/// A stop that changes nobody's live set.
-fn stays() -> BoxFuture<'static, ()> {
-    Box::pin(async {})
-}
-
-struct Speaker {
-    desired: watch::Receiver<Desired>,
-    stop: oneshot::Sender<()>,
-    /// The graceful stop's handover, once the speaker stopped.
-    stopped: oneshot::Receiver<Report>,
-}
-
-/// What every speaker of a test shares.
-struct Shared<'a> {
-    hub: &'a Hub,
-    client: &'a Client,
-    watched: &'a watches::Watched,
-    live: &'a watch::Receiver<BTreeSet<String>>,
-}
-
-impl<'a> Shared<'a> {
-    fn new(
-        hub: &'a Hub,
-        client: &'a Client,
-        watched: &'a watches::Watched,
-        live: &'a watch::Receiver<BTreeSet<String>>,
-    ) -> Self {
-        Self {
-            hub,
-            client,
-            watched,
-            live,
-        }
-    }
-}
-
-/// A speaker on the shared hub whose stop runs `leave` (what leaving
-/// gossip does to the others' live set; [`stays`] when that does not
-/// matter).
-fn speaker(
-    shared: &Shared<'_>,
-    node: &str,
-    mac: u8,
-    tasks: &mut JoinSet<()>,
-    leave: BoxFuture<'static, ()>,
-) -> Result<Speaker, Box<dyn std::error::Error>> {
-    let Shared {
-        hub,
-        client,
-        watched,
-        live,
-    } = *shared;
-    let mac_bytes = [2, 0, 0, 0, 0, mac];
-    let link: Arc<dyn Datalink> =
-        Arc::new(hub.endpoint("eth0", ferrolb_speaker::wire::MacAddr(mac_bytes)));
-    let (observer, observed) = mpsc::channel(64);
-    let running = Running::spawn_observed(vec![link], Config::default(), Some(observer))?;
-    let (desired_tx, desired) = watch::channel(Desired::default());
-    let (stop, stopping) = oneshot::channel::<()>();
-    let (report, stopped) = oneshot::channel();
-    let daemon = Daemon {
-        node: node.into(),
-        excludes: Excludes::default(),
-        rules: Default::default(),
-        links: FixedLinks(vec![HostInterface::ethernet("eth0", 2, mac_bytes)]),
-        announce: running,
-        watched: watched.clone(),
-        live: live.clone(),
-        events: events::spawn_publisher(client.clone(), node, watched.world.clone(), tasks),
-        metrics: Arc::new(Metrics::default()),
-        assigned_hold: Duration::from_millis(200),
-        desired: desired_tx,
-        observed,
-        handover_timeout: Duration::from_secs(3),
-    };
-    tasks.spawn(async move {
-        let done = daemon
-            .run(
-                async {
-                    let _ = stopping.await;
-                },
-                leave,
-            )
-            .await;
-        done.announce.stop();
-        let _ = report.send(done.handover);
-    });
-    Ok(Speaker {
-        desired,
-        stop,
-        stopped,
-    })
-}
-
-/// Waits (at most 10 s) until `check` holds for the speaker's state.
-async fn wait_for(s: &mut Speaker, what: &str, check: impl Fn(&Desired) -> bool) -> TestResult {
-    let waited = tokio::time::timeout(Duration::from_secs(10), s.desired.wait_for(|d| check(d)))
-        .await
-        .map(|r| r.map(|_| ()));
-    match waited {
-        Ok(r) => Ok(r?),
-        Err(_) => Err(format!("timed out waiting for {what}: {:?}", *s.desired.borrow()).into()),
-    }
-}
 
 async fn assigned_events(client: &Client) -> Result<Vec<K8sEvent>, kube::Error> {
     let list = Api::<K8sEvent>::namespaced(client.clone(), "default")
@@ -274,13 +37,21 @@ async fn assigned_events(client: &Client) -> Result<Vec<K8sEvent>, kube::Error> 
 
 #[tokio::test]
 async fn two_speakers_agree_on_one_owner_which_alone_reports_node_assigned() -> TestResult {
-    let (server, client, mut tasks, watched) = watching().await?;
+    let server = kube_test_server::TestServer::start("127.0.0.1:0".parse()?).await?;
+    let client = server.client().await?;
+    setup(&client).await?;
+
+    let mut tasks = JoinSet::new();
+    let watched = watches::spawn(&client, NS, None, &mut tasks);
     let (_live_tx, live) =
         watch::channel(BTreeSet::from(["node-a".to_string(), "node-b".to_string()]));
     let hub = Hub::new();
-    let shared = Shared::new(&hub, &client, &watched, &live);
-    let mut a = speaker(&shared, "node-a", 0xa, &mut tasks, stays())?;
-    let mut b = speaker(&shared, "node-b", 0xb, &mut tasks, stays())?;
+    let mut a = speaker(
+        "node-a", 0xa, &hub, &client, &watched, &live, &mut tasks, None,
+    )?;
+    let mut b = speaker(
+        "node-b", 0xb, &hub, &client, &watched, &live, &mut tasks, None,
+    )?;
 
     let vip: IpAddr = VIP.parse()?;
     let owner = election::elect(vip, ["node-a", "node-b"]).ok_or("no owner")?;
@@ -312,23 +83,11 @@ async fn two_speakers_agree_on_one_owner_which_alone_reports_node_assigned() -> 
 
     // The Service loses its IP and gets it back: a transition, which the
     // owner alone reports.
-    let set_ingress = |ingress: serde_json::Value| {
-        let client = client.clone();
-        async move {
-            Api::<Service>::namespaced(client, "default")
-                .patch_status(
-                    "web",
-                    &PatchParams::default(),
-                    &Patch::Merge(json!({"status": {"loadBalancer": {"ingress": ingress}}})),
-                )
-                .await
-        }
-    };
-    set_ingress(serde_json::Value::Null).await?;
+    set_ingress(&client, "web", None).await?;
     for s in [&mut a, &mut b] {
         wait_for(s, "the Service to leave", |d| d.services.is_empty()).await?;
     }
-    set_ingress(json!([{"ip": VIP}])).await?;
+    set_ingress(&client, "web", Some(VIP)).await?;
     for s in [&mut a, &mut b] {
         wait_for(s, "the owner to be elected again", owned).await?;
     }
@@ -385,8 +144,12 @@ async fn two_speakers_agree_on_one_owner_which_alone_reports_node_assigned() -> 
     // Both speakers restart with nothing changed: no new Event.
     let _ = a.stop.send(());
     let _ = b.stop.send(());
-    let mut a = speaker(&shared, "node-a", 0xa, &mut tasks, stays())?;
-    let mut b = speaker(&shared, "node-b", 0xb, &mut tasks, stays())?;
+    let mut a = speaker(
+        "node-a", 0xa, &hub, &client, &watched, &live, &mut tasks, None,
+    )?;
+    let mut b = speaker(
+        "node-b", 0xb, &hub, &client, &watched, &live, &mut tasks, None,
+    )?;
     wait_for(&mut a, "node-a to decide after its restart", owned).await?;
     wait_for(&mut b, "node-b to decide after its restart", owned).await?;
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -418,7 +181,11 @@ async fn two_speakers_agree_on_one_owner_which_alone_reports_node_assigned() -> 
 /// before its bound.
 #[tokio::test]
 async fn a_stopping_owner_hands_its_ip_over_to_the_new_owner() -> TestResult {
-    let (_server, client, mut tasks, watched) = watching().await?;
+    let server = kube_test_server::TestServer::start("127.0.0.1:0".parse()?).await?;
+    let client = server.client().await?;
+    setup(&client).await?;
+    let mut tasks = JoinSet::new();
+    let watched = watches::spawn(&client, NS, None, &mut tasks);
     let both = BTreeSet::from(["node-a".to_string(), "node-b".to_string()]);
     let (live_tx, live) = watch::channel(both);
     let vip: IpAddr = VIP.parse()?;
@@ -430,15 +197,16 @@ async fn a_stopping_owner_hands_its_ip_over_to_the_new_owner() -> TestResult {
     };
     let mac = |n: &str| if n == "node-a" { 0xa } else { 0xb };
     let hub = Hub::new();
-    let shared = Shared::new(&hub, &client, &watched, &live);
     let leave = {
         let other = other.to_string();
         Box::pin(async move {
             live_tx.send_replace(BTreeSet::from([other]));
         })
     };
-    let mut o = speaker(&shared, owner, mac(owner), &mut tasks, leave)?;
-    let mut n = speaker(&shared, other, mac(other), &mut tasks, stays())?;
+    #[rustfmt::skip]
+    let mut o = speaker_leaving(owner, mac(owner), &hub, &client, &watched, &live, &mut tasks, None, leave)?;
+    #[rustfmt::skip]
+    let mut n = speaker_leaving(other, mac(other), &hub, &client, &watched, &live, &mut tasks, None, stays())?;
     let announces = |node: &str| {
         let node = node.to_string();
         move |d: &Desired| d.announce.iter().any(|(ip, _)| ip.to_string() == VIP) == (node == owner)
@@ -456,6 +224,7 @@ async fn a_stopping_owner_hands_its_ip_over_to_the_new_owner() -> TestResult {
     assert!(report.elapsed < Duration::from_secs(1), "{report:?}");
     let _ = n.stop.send(());
     tasks.abort_all();
+    drop(server);
     Ok(())
 }
 
@@ -475,15 +244,9 @@ async fn a_speaker_acts_only_on_services_of_its_load_balancer_class() -> TestRes
                  "ports": [{"port": 80, "protocol": "TCP"}]},
     }))?;
     services.create(&PostParams::default(), &other).await?;
-    services
-        .patch_status(
-            "metallbs",
-            &PatchParams::default(),
-            // Inside ferrolb's pool, as when both implementations were
-            // given overlapping ranges by mistake.
-            &Patch::Merge(json!({"status": {"loadBalancer": {"ingress": [{"ip": "192.0.2.20"}]}}})),
-        )
-        .await?;
+    // Inside ferrolb's pool, as when both implementations were given
+    // overlapping ranges by mistake.
+    set_ingress(&client, "metallbs", Some("192.0.2.20")).await?;
 
     let mut tasks = JoinSet::new();
     let ours = watches::spawn(&client, NS, None, &mut tasks);

@@ -7,18 +7,21 @@
 //!   one place Kubernetes objects become the decision's domain types.
 //! - [`run`] is the loop that recomputes the decision on every change
 //!   (debounced) and feeds [`sockets`] (one raw socket and announcer per
-//!   interface), [`events`] and [`metrics`]; on SIGTERM it stops
-//!   make-before-break ([`handover`]).
+//!   interface), [`events`], [`l2status`] (the ServiceL2Status records)
+//!   and [`metrics`]; on SIGTERM it stops make-before-break
+//!   ([`handover`]).
 //! - [`liveness`] owns gossip as the secret file comes, changes or breaks,
 //!   and falls back to Node Ready conditions while there is no key.
 //! - [`start`] wires it all.
 //!
-//! Only [`watch`], [`events`] and [`start`] talk to the API server.
+//! Only [`watch`], [`events`], [`l2status`] and [`start`] talk to the API
+//! server.
 
 pub mod convert;
 pub mod events;
 pub mod handover;
 pub mod index;
+pub mod l2status;
 pub mod liveness;
 pub mod metrics;
 pub mod partial;
@@ -107,6 +110,7 @@ pub async fn start(cli: Cli) -> anyhow::Result<()> {
         .context("the watches stopped before listing")?;
     ready_tx.send_replace(true);
 
+    let records = l2status::spawn_writer(client.clone(), watched.world.clone(), &mut tasks);
     let events = events::spawn_publisher(client, &node, watched.world.clone(), &mut tasks);
     let liveness = liveness::spawn(
         cli.memberlist.clone(),
@@ -144,6 +148,7 @@ pub async fn start(cli: Cli) -> anyhow::Result<()> {
         events,
         metrics,
         assigned_hold: events::ASSIGNED_HOLD,
+        records: Some(l2status::Records::new(events::ASSIGNED_HOLD, records)),
         desired: channel::channel(Desired::default()).0,
         observed,
         handover_timeout: cli.announce.shutdown_handover_timeout,

@@ -5,6 +5,7 @@
 
 use super::events::{Notice, Notices};
 use super::handover;
+use super::l2status::Records;
 use super::metrics::Metrics;
 use super::sockets::Announce;
 use super::watch::Watched;
@@ -60,6 +61,8 @@ pub struct Daemon<L, A> {
     /// How long a new owner holds a Service before it reports
     /// `nodeAssigned` ([`super::events::ASSIGNED_HOLD`]).
     pub assigned_hold: Duration,
+    /// The ServiceL2Status records this node writes (`None`: none).
+    pub records: Option<Records>,
     /// The last computed state, for tests and diagnostics: copied only
     /// while someone holds a receiver.
     pub desired: watch::Sender<Desired>,
@@ -130,6 +133,12 @@ impl<L: Links, A: Announce> Daemon<L, A> {
                 }
                 Some(seen) = self.observed.recv() => {
                     log_seen(&seen);
+                    continue;
+                }
+                () = sleep_until(self.records.as_ref().and_then(Records::next_due)) => {
+                    if let Some(r) = &mut self.records {
+                        r.due(&self.node, &self.live.borrow());
+                    }
                     continue;
                 }
             }
@@ -231,6 +240,9 @@ impl<L: Links, A: Announce> Daemon<L, A> {
         let update = notices.update(&self.node, delta, live, Instant::now());
         self.metrics.leader_changes.inc_by(update.owner_changes);
         self.send(update.notices);
+        if let Some(r) = &mut self.records {
+            r.update(&self.node, delta, live);
+        }
         self.metrics.announced.set(gauge(desired.announce.len()));
         self.metrics
             .interface_problems

@@ -112,7 +112,7 @@ done
 say "installing $MANIFEST"
 kubectl apply -f "$MANIFEST"
 kubectl wait --for=condition=Established --timeout="${TIMEOUT}s" \
-    crd/ipaddresspools.ferrolb.io crd/l2advertisements.ferrolb.io
+    crd/ipaddresspools.ferrolb.io crd/l2advertisements.ferrolb.io crd/servicel2statuses.ferrolb.io
 kubectl -n "$NS" rollout status deployment/ferrolb-controller --timeout="${TIMEOUT}s"
 kubectl -n "$NS" rollout status daemonset/ferrolb-speaker --timeout="${TIMEOUT}s"
 

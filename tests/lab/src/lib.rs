@@ -11,6 +11,8 @@
 //! - [`proxy`]: kube-proxy's part (IPVS with strictARP) for the nodes.
 //! - [`client`]: TCP and UDP requests from the client namespace.
 //! - [`failover`]: takes the owner down and measures the gap.
+//! - [`l2status`]: the ServiceL2Status records: read, wait, count writes,
+//!   and how long an ownership change takes to reach its record.
 //! - [`stats`]: min / p50 / p99 / max.
 //! - [`commands`]: the `ferrolb-lab` subcommands (demo, up, down, client,
 //!   bench).
@@ -23,6 +25,7 @@ pub mod commands;
 pub mod endpoints;
 pub mod failover;
 pub mod follow;
+pub mod l2status;
 pub mod manifests;
 pub mod objects;
 pub mod process;

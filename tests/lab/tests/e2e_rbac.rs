@@ -2,7 +2,8 @@
 //! ServiceAccount's name as its token, go through the API calls a cluster
 //! makes them do (Services from pools, dual stack, sharing, a failed
 //! allocation, a request that cannot be met, Events and their repeats,
-//! the Lease, pool status, EndpointSlices, Nodes, the memberlist Secret).
+//! the Lease, pool status, EndpointSlices, Nodes, the memberlist Secret,
+//! ServiceL2Status records created, moved and deleted).
 //! The API test server logs every call with kube-apiserver's
 //! authorization attributes; the RBAC of the rendered `deploy/ferrolb.yaml`
 //! must grant each call, and each of its rules must be used by some call.
@@ -17,6 +18,7 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use ferrolb_lab::cluster::{Cluster, Options, CONTROLLER_USER, SPEAKER_USER};
+use ferrolb_lab::l2status;
 use ferrolb_lab::objects::{Families, ServiceSpec};
 use k8s_openapi::api::core::v1::{Secret, Service};
 use kube::api::{Patch, PatchParams};
@@ -146,8 +148,15 @@ async fn exercise(c: &Cluster) -> bool {
         .await;
     }
 
-    // A deletion releases the address (pool status changes again).
+    // A deletion releases the address (pool status changes again) and
+    // the Service's record goes (its janitor deletes it: the test server
+    // has no garbage collector). The owner writes the record once it held
+    // the Service for 5 s.
+    l2status::wait_record(c, "pinned", "pinned's record", limit, |r| r.is_some())
+        .await
+        .unwrap();
     c.delete_service("pinned").await.unwrap();
+    l2status::wait_no_record(c, "pinned", limit).await.unwrap();
 
     // The controller creates the speakers' gossip key when it is missing;
     // a missing Secret is reported with the coverage, not before it.

@@ -6,10 +6,10 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 
 use super::table::print_table;
-use super::{example_services, report_dead, start, Setup, EXAMPLE_PORT};
+use super::{example_services, report_dead, start, wait_records, Setup, EXAMPLE_PORT};
 use crate::failover::{self, Fault};
-use crate::objects;
 use crate::stats::ms;
+use crate::{l2status, objects};
 
 /// The demo fails over this example Service on its port.
 const FAILOVER_SERVICE: &str = "web-dualstack";
@@ -27,6 +27,11 @@ pub async fn demo(setup: &Setup) -> anyhow::Result<()> {
         "every IP assigned, announced and answering after {} ms",
         t.elapsed().as_millis()
     );
+    let records = wait_records(&c).await?;
+    println!(
+        "every ServiceL2Status record written {} ms later (the owner holds a Service 5 s first)",
+        records.as_millis()
+    );
     println!();
     print_table(&c).await?;
     println!();
@@ -38,14 +43,27 @@ pub async fn demo(setup: &Setup) -> anyhow::Result<()> {
         .find(|ip| ip.is_ipv4())
         .context("web-dualstack has no IPv4 address")?;
     let limit = Duration::from_secs(10);
-    let f = failover::measure(&mut c, v4, EXAMPLE_PORT, Fault::NodeDeath, limit).await?;
+    let d = l2status::record_delay(
+        &mut c,
+        FAILOVER_SERVICE,
+        v4,
+        EXAMPLE_PORT,
+        Fault::NodeDeath,
+        limit,
+    )
+    .await?;
+    let f = &d.failover;
     println!(
-        "node death: {} cut off and its speaker killed; {} answers {v4} after {:.0} ms ({} requests)",
+        "node death: {} cut off and its speaker killed; {} answers {v4} after {:.0} ms ({} requests); \
+         its ServiceL2Status names {} {:.0} ms later",
         f.from,
         f.to,
         ms(f.gap),
-        f.probes
+        f.probes,
+        f.to,
+        ms(d.after_answer)
     );
+    let f = f.clone();
     print_table(&c).await?;
     println!();
     print!("restoring {}... ", f.from);

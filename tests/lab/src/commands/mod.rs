@@ -22,8 +22,8 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 
 use crate::cluster::{Cluster, Options};
-use crate::manifests;
 use crate::process::Launcher;
+use crate::{l2status, manifests};
 
 pub use bench::bench;
 pub use demo::demo;
@@ -101,6 +101,20 @@ async fn example_services(c: &Cluster) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Waits until every Service has a ServiceL2Status record (the owner
+/// writes it once it has held the Service for 5 s); returns how long that
+/// took.
+async fn wait_records(c: &Cluster) -> anyhow::Result<Duration> {
+    let t = Instant::now();
+    let deadline = t + Duration::from_secs(30);
+    for svc in c.services().await? {
+        let name = svc["metadata"]["name"].as_str().unwrap_or_default();
+        let left = deadline.saturating_duration_since(Instant::now());
+        l2status::wait_record(c, name, "a ServiceL2Status", left, |r| r.is_some()).await?;
+    }
+    Ok(t.elapsed())
 }
 
 fn report_dead(c: &mut Cluster) -> anyhow::Result<()> {

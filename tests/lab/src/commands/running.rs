@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 
 use super::table::print_table;
-use super::{example_services, start, Setup, EXAMPLE_PORT};
+use super::{example_services, start, wait_records, Setup, EXAMPLE_PORT};
 use crate::topology;
 
 /// Where `up` keeps its pid for `down`.
@@ -29,6 +29,7 @@ pub async fn up(setup: &Setup) -> anyhow::Result<()> {
     let mut c = start(setup, true).await?;
     println!("applying the example Services:");
     example_services(&c).await?;
+    wait_records(&c).await?;
     std::fs::write(&pid_file, std::process::id().to_string())?;
     println!();
     print_table(&c).await?;
@@ -47,6 +48,7 @@ pub async fn up(setup: &Setup) -> anyhow::Result<()> {
         "\nlab is up (pid {}). In another shell:\n  \
          export KUBECONFIG={}\n  \
          kubectl get svc -o wide; kubectl describe svc web; kubectl get ipaddresspools -A\n  \
+         kubectl get servicel2statuses -o wide   # which node announces each Service\n  \
          kubectl apply -f my-service.yaml   # any LoadBalancer Service: it gets endpoints on every node\n  \
          {me} client <EXTERNAL-IP> {EXAMPLE_PORT}   # or: ip netns exec {client_ns} curl -s http://<IP>:{EXAMPLE_PORT}\n  \
          {me} client --udp 198.51.100.53 53\n  \

@@ -1,5 +1,6 @@
-//! `kubectl get svc` with two more columns: who announces each IP (the
-//! client's neighbour entry) and who answered a request to it.
+//! `kubectl get svc` with three more columns: who announces each IP (the
+//! client's neighbour entry), the node its ServiceL2Status record names
+//! (`kubectl get servicel2statuses`) and who answered a request to it.
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -7,7 +8,7 @@ use std::time::Duration;
 use super::first_port;
 use crate::client::ProbeError;
 use crate::cluster::Cluster;
-use crate::objects;
+use crate::{l2status, objects};
 
 /// One request to `ip` on the Service's first port (TCP or UDP).
 async fn request(
@@ -22,7 +23,8 @@ async fn request(
     }
 }
 
-/// `kubectl get svc` plus who announces each IP and who answered.
+/// `kubectl get svc` plus who announces each IP, the node the Service's
+/// record names (`<none>` without one) and who answered.
 pub(super) async fn print_table(c: &Cluster) -> anyhow::Result<()> {
     let mut rows = vec![[
         "NAME",
@@ -31,6 +33,7 @@ pub(super) async fn print_table(c: &Cluster) -> anyhow::Result<()> {
         "EXTERNAL-IP",
         "PORT(S)",
         "ANNOUNCED BY",
+        "RECORD",
         "ANSWER",
     ]
     .map(String::from)];
@@ -45,6 +48,12 @@ pub(super) async fn print_table(c: &Cluster) -> anyhow::Result<()> {
             answers.push(a);
             by.push(c.announced_by(*ip).unwrap_or_else(|| "?".into()));
         }
+        let name = svc["metadata"]["name"].as_str().unwrap_or("");
+        let recorded = match l2status::recorded_node(c, name).await {
+            Ok(Some(node)) => node,
+            Ok(None) => "<none>".to_owned(),
+            Err(e) => format!("({e})"),
+        };
         let show = |v: Vec<String>| {
             if v.is_empty() {
                 "<pending>".to_owned()
@@ -53,16 +62,17 @@ pub(super) async fn print_table(c: &Cluster) -> anyhow::Result<()> {
             }
         };
         rows.push([
-            svc["metadata"]["name"].as_str().unwrap_or("").to_owned(),
+            name.to_owned(),
             svc["spec"]["type"].as_str().unwrap_or("").to_owned(),
             svc["spec"]["clusterIP"].as_str().unwrap_or("").to_owned(),
             show(ips.iter().map(|i| i.to_string()).collect()),
             objects::ports_column(&svc),
             show(by),
+            recorded,
             show(answers),
         ]);
     }
-    let widths: Vec<usize> = (0..7)
+    let widths: Vec<usize> = (0..8)
         .map(|i| rows.iter().map(|r| r[i].len()).max().unwrap_or(0))
         .collect();
     for r in rows {
