@@ -87,7 +87,10 @@ fn the_speaker_runs_on_the_host_network_with_only_net_raw() {
         .and_then(|s| s.capabilities.as_ref())
         .expect("capabilities");
     assert_eq!(caps.drop.as_deref(), Some(&["ALL".to_string()][..]));
-    assert_eq!(caps.add.as_deref(), Some(&["NET_RAW".to_string()][..]));
+    assert_eq!(
+        caps.add.as_deref(),
+        Some(&["NET_RAW".to_string(), "SYS_NICE".to_string()][..])
+    );
     let sc = c.security_context.as_ref().expect("security context");
     assert_eq!(sc.allow_privilege_escalation, Some(false));
     assert_eq!(sc.read_only_root_filesystem, Some(true));

@@ -51,7 +51,7 @@ pub struct Spec {
     pub uid: u32,
     /// Group id.
     pub gid: u32,
-    /// Capabilities (`CAP_NET_RAW`) kept in the bounding, effective and
+    /// Capabilities (`CAP_NET_RAW`, `CAP_SYS_NICE`) kept in the bounding, effective and
     /// permitted sets; inheritable and ambient stay empty.
     pub capabilities: Vec<String>,
     /// `allowPrivilegeEscalation: false`.
@@ -90,13 +90,13 @@ impl Spec {
     }
 
     /// The speaker as `deploy/ferrolb.yaml` runs it: `/ferrolb-speaker` as
-    /// uid 0 with only `CAP_NET_RAW`.
+    /// uid 0 with only `CAP_NET_RAW` and `CAP_SYS_NICE`.
     pub fn speaker(config: &ImageConfig) -> Self {
         Self {
             args: vec![SPEAKER.into()],
             uid: 0,
             gid: 0,
-            capabilities: vec!["CAP_NET_RAW".into()],
+            capabilities: vec!["CAP_NET_RAW".into(), "CAP_SYS_NICE".into()],
             ..Self::from_image(config)
         }
     }
@@ -421,7 +421,11 @@ mod tests {
         assert_eq!(p["user"]["uid"], 0);
         assert_eq!(p["args"], json!(["/ferrolb-speaker"]));
         for set in ["bounding", "effective", "permitted"] {
-            assert_eq!(p["capabilities"][set], json!(["CAP_NET_RAW"]), "{set}");
+            assert_eq!(
+                p["capabilities"][set],
+                json!(["CAP_NET_RAW", "CAP_SYS_NICE"]),
+                "{set}"
+            );
         }
         for set in ["inheritable", "ambient"] {
             assert_eq!(p["capabilities"][set], json!([]), "{set}");

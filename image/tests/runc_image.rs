@@ -32,8 +32,9 @@ const API_PORT: u16 = 6443;
 const NODE: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 11);
 const CLIENT: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 100);
 const KUBECONFIG: &str = "/etc/ferrolb/kubeconfig";
-/// `CAP_NET_RAW` (13) as `/proc/<pid>/status` shows a capability set.
-const NET_RAW_ONLY: &str = "0000000000002000";
+/// `CAP_NET_RAW` (13) and `CAP_SYS_NICE` (23) as `/proc/<pid>/status`
+/// shows a capability set.
+const NET_RAW_SYS_NICE: &str = "0000000000802000";
 const NO_CAPS: &str = "0000000000000000";
 
 /// Whether `pid` lives in `host`'s network namespace.
@@ -254,7 +255,7 @@ async fn the_image_runs_controller_and_speaker_under_runc_as_the_manifests_do() 
     let s = runc::privileges(speaker.pid()).unwrap();
     assert_eq!(s["Uid"], "0 0 0 0", "{s:?}");
     for set in ["CapPrm", "CapEff", "CapBnd"] {
-        assert_eq!(s[set], NET_RAW_ONLY, "speaker {set}: {s:?}");
+        assert_eq!(s[set], NET_RAW_SYS_NICE, "speaker {set}: {s:?}");
     }
     for set in ["CapInh", "CapAmb"] {
         assert_eq!(s[set], NO_CAPS, "speaker {set}: {s:?}");

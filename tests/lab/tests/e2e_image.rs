@@ -14,8 +14,9 @@ use ferrolb_image::runc;
 use ferrolb_lab::objects::{Families, ServiceSpec};
 
 const TEST: &str = "from_the_image_every_component_runs_with_the_manifests_privileges";
-/// `CAP_NET_RAW` (13) as `/proc/<pid>/status` shows a capability set.
-const NET_RAW_ONLY: &str = "0000000000002000";
+/// `CAP_NET_RAW` (13) and `CAP_SYS_NICE` (23) as `/proc/<pid>/status`
+/// shows a capability set.
+const NET_RAW_SYS_NICE: &str = "0000000000802000";
 const NO_CAPS: &str = "0000000000000000";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -42,7 +43,7 @@ async fn from_the_image_every_component_runs_with_the_manifests_privileges() {
         let p = runc::privileges(pid).unwrap();
         assert_eq!(p["Uid"], "0 0 0 0", "{}: {p:?}", node.name);
         for set in ["CapPrm", "CapEff", "CapBnd"] {
-            assert_eq!(p[set], NET_RAW_ONLY, "{} {set}: {p:?}", node.name);
+            assert_eq!(p[set], NET_RAW_SYS_NICE, "{} {set}: {p:?}", node.name);
         }
         for set in ["CapInh", "CapAmb"] {
             assert_eq!(p[set], NO_CAPS, "{} {set}: {p:?}", node.name);
