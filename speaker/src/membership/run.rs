@@ -399,6 +399,9 @@ impl Driver {
     }
 
     async fn leave(&mut self) {
+        // The heartbeat thread says goodbye to its watchers first, so none
+        // of them accuses us while the leave lingers.
+        self.members_tx.send_replace(Members::new());
         if let Err(error) = self.foca.leave_cluster(&mut self.rt) {
             warn!(%error, "leaving the cluster failed");
         }
@@ -414,8 +417,6 @@ impl Driver {
         }
         tokio::time::sleep(resend_every).await;
         self.roster.clear();
-        // The heartbeat thread says goodbye to its watchers.
-        self.members_tx.send_replace(Members::new());
         self.live_tx.send_replace(BTreeSet::new());
         info!("left the memberlist cluster");
     }
