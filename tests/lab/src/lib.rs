@@ -11,6 +11,9 @@
 //! - [`proxy`]: kube-proxy's part (IPVS with strictARP) for the nodes.
 //! - [`client`]: TCP and UDP requests from the client namespace.
 //! - [`failover`]: takes the owner down and measures the gap.
+//! - [`load`]: steady requests to many IPs at once, failed requests.
+//! - [`handover`]: rolling restart of every speaker and a drain, under
+//!   [`load`].
 //! - [`stats`]: min / p50 / p99 / max.
 //! - [`commands`]: the `ferrolb-lab` subcommands (demo, up, down, client,
 //!   bench).
@@ -23,6 +26,8 @@ pub mod commands;
 pub mod endpoints;
 pub mod failover;
 pub mod follow;
+pub mod handover;
+pub mod load;
 pub mod manifests;
 pub mod objects;
 pub mod process;
