@@ -14,6 +14,8 @@
 //! - [`load`]: steady requests to many IPs at once, failed requests.
 //! - [`handover`]: rolling restart of every speaker and a drain, under
 //!   [`load`].
+//! - [`stress`]: busy loops on every CPU and a cgroup CPU quota, for the
+//!   soaks.
 //! - [`stats`]: min / p50 / p99 / max.
 //! - [`commands`]: the `ferrolb-lab` subcommands (demo, up, down, client,
 //!   bench).
@@ -34,6 +36,7 @@ pub mod process;
 pub mod proxy;
 pub mod relay;
 pub mod stats;
+pub mod stress;
 pub mod topology;
 
 /// A tokio task aborted when this guard drops.
