@@ -19,6 +19,19 @@
 //! ([`crate::failover::PROBE_TIMEOUT`]) measures a gap; it would count a
 //! request slowed by the machine's own load (soaks saturate both CPUs) as
 //! failed.
+//!
+//! **Resets at a move.** When an IP moves (even gracefully), a connection
+//! the old owner accepted an instant before is reset: the client's next
+//! segment goes to the new owner's MAC, and that node has no such
+//! connection (a packet capture of a drain shows the SYN, SYN-ACK and ACK
+//! with the old MAC, the new owner's gratuitous ARP or unsolicited NA,
+//! then the client's ACK of the answer to the new MAC and its RST). No
+//! speaker can prevent that in L2 mode, MetalLB's neither: connection
+//! state does not move with the IP. Such a request still counts as
+//! failed; [`Tally::reset_at_move`] counts those whose IP was answered by
+//! one node before and by another after, so the rest,
+//! [`Tally::failed_not_at_move`], are the requests no node served: the
+//! handover's own gaps.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -30,6 +43,9 @@ use netlab::{Host, NsThread};
 use serde_json::{json, Value};
 use tokio::io::AsyncReadExt;
 use tokio::task::JoinSet;
+
+/// How a connection reset shows in [`Outcome::Failed`].
+const RESET: &str = "connection reset";
 
 /// No complete answer within this is a failed request (see the module).
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(1);
@@ -214,6 +230,9 @@ async fn request(target: SocketAddr, timeout: Duration) -> Outcome {
     match tokio::time::timeout(timeout, exchange).await {
         Ok(Ok(answer)) if !answer.is_empty() => Outcome::Answer(answer),
         Ok(Ok(_)) => Outcome::Failed("empty answer".into()),
+        Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionReset => {
+            Outcome::Failed(RESET.into())
+        }
         Ok(Err(e)) => Outcome::Failed(e.kind().to_string()),
         Err(_) => Outcome::Failed("timeout".into()),
     }
@@ -231,6 +250,10 @@ pub struct Tally {
     /// Times a target's answering node differed from the node that
     /// answered its previous successful request, summed over targets.
     pub answer_changes: u64,
+    /// Failed requests that were connection resets with their IP answered
+    /// by one node before and another after: in flight when the IP moved
+    /// (see the module).
+    pub reset_at_move: u64,
     /// Start of the first failed request, from the start of the load.
     pub first_failure: Option<Duration>,
     /// Start of the last failed request.
@@ -243,7 +266,7 @@ impl Tally {
         let mut t = Self::default();
         for r in records {
             let mut last: Option<&str> = None;
-            for s in &r.samples {
+            for (i, s) in r.samples.iter().enumerate() {
                 t.requests += 1;
                 match &s.outcome {
                     Outcome::Answer(a) => {
@@ -253,6 +276,14 @@ impl Tally {
                         last = Some(a);
                     }
                     Outcome::Failed(why) => {
+                        let next = r.samples[i + 1..].iter().find_map(|s| match &s.outcome {
+                            Outcome::Answer(a) => Some(a.as_str()),
+                            Outcome::Failed(_) => None,
+                        });
+                        let moved = last.zip(next).is_some_and(|(a, b)| a != b);
+                        if why == RESET && moved {
+                            t.reset_at_move += 1;
+                        }
                         t.failed += 1;
                         *t.failures.entry(why.clone()).or_default() += 1;
                         t.first_failure = Some(t.first_failure.map_or(s.at, |f| f.min(s.at)));
@@ -264,12 +295,20 @@ impl Tally {
         t
     }
 
+    /// Failed requests other than [`Tally::reset_at_move`]: requests no
+    /// node served.
+    pub fn failed_not_at_move(&self) -> u64 {
+        self.failed - self.reset_at_move
+    }
+
     /// As JSON (`failed_requests`, `requests`, ...).
     pub fn to_json(&self) -> Value {
         json!({
             "failed_requests": self.failed,
             "requests": self.requests,
             "failures": self.failures,
+            "reset_at_move": self.reset_at_move,
+            "failed_not_at_move": self.failed_not_at_move(),
             "answer_changes": self.answer_changes,
             "first_failure_ms": self.first_failure.map(crate::stats::ms),
             "last_failure_ms": self.last_failure.map(crate::stats::ms),
@@ -286,6 +325,12 @@ impl Tally {
                 .map(|(k, v)| format!("{k} {v}"))
                 .collect();
             s.push_str(&format!(" ({})", why.join(", ")));
+        }
+        if self.reset_at_move > 0 {
+            s.push_str(&format!(
+                ", {} of them reset in flight when their IP moved",
+                self.reset_at_move
+            ));
         }
         s
     }
@@ -349,6 +394,43 @@ mod tests {
         ]);
         assert_eq!(t.answer_changes, 1);
         assert_eq!(t.failed, 1);
+    }
+
+    #[test]
+    fn a_reset_between_answers_from_two_nodes_is_a_reset_at_the_move() {
+        let t = Tally::of(&[
+            record(
+                1,
+                vec![
+                    sample(0, Ok("node-1")),
+                    sample(10, Err(RESET)),
+                    sample(20, Ok("node-2")),
+                ],
+            ),
+            // Between answers from the same node: a failure of its own.
+            record(
+                2,
+                vec![
+                    sample(0, Ok("node-1")),
+                    sample(10, Err(RESET)),
+                    sample(20, Ok("node-1")),
+                ],
+            ),
+            // A timeout at a move is a gap, not a reset.
+            record(
+                3,
+                vec![
+                    sample(0, Ok("node-1")),
+                    sample(10, Err("timeout")),
+                    sample(20, Ok("node-3")),
+                ],
+            ),
+        ]);
+        assert_eq!((t.failed, t.reset_at_move), (3, 1));
+        assert_eq!(t.failed_not_at_move(), 2);
+        assert!(t
+            .describe()
+            .ends_with("1 of them reset in flight when their IP moved"));
     }
 
     #[test]

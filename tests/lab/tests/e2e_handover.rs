@@ -3,9 +3,13 @@
 //! 3-node lab and a drained node (speaker SIGTERM, node up), each while
 //! the client connects every 10 ms to every IP of 10 dual-stack Services
 //! ([`ferrolb_lab::load`]: a failed request is a connect error or no answer
-//! within 1 s). A third test shows those requests do fail when a node
-//! really dies, so the zeros above are measured, not vacuous. Root only,
-//! like every lab test.
+//! within 1 s). No request may go unserved; a connection the old owner
+//! accepted an instant before its IP moved is reset by the new owner (no
+//! L2 speaker can move connection state), so those resets, told apart by
+//! the IP's answering node changing across them, are reported but not
+//! held against the handover (`Tally::reset_at_move`). A third test shows
+//! requests do fail when a node really dies, so the zeros are measured,
+//! not vacuous. Root only, like every lab test.
 
 // Shared with the other lab tests, which use the helpers this one does not.
 #[allow(dead_code)]
@@ -64,7 +68,7 @@ async fn a_rolling_restart_of_every_speaker_fails_no_request() {
         .expect("every speaker restarts and settles");
     assert_eq!(h.steps.len(), 3);
     assert!(h.tally.requests > 1_000, "{}", h.tally.describe());
-    assert_eq!(h.tally.failed, 0, "{}", explain(&h, &c));
+    assert_eq!(h.tally.failed_not_at_move(), 0, "{}", explain(&h, &c));
     for s in &h.steps {
         assert!(
             s.exit_status.contains("exit status: 0"),
@@ -84,7 +88,7 @@ async fn a_drained_node_fails_no_request() {
     let h = handover::drain(&mut c, &targets)
         .await
         .expect("the drained speaker exits and comes back");
-    assert_eq!(h.tally.failed, 0, "{}", explain(&h, &c));
+    assert_eq!(h.tally.failed_not_at_move(), 0, "{}", explain(&h, &c));
     // The drained node owned IPs, and they moved: the client was answered
     // by another node.
     assert!(h.tally.answer_changes > 0, "{}", explain(&h, &c));
@@ -113,7 +117,7 @@ async fn requests_to_a_dead_node_fail_so_the_handover_zeros_are_measured() {
     // Detection and takeover take a few hundred ms; then every IP answers.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let tally = Tally::of(&load.finish().await.unwrap());
-    assert!(tally.failed > 0, "{}", tally.describe());
+    assert!(tally.failed_not_at_move() > 0, "{}", tally.describe());
     assert!(tally.answer_changes > 0, "{}", tally.describe());
     c.restore_node(&node).unwrap();
 }

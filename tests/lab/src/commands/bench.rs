@@ -385,13 +385,14 @@ fn print_tables(
     }
     println!(
         "\n{} IPs ({} dual-stack Services), a TCP request to each every 10 ms; failed = an error or \
-         no answer within 1 s; moves = changes of the node answering an IP",
+         no answer within 1 s;\nof which at move = reset in flight when the IP moved (the new owner \
+         has no such connection); moves = changes of the node answering an IP",
         2 * HANDOVER_SERVICES,
         HANDOVER_SERVICES
     );
     println!(
-        "{:<34} {:>9} {:>9} {:>9}  failures",
-        "handover", "failed", "requests", "moves"
+        "{:<34} {:>9} {:>9} {:>9} {:>9}  failures",
+        "handover", "failed", "at move", "requests", "moves"
     );
     for (name, h) in [
         ("rolling restart (every speaker)", &hand.rolling),
@@ -404,8 +405,9 @@ fn print_tables(
             .map(|(k, v)| format!("{k} {v}"))
             .collect();
         println!(
-            "{name:<34} {:>9} {:>9} {:>9}  {}",
+            "{name:<34} {:>9} {:>9} {:>9} {:>9}  {}",
             h.tally.failed,
+            h.tally.reset_at_move,
             h.tally.requests,
             h.tally.answer_changes,
             why.join(", ")
