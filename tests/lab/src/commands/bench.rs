@@ -429,5 +429,11 @@ fn print_tables(
                 s.row(&format!("owner at {:.0} % cpu", o.throttle_share * 100.0))
             );
         }
+        for s in [&hand.cpu_saturated, &hand.owner_throttled]
+            .into_iter()
+            .flatten()
+        {
+            println!("  {}", s.condition());
+        }
     }
 }

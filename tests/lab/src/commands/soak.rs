@@ -80,6 +80,21 @@ impl Soak {
         )
     }
 
+    /// What was done, for a line under the table.
+    pub(super) fn condition(&self) -> String {
+        let c = &self.condition;
+        match c.get("node") {
+            Some(node) => format!(
+                "{} ({} of the IPs) at {:.0} % of a CPU, throttled in {} periods",
+                node.as_str().unwrap_or("?"),
+                c["node_ips"],
+                c["cpu_share"].as_f64().unwrap_or(0.0) * 100.0,
+                c["throttled_periods"]
+            ),
+            None => format!("{} busy loops", c["busy_loops"]),
+        }
+    }
+
     /// The header of [`Soak::row`].
     pub(super) fn header() -> String {
         format!(
