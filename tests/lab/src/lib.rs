@@ -13,6 +13,11 @@
 //! - [`failover`]: takes the owner down and measures the gap.
 //! - [`l2status`]: the ServiceL2Status records: read, wait, count writes,
 //!   and how long an ownership change takes to reach its record.
+//! - [`load`]: steady requests to many IPs at once, failed requests.
+//! - [`handover`]: rolling restart of every speaker and a drain, under
+//!   [`load`].
+//! - [`stress`]: busy loops on every CPU and a cgroup CPU quota, for the
+//!   soaks.
 //! - [`stats`]: min / p50 / p99 / max.
 //! - [`commands`]: the `ferrolb-lab` subcommands (demo, up, down, client,
 //!   bench).
@@ -26,12 +31,15 @@ pub mod endpoints;
 pub mod failover;
 pub mod follow;
 pub mod l2status;
+pub mod handover;
+pub mod load;
 pub mod manifests;
 pub mod objects;
 pub mod process;
 pub mod proxy;
 pub mod relay;
 pub mod stats;
+pub mod stress;
 pub mod topology;
 
 /// A tokio task aborted when this guard drops.

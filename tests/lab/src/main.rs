@@ -5,9 +5,10 @@
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use ferrolb_lab::commands::{self, ScaleOpts, Setup, EXAMPLE_PORT};
+use ferrolb_lab::commands::{self, BenchOpts, IpFamily, ScaleOpts, Setup, EXAMPLE_PORT};
 
 /// A ferrolb cluster in network namespaces on this machine: API server,
 /// controller, one speaker per node, kube-proxy stand-in and a LAN client.
@@ -24,6 +25,17 @@ struct Cli {
     /// settings, instead of the build's binaries.
     #[arg(long, global = true, value_name = "ARCHIVE", env = "FERROLB_LAB_IMAGE")]
     image: Option<PathBuf>,
+}
+
+/// `--family`: which Service address failover is measured on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum FamilyArg {
+    /// IPv4 only.
+    V4,
+    /// IPv6 only.
+    V6,
+    /// IPv4, then IPv6.
+    Both,
 }
 
 #[derive(Debug, Subcommand)]
@@ -48,22 +60,49 @@ enum Command {
         #[arg(long)]
         udp: bool,
     },
-    /// Measure failover (node death, graceful stop), create-to-first-answer,
-    /// peak RSS and idle CPU.
+    /// Measure failover (node death, graceful stop) per IP family,
+    /// create-to-first-answer, a rolling restart and a drain under steady
+    /// requests, soaks (CPU saturated, owner throttled), peak RSS, idle CPU
+    /// and liveness traffic.
     Bench {
-        /// Rounds of each measurement.
-        #[arg(long, default_value_t = 20)]
+        /// Rounds of each failover measurement per family (and of
+        /// create-to-answer).
+        #[arg(long, default_value_t = 50, env = "FERROLB_LAB_ROUNDS")]
         rounds: usize,
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
-        /// Measure failover on the Service's IPv6 address.
-        #[arg(long)]
+        /// The IP family (families) of the Service address failover is
+        /// measured on.
+        #[arg(long, value_enum, default_value_t = FamilyArg::Both, env = "FERROLB_LAB_FAMILY")]
+        family: FamilyArg,
+        /// Measure failover on the Service's IPv6 address only (the same as
+        /// `--family v6`).
+        #[arg(long, conflicts_with = "family")]
         v6: bool,
         /// Services to create before measuring memory and idle CPU (IPv6:
         /// the API test server's IPv4 ClusterIP range is a /25).
         #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u16).range(1..=4000))]
         services: u16,
+        /// How long each soak runs (CPU saturated, owner throttled), e.g.
+        /// `10m`, `30s`; `0` skips them.
+        #[arg(long, default_value = "10m", value_parser = humantime::parse_duration, env = "FERROLB_LAB_SOAK")]
+        soak: Duration,
+        /// The throttled owner's speaker's CPU quota, percent of one CPU.
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u8).range(1..=100), env = "FERROLB_LAB_THROTTLE_PERCENT")]
+        throttle_percent: u8,
+        /// How long each node's eth0 tx is counted once idle (liveness
+        /// traffic); `0` skips it.
+        #[arg(long, default_value = "30s", value_parser = humantime::parse_duration, env = "FERROLB_LAB_TRAFFIC_WINDOW")]
+        traffic_window: Duration,
+    },
+    /// A busy loop for the bench's CPU soak: spins until `--secs` have
+    /// passed or its parent is gone.
+    #[command(hide = true)]
+    Burn {
+        /// Longest run, in seconds.
+        #[arg(long, default_value_t = 60)]
+        secs: u64,
     },
     /// Many Services against the release binaries: creation burst,
     /// memory and CPU, Events, restarts, churn and bad input (issue 12).
@@ -90,6 +129,11 @@ enum Command {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(Command::Burn { secs }) = cli.command {
+        // Before any signal handler: SIGTERM and SIGKILL end it at once.
+        commands::burn(Duration::from_secs(secs));
+        return ExitCode::SUCCESS;
+    }
     let work = run(cli);
     tokio::select! {
         result = work => match result {
@@ -130,9 +174,33 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench {
             rounds,
             json,
+            family,
             v6,
             services,
-        } => commands::bench(&setup, rounds, json, v6, services.into()).await,
+            soak,
+            throttle_percent,
+            traffic_window,
+        } => {
+            let families = match (v6, family) {
+                (true, _) | (false, FamilyArg::V6) => vec![IpFamily::V6],
+                (false, FamilyArg::V4) => vec![IpFamily::V4],
+                (false, FamilyArg::Both) => vec![IpFamily::V4, IpFamily::V6],
+            };
+            let opts = BenchOpts {
+                rounds,
+                json,
+                families,
+                services: services.into(),
+                soak,
+                throttle_share: f64::from(throttle_percent) / 100.0,
+                traffic_window,
+            };
+            commands::bench(&setup, &opts).await
+        }
+        Command::Burn { secs } => {
+            commands::burn(Duration::from_secs(secs));
+            Ok(())
+        }
         Command::Scale {
             services,
             advertised,

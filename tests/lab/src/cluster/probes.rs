@@ -153,6 +153,52 @@ impl Cluster {
         }
     }
 
+    /// A metric summed over every running speaker (`None` when one of
+    /// them does not answer or lacks it).
+    pub fn speakers_sum(&self, metric: &str) -> Option<f64> {
+        self.nodes
+            .iter()
+            .filter(|n| n.speaker.is_some())
+            .map(|n| self.speaker_metric(&n.name, metric))
+            .sum()
+    }
+
+    /// Waits until node `name`'s (re)started speaker answers `/readyz`,
+    /// every running speaker sees every running speaker, the running
+    /// speakers announce `pairs` (IP, interface) pairs between them (each
+    /// IP once again, as before the restart), and `name` announces `own`
+    /// of them (what it announced before: the election is a function of
+    /// the members, so it takes its IPs back).
+    pub async fn wait_speaker_settled(
+        &self,
+        name: &str,
+        own: f64,
+        pairs: f64,
+        limit: Duration,
+    ) -> anyhow::Result<()> {
+        let deadline = Instant::now() + limit;
+        loop {
+            let ready = self.speaker_ready(name);
+            let running = self.nodes.iter().filter(|n| n.speaker.is_some()).count() as f64;
+            let members = self.nodes.iter().filter(|n| n.speaker.is_some()).all(|n| {
+                self.speaker_metric(&n.name, "ferrolb_speaker_members_alive") == Some(running)
+            });
+            let announced = self.speakers_sum("ferrolb_speaker_announced_ips");
+            let mine = self.speaker_metric(name, "ferrolb_speaker_announced_ips");
+            if ready && members && announced == Some(pairs) && mine == Some(own) {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "{name}'s speaker did not settle within {limit:?}: ready {ready}, \
+                     gossip converged {members}, announced pairs {announced:?} of {pairs}, \
+                     by {name} {mine:?} of {own}"
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Node `name`'s speaker `/metrics` text, or `None` when it does not
     /// answer.
     fn speaker_metrics_text(&self, name: &str) -> Option<String> {

@@ -179,6 +179,32 @@ impl Cluster {
         }
     }
 
+    /// Waits (at most `limit`, without blocking the runtime) for node
+    /// `name`'s speaker to exit after [`Cluster::term_speaker`]; returns
+    /// its exit status as text. Kubelet waits the Pod's
+    /// `terminationGracePeriodSeconds` (30 s by default) before SIGKILL.
+    pub async fn wait_speaker_exit(
+        &mut self,
+        name: &str,
+        limit: Duration,
+    ) -> anyhow::Result<String> {
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            let node = self.node_mut(name)?;
+            let Some(child) = node.speaker.as_mut() else {
+                return Ok("not running".into());
+            };
+            if let Some(status) = child.try_wait()? {
+                node.speaker.take();
+                return Ok(status.to_string());
+            }
+            if std::time::Instant::now() >= deadline {
+                bail!("{name}'s speaker did not exit within {limit:?} of SIGTERM");
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
     /// Brings node `name` back: port up, addresses present, speaker running.
     pub fn restore_node(&mut self, name: &str) -> anyhow::Result<()> {
         let node = self.node(name)?;

@@ -4,7 +4,9 @@
 //! - [`demo`]: up, the example Services, failover, teardown.
 //! - [`up`], [`down`], [`client`]: a lab that keeps running, and requests
 //!   into it from another shell.
-//! - [`bench()`]: the failover, create-to-answer and idle measurements.
+//! - [`bench()`]: failover per family, create-to-answer, rolling restart
+//!   and drain, soaks, idle and liveness traffic.
+//! - [`burn`]: the busy loop the CPU soak runs, one per CPU (hidden).
 //! - [`scale()`]: thousands of Services: burst, idle, Events, restarts,
 //!   churn, bad input (issue 12).
 
@@ -13,7 +15,9 @@ mod demo;
 mod idle;
 mod running;
 mod scale;
+mod soak;
 mod table;
+mod traffic;
 mod usage;
 
 use std::path::PathBuf;
@@ -25,7 +29,8 @@ use crate::cluster::{Cluster, Options};
 use crate::process::Launcher;
 use crate::{l2status, manifests};
 
-pub use bench::bench;
+pub use crate::stress::burn;
+pub use bench::{bench, BenchOpts, IpFamily};
 pub use demo::demo;
 pub use running::{client, down, up};
 pub use scale::{scale, ScaleOpts};
