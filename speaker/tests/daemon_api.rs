@@ -230,6 +230,7 @@ fn speaker(
         desired: desired_tx,
         observed,
         handover_timeout: Duration::from_secs(3),
+        conflicts: Default::default(),
     };
     tasks.spawn(async move {
         let done = daemon
