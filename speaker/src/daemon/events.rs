@@ -164,6 +164,16 @@ impl Notice {
         }
     }
 
+    /// Whether a repeat may be folded into the previous Event of the same
+    /// reason on the same object (kube's Recorder does so for 6 minutes,
+    /// keeping the first message). Not for a conflict: each is one
+    /// episode of one foreign MAC, rate-limited already
+    /// ([`super::conflicts`]), and a second MAC folded into the first
+    /// Event would never be named.
+    pub fn folds(&self) -> bool {
+        !matches!(self, Self::Conflict { .. })
+    }
+
     /// The Event's `action`: what the speaker was doing.
     pub fn action(&self) -> &'static str {
         match self {
@@ -418,13 +428,11 @@ pub fn spawn_publisher(
     tasks: &mut tokio::task::JoinSet<()>,
 ) -> mpsc::Sender<Notice> {
     let (tx, mut rx) = mpsc::channel::<Notice>(QUEUE);
-    let recorder = Recorder::new(
-        client,
-        Reporter {
-            controller: "ferrolb-speaker".into(),
-            instance: Some(node.to_owned()),
-        },
-    );
+    let reporter = Reporter {
+        controller: "ferrolb-speaker".into(),
+        instance: Some(node.to_owned()),
+    };
+    let recorder = Recorder::new(client.clone(), reporter.clone());
     let span = tracing::info_span!("events");
     tasks.spawn(
         async move {
@@ -438,7 +446,15 @@ pub fn spawn_publisher(
                     secondary: None,
                 };
                 let regarding = notice.regarding(&world.borrow());
-                match recorder.publish(&event, &regarding).await {
+                let published = if notice.folds() {
+                    recorder.publish(&event, &regarding).await
+                } else {
+                    // A recorder without history creates a new Event.
+                    Recorder::new(client.clone(), reporter.clone())
+                        .publish(&event, &regarding)
+                        .await
+                };
+                match published {
                     Ok(()) => debug!(reason, object = ?regarding.name, "event sent"),
                     Err(e) => {
                         warn!(error = %e, reason, object = ?regarding.name, "cannot send event")
@@ -691,12 +707,17 @@ mod tests {
             assert!(note.contains(part), "{part:?} not in {note:?}");
         }
         assert_eq!(notice.action(), "Announce");
+        assert!(!notice.folds(), "each MAC gets an Event of its own");
         if let Notice::Conflict { peer, .. } = &mut notice {
             *peer = Some("node-b".into());
         }
         let (_, _, note) = notice.render();
         assert!(note.contains("is node \"node-b\"'s"), "{note}");
-        assert!(note.len() < 1024, "Events cap notes at 1 kB: {}", note.len());
+        assert!(
+            note.len() < 1024,
+            "Events cap notes at 1 kB: {}",
+            note.len()
+        );
         let r = notice.regarding(&World::default());
         assert_eq!(
             (r.kind.as_deref(), r.name.as_deref()),
