@@ -282,7 +282,7 @@ impl<L: Links, A: Announce> Daemon<L, A> {
                     peer = peer.as_deref().unwrap_or("unknown"), frames = r.frames, ?services,
                     "another station announces an IP this node owns: {}",
                     match &peer {
-                        Some(p) => format!("the speaker of node {p:?} (their views of the cluster differ)"),
+                        Some(p) => format!("node {p:?}'s MAC: its speaker claims the IP too (their views of the cluster differ), or its kernel answers for it"),
                         None => "not a known ferrolb speaker".into(),
                     }
                 );
