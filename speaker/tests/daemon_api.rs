@@ -3,7 +3,8 @@
 //! loopback. Two speakers (node-a, node-b) with a fixed liveness set agree
 //! on one owner, the owner alone sends `nodeAssigned` once (not again on a
 //! relist), and deleting the Service empties both desired sets; an owner
-//! that stops hands its IP over to the other make-before-break.
+//! that stops hands its IP over to the other make-before-break; a station
+//! announcing the owner's IP gets one `AddressConflict` Event.
 
 use ferrolb_core::announce::interfaces::{Excludes, HostInterface};
 use ferrolb_core::announce::model::ObjectKey;
@@ -14,11 +15,12 @@ use ferrolb_speaker::announcer::handover::Report;
 use ferrolb_speaker::announcer::Config;
 use ferrolb_speaker::daemon::metrics::Metrics;
 use ferrolb_speaker::daemon::run::Daemon;
-use ferrolb_speaker::daemon::{events, watch as watches};
+use ferrolb_speaker::daemon::{conflicts, events, watch as watches};
 use ferrolb_speaker::links::{self, Links};
 use ferrolb_speaker::transport::memory::Hub;
 use ferrolb_speaker::transport::run::Running;
 use ferrolb_speaker::transport::Datalink;
+use ferrolb_speaker::wire::{ArpFrame, MacAddr};
 use futures::future::BoxFuture;
 use futures::stream::{self, BoxStream, StreamExt};
 use k8s_openapi::api::core::v1::{Namespace, Node, Service};
@@ -202,6 +204,25 @@ fn speaker(
     tasks: &mut JoinSet<()>,
     leave: BoxFuture<'static, ()>,
 ) -> Result<Speaker, Box<dyn std::error::Error>> {
+    speaker_with(
+        shared,
+        node,
+        mac,
+        tasks,
+        leave,
+        conflicts::Settings::default(),
+    )
+}
+
+/// [`speaker`] with the second-announcer timings of the test's choosing.
+fn speaker_with(
+    shared: &Shared<'_>,
+    node: &str,
+    mac: u8,
+    tasks: &mut JoinSet<()>,
+    leave: BoxFuture<'static, ()>,
+    conflicts: conflicts::Settings,
+) -> Result<Speaker, Box<dyn std::error::Error>> {
     let Shared {
         hub,
         client,
@@ -230,7 +251,7 @@ fn speaker(
         desired: desired_tx,
         observed,
         handover_timeout: Duration::from_secs(3),
-        conflicts: Default::default(),
+        conflicts,
     };
     tasks.spawn(async move {
         let done = daemon
@@ -456,6 +477,93 @@ async fn a_stopping_owner_hands_its_ip_over_to_the_new_owner() -> TestResult {
     assert_eq!(report.handed_over[0].to.0, [2, 0, 0, 0, 0, mac(other)]);
     assert!(report.elapsed < Duration::from_secs(1), "{report:?}");
     let _ = n.stop.send(());
+    tasks.abort_all();
+    Ok(())
+}
+
+/// A station on the segment announces the owner's IP in bursts: the owner
+/// alone sends one `AddressConflict` Event naming its MAC, however many
+/// frames it sends, and announces the IP again.
+#[tokio::test]
+async fn a_second_announcer_gets_one_address_conflict_event_from_the_owner() -> TestResult {
+    let (_server, client, mut tasks, watched) = watching().await?;
+    let (_live_tx, live) =
+        watch::channel(BTreeSet::from(["node-a".to_string(), "node-b".to_string()]));
+    let hub = Hub::new();
+    let shared = Shared::new(&hub, &client, &watched, &live);
+    let quick = conflicts::Settings {
+        settle: Duration::from_millis(300),
+        grace: Duration::from_millis(200),
+        forget_after: Duration::from_secs(60),
+    };
+    let mut a = speaker_with(&shared, "node-a", 0xa, &mut tasks, stays(), quick)?;
+    let mut b = speaker_with(&shared, "node-b", 0xb, &mut tasks, stays(), quick)?;
+    let vip: std::net::Ipv4Addr = VIP.parse()?;
+    let owner = election::elect(vip.into(), ["node-a", "node-b"]).ok_or("no owner")?;
+    let owner_mac = MacAddr([2, 0, 0, 0, 0, if owner == "node-a" { 0xa } else { 0xb }]);
+    for s in [&mut a, &mut b] {
+        wait_for(s, "the owner to be elected", |d| !d.services.is_empty()).await?;
+    }
+    tokio::time::sleep(Duration::from_millis(400)).await; // past the grace
+    let rogue_mac = MacAddr([2, 0, 0, 0, 0, 0x99]);
+    let mut rogue = hub.endpoint("eth0", rogue_mac);
+    let conflicts = || async {
+        let list = Api::<K8sEvent>::namespaced(client.clone(), "default")
+            .list(&Default::default())
+            .await?;
+        Ok::<_, kube::Error>(
+            list.items
+                .into_iter()
+                .filter(|e| e.reason.as_deref() == Some(events::ADDRESS_CONFLICT))
+                .collect::<Vec<_>>(),
+        )
+    };
+    for burst in 0..2 {
+        for _ in 0..5 {
+            rogue.send(&ArpFrame::gratuitous_request(rogue_mac, vip).to_bytes())?;
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // The owner announces the IP again, a spacing after the burst
+        // began. `recv` blocks (50 ms at a time): off the runtime, which
+        // the daemons share.
+        let answered;
+        (rogue, answered) = tokio::task::spawn_blocking(move || {
+            let deadline = std::time::Instant::now() + Duration::from_secs(3);
+            while std::time::Instant::now() < deadline {
+                let Ok(Some(frame)) = rogue.recv() else {
+                    continue;
+                };
+                if ArpFrame::parse(&frame).is_ok_and(|f| {
+                    f.arp.is_gratuitous() && f.arp.sender_mac == owner_mac && f.arp.sender_ip == vip
+                }) {
+                    return (rogue, true);
+                }
+            }
+            (rogue, false)
+        })
+        .await?;
+        assert!(answered, "burst {burst}: no gratuitous ARP from the owner");
+        for _ in 0..30 {
+            if !conflicts().await?.is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await; // time for a duplicate
+    let events = conflicts().await?;
+    assert_eq!(events.len(), 1, "one Event per episode: {events:#?}");
+    let ev = &events[0];
+    assert_eq!(ev.type_.as_deref(), Some("Warning"));
+    assert_eq!(ev.reporting_instance.as_deref(), Some(owner));
+    let note = ev.note.as_deref().unwrap_or_default();
+    assert!(note.contains("02:00:00:00:00:99"), "{note}");
+    assert!(
+        note.contains(&format!("of node \"{owner}\", which owns it")),
+        "{note}"
+    );
+    let _ = a.stop.send(());
+    let _ = b.stop.send(());
     tasks.abort_all();
     Ok(())
 }
