@@ -25,6 +25,8 @@ use netlab::Host;
 const PORT: u16 = 8080;
 const CONFLICT: &str = "AddressConflict";
 const WARNING_LINE: &str = "another station announces an IP this node owns";
+const FOREIGN: &str = "ferrolb_speaker_foreign_announcements_total";
+const AGAIN: &str = "ferrolb_speaker_reassertions_total";
 
 async fn lab(test: &str, speaker_args: &[&str]) -> (tokio::sync::MutexGuard<'static, ()>, Cluster) {
     let opts = Options {
@@ -250,36 +252,19 @@ async fn a_rogue_announcer_is_reported_once_and_the_client_returns_to_the_owner(
         assert_eq!(m("ferrolb_speaker_ip_conflicts", &label), Some(1.0), "{ip}");
     }
     // Transport counters are copied every 5 s.
-    let arp = wait_metric(
-        &c,
-        &owner,
-        "ferrolb_speaker_foreign_announcements_total",
-        "protocol=\"arp\"",
-        10.0,
-        Duration::from_secs(12),
-    )
-    .await;
-    assert!(arp >= Some(10.0), "5 rounds x 2 ARP frames: {arp:?}");
-    let ndp = wait_metric(
-        &c,
-        &owner,
-        "ferrolb_speaker_foreign_announcements_total",
-        "protocol=\"ndp\"",
-        5.0,
-        Duration::from_secs(12),
-    )
-    .await;
-    assert!(ndp >= Some(5.0), "{ndp:?}");
-    let again = wait_metric(
-        &c,
-        &owner,
-        "ferrolb_speaker_reassertions_total",
-        "protocol=\"arp\"",
-        2.0,
-        Duration::from_secs(12),
-    )
-    .await;
-    assert!(again >= Some(2.0), "the owner announced again: {again:?}");
+    for (metric, label, want, why) in [
+        (FOREIGN, "protocol=\"arp\"", 10.0, "5 rounds x 2 ARP frames"),
+        (
+            FOREIGN,
+            "protocol=\"ndp\"",
+            5.0,
+            "5 rounds x 1 advertisement",
+        ),
+        (AGAIN, "protocol=\"arp\"", 2.0, "the owner announced again"),
+    ] {
+        let got = wait_metric(&c, &owner, metric, label, want, Duration::from_secs(12)).await;
+        assert!(got >= Some(want), "{metric}{{{label}}}: {why}: {got:?}");
+    }
     let log = c.log(&owner);
     let warned = log
         .lines()
