@@ -123,3 +123,49 @@ pub fn link_info(msg: &LinkMessage) -> HostInterface {
     }
     info
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(state: NeighbourState, attributes: Vec<NeighbourAttribute>) -> NeighbourMessage {
+        let mut msg = NeighbourMessage::default();
+        msg.header.state = state;
+        msg.attributes = attributes;
+        msg
+    }
+
+    #[test]
+    fn a_neighbour_entry_gives_its_ip_and_mac_unless_it_failed_or_has_none() {
+        let mac = vec![0x02, 0, 0, 0, 0, 0x0b];
+        let v4 = NeighbourAttribute::Destination(NeighbourAddress::Inet([192, 0, 2, 12].into()));
+        let lladdr = NeighbourAttribute::LinkLayerAddress(mac.clone());
+        let reachable = entry(NeighbourState::Reachable, vec![v4.clone(), lladdr.clone()]);
+        assert_eq!(
+            neighbour(&reachable),
+            Some(([192, 0, 2, 12].into(), MacAddr([0x02, 0, 0, 0, 0, 0x0b])))
+        );
+        let v6 = NeighbourAttribute::Destination(NeighbourAddress::Inet6(
+            "2001:db8::12".parse().unwrap(),
+        ));
+        let stale = entry(NeighbourState::Stale, vec![v6, lladdr.clone()]);
+        assert!(neighbour(&stale).is_some_and(|(ip, _)| ip.is_ipv6()));
+        for state in [NeighbourState::Failed, NeighbourState::Incomplete] {
+            assert_eq!(
+                neighbour(&entry(state, vec![v4.clone(), lladdr.clone()])),
+                None
+            );
+        }
+        assert_eq!(
+            neighbour(&entry(NeighbourState::Reachable, vec![v4])),
+            None,
+            "no MAC"
+        );
+        let odd = NeighbourAttribute::LinkLayerAddress(vec![1, 2, 3, 4]);
+        assert_eq!(
+            neighbour(&entry(NeighbourState::Permanent, vec![odd])),
+            None,
+            "not Ethernet, no IP"
+        );
+    }
+}
