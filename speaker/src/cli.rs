@@ -94,6 +94,21 @@ pub struct AnnounceArgs {
     /// `terminationGracePeriodSeconds` must exceed it (docs/speaker.md).
     #[arg(long, env = "FERROLB_SHUTDOWN_HANDOVER_TIMEOUT", default_value = "3s", value_parser = duration::parse)]
     pub shutdown_handover_timeout: Duration,
+    /// Probe every owned address about this often (+/-25 %) for a device
+    /// that holds it silently (an RFC 5227 ARP probe from 0.0.0.0, an NDP
+    /// duplicate address detection solicitation); `off` to never probe
+    /// (docs/speaker.md, "Second announcers").
+    #[arg(long, env = "FERROLB_CONFLICT_PROBE_INTERVAL", default_value = "60s", value_parser = parse_optional_duration)]
+    pub conflict_probe_interval: std::option::Option<Duration>,
+    /// At most this many probes a second per interface; beyond
+    /// `rate x interval` owned addresses a round takes longer.
+    #[arg(long, env = "FERROLB_CONFLICT_PROBE_RATE", default_value_t = crate::announcer::DEFAULT_PROBE_RATE, value_parser = clap::value_parser!(u32).range(1..))]
+    pub conflict_probe_rate: u32,
+    /// A second announcer of an owned IP is reported once (a warning, an
+    /// `AddressConflict` Event) until its MAC has not announced the IP for
+    /// this long.
+    #[arg(long, env = "FERROLB_CONFLICT_FORGET_AFTER", default_value = "5m", value_parser = duration::parse)]
+    pub conflict_forget_after: Duration,
 }
 
 /// `off` (or `0`, or nothing) or a [`duration::parse`].
@@ -129,6 +144,34 @@ mod tests {
             cli.announce.shutdown_handover_timeout,
             Duration::from_secs(3)
         );
+        assert_eq!(
+            cli.announce.conflict_probe_interval,
+            Some(Duration::from_secs(60)),
+            "probing is on by default"
+        );
+        assert_eq!(cli.announce.conflict_probe_rate, 20);
+        assert_eq!(cli.announce.conflict_forget_after, Duration::from_secs(300));
+    }
+
+    #[test]
+    fn probing_can_be_turned_off_and_its_rate_is_at_least_one() {
+        let cli = Cli::try_parse_from([
+            "ferrolb-speaker",
+            "--node-name=n",
+            "--conflict-probe-interval=off",
+            "--conflict-probe-rate=5",
+            "--conflict-forget-after=30s",
+        ])
+        .unwrap();
+        assert_eq!(cli.announce.conflict_probe_interval, None);
+        assert_eq!(cli.announce.conflict_probe_rate, 5);
+        assert_eq!(cli.announce.conflict_forget_after, Duration::from_secs(30));
+        assert!(Cli::try_parse_from([
+            "ferrolb-speaker",
+            "--node-name=n",
+            "--conflict-probe-rate=0"
+        ])
+        .is_err());
     }
 
     #[test]
@@ -179,6 +222,12 @@ mod tests {
             "--ignore-exclude-lb",
             "--shutdown-handover-timeout",
             "1m",
+            "--conflict-probe-interval",
+            "30s",
+            "--conflict-probe-rate",
+            "10",
+            "--conflict-forget-after",
+            "10m",
             "--memberlist-bind-addr",
             "10.0.0.1",
             "--memberlist-port",
@@ -208,6 +257,9 @@ mod tests {
         assert!(a.promiscuous);
         assert!(a.ignore_exclude_lb);
         assert_eq!(a.shutdown_handover_timeout, Duration::from_secs(60));
+        assert_eq!(a.conflict_probe_interval, Some(Duration::from_secs(30)));
+        assert_eq!(a.conflict_probe_rate, 10);
+        assert_eq!(a.conflict_forget_after, Duration::from_secs(600));
         let m = &cli.memberlist;
         assert_eq!(m.secret_poll, Duration::from_secs(2));
         assert_eq!(m.secret_rotation_grace, Duration::from_secs(180));
@@ -243,6 +295,9 @@ mod tests {
                 "shutdown-handover-timeout",
                 "FERROLB_SHUTDOWN_HANDOVER_TIMEOUT",
             ),
+            ("conflict-probe-interval", "FERROLB_CONFLICT_PROBE_INTERVAL"),
+            ("conflict-probe-rate", "FERROLB_CONFLICT_PROBE_RATE"),
+            ("conflict-forget-after", "FERROLB_CONFLICT_FORGET_AFTER"),
             ("memberlist-bind-addr", "FERROLB_MEMBERLIST_BIND_ADDR"),
             ("memberlist-port", "FERROLB_MEMBERLIST_PORT"),
             (

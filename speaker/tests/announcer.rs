@@ -84,7 +84,7 @@ fn the_spacing_and_count_are_configurable() {
     let config = Config {
         repeats: 1,
         spacing: ms(2000),
-        reannounce: None,
+        ..Config::default()
     };
     let mut a = announcer(config, t0);
     take(&mut a, &[VIP.into()], t0);

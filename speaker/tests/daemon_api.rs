@@ -3,16 +3,23 @@
 //! loopback. Two speakers (node-a, node-b) with a fixed liveness set agree
 //! on one owner, the owner alone sends `nodeAssigned` once (not again on a
 //! relist), and deleting the Service empties both desired sets; an owner
-//! that stops hands its IP over to the other make-before-break.
+//! that stops hands its IP over to the other make-before-break; a station
+//! announcing the owner's IP gets one `AddressConflict` Event.
 
 mod common;
 
-use common::{set_ingress, setup, speaker, speaker_leaving, stays, wait_for, TestResult, NS, VIP};
+use common::{
+    set_ingress, setup, speaker, speaker_leaving, speaker_with, stays, wait_for, TestResult, NS,
+    VIP,
+};
 use ferrolb_core::announce::model::ObjectKey;
 use ferrolb_core::announce::{Desired, Verdict};
 use ferrolb_core::election;
+use ferrolb_speaker::daemon::conflicts;
 use ferrolb_speaker::daemon::{events, watch as watches};
 use ferrolb_speaker::transport::memory::Hub;
+use ferrolb_speaker::transport::Datalink;
+use ferrolb_speaker::wire::{ArpFrame, MacAddr};
 use k8s_openapi::api::core::v1::{Node, Service};
 use k8s_openapi::api::events::v1::Event as K8sEvent;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
@@ -223,6 +230,99 @@ async fn a_stopping_owner_hands_its_ip_over_to_the_new_owner() -> TestResult {
     assert_eq!(report.handed_over[0].to.0, [2, 0, 0, 0, 0, mac(other)]);
     assert!(report.elapsed < Duration::from_secs(1), "{report:?}");
     let _ = n.stop.send(());
+    tasks.abort_all();
+    drop(server);
+    Ok(())
+}
+
+/// A station on the segment announces the owner's IP in bursts: the owner
+/// alone sends one `AddressConflict` Event naming its MAC, however many
+/// frames it sends, and announces the IP again.
+#[tokio::test]
+async fn a_second_announcer_gets_one_address_conflict_event_from_the_owner() -> TestResult {
+    let server = kube_test_server::TestServer::start("127.0.0.1:0".parse()?).await?;
+    let client = server.client().await?;
+    setup(&client).await?;
+    let mut tasks = JoinSet::new();
+    let watched = watches::spawn(&client, NS, None, &mut tasks);
+    let (_live_tx, live) =
+        watch::channel(BTreeSet::from(["node-a".to_string(), "node-b".to_string()]));
+    let hub = Hub::new();
+    let quick = conflicts::Settings {
+        settle: Duration::from_millis(300),
+        grace: Duration::from_millis(200),
+        forget_after: Duration::from_secs(60),
+    };
+    #[rustfmt::skip]
+    let mut a = speaker_with("node-a", 0xa, &hub, &client, &watched, &live, &mut tasks, None, stays(), quick)?;
+    #[rustfmt::skip]
+    let mut b = speaker_with("node-b", 0xb, &hub, &client, &watched, &live, &mut tasks, None, stays(), quick)?;
+    let vip: std::net::Ipv4Addr = VIP.parse()?;
+    let owner = election::elect(vip.into(), ["node-a", "node-b"]).ok_or("no owner")?;
+    let owner_mac = MacAddr([2, 0, 0, 0, 0, if owner == "node-a" { 0xa } else { 0xb }]);
+    for s in [&mut a, &mut b] {
+        wait_for(s, "the owner to be elected", |d| !d.services.is_empty()).await?;
+    }
+    tokio::time::sleep(Duration::from_millis(400)).await; // past the grace
+    let rogue_mac = MacAddr([2, 0, 0, 0, 0, 0x99]);
+    let mut rogue = hub.endpoint("eth0", rogue_mac);
+    let conflicts = || async {
+        let list = Api::<K8sEvent>::namespaced(client.clone(), "default")
+            .list(&Default::default())
+            .await?;
+        Ok::<_, kube::Error>(
+            list.items
+                .into_iter()
+                .filter(|e| e.reason.as_deref() == Some(events::ADDRESS_CONFLICT))
+                .collect::<Vec<_>>(),
+        )
+    };
+    for burst in 0..2 {
+        for _ in 0..5 {
+            rogue.send(&ArpFrame::gratuitous_request(rogue_mac, vip).to_bytes())?;
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // The owner announces the IP again, a spacing after the burst
+        // began. `recv` blocks (50 ms at a time): off the runtime, which
+        // the daemons share.
+        let answered;
+        (rogue, answered) = tokio::task::spawn_blocking(move || {
+            let deadline = std::time::Instant::now() + Duration::from_secs(3);
+            while std::time::Instant::now() < deadline {
+                let Ok(Some(frame)) = rogue.recv() else {
+                    continue;
+                };
+                if ArpFrame::parse(&frame).is_ok_and(|f| {
+                    f.arp.is_gratuitous() && f.arp.sender_mac == owner_mac && f.arp.sender_ip == vip
+                }) {
+                    return (rogue, true);
+                }
+            }
+            (rogue, false)
+        })
+        .await?;
+        assert!(answered, "burst {burst}: no gratuitous ARP from the owner");
+        for _ in 0..30 {
+            if !conflicts().await?.is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await; // time for a duplicate
+    let events = conflicts().await?;
+    assert_eq!(events.len(), 1, "one Event per episode: {events:#?}");
+    let ev = &events[0];
+    assert_eq!(ev.type_.as_deref(), Some("Warning"));
+    assert_eq!(ev.reporting_instance.as_deref(), Some(owner));
+    let note = ev.note.as_deref().unwrap_or_default();
+    assert!(note.contains("02:00:00:00:00:99"), "{note}");
+    assert!(
+        note.contains(&format!("of node \"{owner}\", which owns it")),
+        "{note}"
+    );
+    let _ = a.stop.send(());
+    let _ = b.stop.send(());
     tasks.abort_all();
     drop(server);
     Ok(())

@@ -80,6 +80,12 @@ pub struct Counters {
     /// is not handing over ([`super::Held::Owned`]): a race during an
     /// ordinary move, or a second station answering for it.
     pub foreign_announcements: PerProtocol,
+    /// Announcements sent again because another station announced an
+    /// owned address (also counted in `gratuitous_sent`).
+    pub reasserted: PerProtocol,
+    /// Probes for silent duplicates sent (ARP probes, duplicate address
+    /// detection solicitations).
+    pub probes_sent: PerProtocol,
 }
 
 impl Counters {
@@ -92,6 +98,8 @@ impl Counters {
             frames_ignored: self.frames_ignored.saturating_add(other.frames_ignored),
             frames_malformed: self.frames_malformed.saturating_add(other.frames_malformed),
             foreign_announcements: self.foreign_announcements.plus(other.foreign_announcements),
+            reasserted: self.reasserted.plus(other.reasserted),
+            probes_sent: self.probes_sent.plus(other.probes_sent),
         }
     }
 }

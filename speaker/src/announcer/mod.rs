@@ -18,7 +18,10 @@
 //!
 //! [`Announcer::receive`] also reports another station's announcement of
 //! an address this node owns, hands over or has just withdrawn
-//! ([`Observation`]). On a graceful stop [`Announcer::hand_over`] stops
+//! ([`Observation`]). Another station announcing an owned address gets
+//! this node's announcement again, rate-limited (`defend`), and owned
+//! addresses can be probed for silent duplicates (`probe`,
+//! [`Config::probe`]). On a graceful stop [`Announcer::hand_over`] stops
 //! every announcement but keeps answering, until the daemon sees the new
 //! owners' announcements and withdraws each address ([`handover`]).
 //!
@@ -35,20 +38,25 @@
 //! ```
 
 mod counters;
+mod defend;
 pub mod handover;
 mod observe;
+mod probe;
 mod schedule;
 
 pub use counters::{Counters, IpCounts, PerIp, PerProtocol, Protocol};
+pub use defend::{MAX_GAP as REASSERT_MAX_GAP, RESET as REASSERT_RESET};
 pub use observe::{Held, Observation, RECENTLY_WITHDRAWN};
 
 use crate::wire::ethernet::{EtherType, EthernetRepr};
 use crate::wire::respond::{arp_reply, ndp_reply, Interface};
 use crate::wire::{self, foreign, ipv6, ArpFrame, MacAddr, NdpFrame};
+use defend::Defense;
 use observe::Withdrawn;
+use probe::Prober;
 use schedule::Schedule;
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, Instant};
 
 /// How the announcer repeats its announcements.
@@ -62,7 +70,18 @@ pub struct Config {
     /// Re-announce every owned address this often after the takeover
     /// burst, for switches whose tables age out (default off).
     pub reannounce: Option<Duration>,
+    /// Probe every owned address about this often for a silent duplicate
+    /// (RFC 5227 probe, NDP duplicate address detection; `probe`). Off in
+    /// `Config::default()`, so the announcer alone sends only what it is
+    /// asked to; the speaker's `--conflict-probe-interval` turns it on.
+    pub probe: Option<Duration>,
+    /// At most this many probes a second per announcer (per interface in
+    /// the speaker).
+    pub probe_rate: u32,
 }
+
+/// [`Config::probe_rate`] unless told otherwise.
+pub const DEFAULT_PROBE_RATE: u32 = 20;
 
 impl Default for Config {
     fn default() -> Self {
@@ -70,6 +89,8 @@ impl Default for Config {
             repeats: 3,
             spacing: Duration::from_millis(1100),
             reannounce: None,
+            probe: None,
+            probe_rate: DEFAULT_PROBE_RATE,
         }
     }
 }
@@ -117,6 +138,10 @@ pub enum Kind {
     /// It announces an owned address unasked (gratuitous ARP,
     /// unsolicited neighbor advertisement).
     Announcement,
+    /// It asks whether another station holds an owned address (ARP probe
+    /// from `0.0.0.0`, Neighbor Solicitation from `::`); it claims
+    /// nothing.
+    Probe,
 }
 
 /// A frame to send on an interface.
@@ -132,7 +157,7 @@ pub struct Outgoing {
 
 /// An owned address on an interface: the unit that gets announced.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-struct Claim {
+pub(crate) struct Claim {
     link: String,
     ip: IpAddr,
 }
@@ -151,6 +176,10 @@ pub struct Announcer {
     handing_over: bool,
     /// Pairs withdrawn lately, whose other announcers are still reported.
     withdrawn: Withdrawn,
+    /// Re-announcements owed to addresses other stations announced.
+    defense: Defense,
+    /// Probes for silent duplicates.
+    prober: Prober,
     counters: Counters,
     per_ip: PerIp,
 }
@@ -181,6 +210,8 @@ impl Announcer {
             schedule: Schedule::new(),
             handing_over: false,
             withdrawn: Withdrawn::default(),
+            defense: Defense::new(),
+            prober: Prober::new(config.probe, config.probe_rate),
             counters: Counters::default(),
             per_ip: PerIp::default(),
         }
@@ -199,7 +230,9 @@ impl Announcer {
             return;
         }
         for ip in self.desired.get(name).into_iter().flatten() {
-            self.schedule.set(claim(name, *ip), now, 0);
+            let c = claim(name, *ip);
+            self.schedule.set(c.clone(), now, 0);
+            self.prober.claim(&c, now);
         }
     }
 
@@ -224,7 +257,10 @@ impl Announcer {
                 .iter()
                 .filter(|ip| !kept.is_some_and(|k| k.contains(ip)))
             {
-                self.schedule.cancel(&claim(link, *ip));
+                let c = claim(link, *ip);
+                self.schedule.cancel(&c);
+                self.defense.forget(&c);
+                self.prober.forget(&c);
                 self.withdrawn.insert(link, *ip, now);
             }
         }
@@ -234,7 +270,9 @@ impl Announcer {
             for ip in ips.iter().filter(|ip| !had.is_some_and(|h| h.contains(ip))) {
                 self.withdrawn.remove(link, *ip);
                 if self.links.contains_key(link) && !self.handing_over {
-                    self.schedule.set(claim(link, *ip), now, 0);
+                    let c = claim(link, *ip);
+                    self.schedule.set(c.clone(), now, 0);
+                    self.prober.claim(&c, now);
                 }
             }
         }
@@ -255,6 +293,8 @@ impl Announcer {
                 self.schedule.cancel(&claim(link, *ip));
             }
         }
+        self.defense.clear();
+        self.prober.clear();
     }
 
     /// Whether [`hand_over`](Self::hand_over) was called.
@@ -384,6 +424,16 @@ impl Announcer {
                 Parsed::Ndp(_) => Protocol::Ndp,
             };
             self.counters.foreign_announcements.add(protocol, 1);
+            let c = claim(link, ip);
+            // A takeover burst re-announces anyway, and what is heard
+            // during it is most likely the previous owner letting go.
+            let in_burst = self
+                .schedule
+                .sent(&c)
+                .is_some_and(|sent| sent <= self.config.repeats);
+            if !in_burst {
+                self.defense.seen(&c, now, self.config.spacing);
+            }
         }
         Some(Observation {
             link: link.to_owned(),
@@ -395,7 +445,14 @@ impl Announcer {
 
     /// When [`poll`](Self::poll) next has something to send.
     pub fn next_deadline(&self) -> Option<Instant> {
-        self.schedule.next()
+        [
+            self.schedule.next(),
+            self.defense.next(),
+            self.prober.next(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// The announcements due at `now`. Each due address is announced once
@@ -422,12 +479,42 @@ impl Announcer {
                 self.schedule.set(claim, now + every, sent);
             }
         }
+        while let Some(claim) = self.defense.pop_due(now) {
+            let Some(&mac) = self.links.get(&claim.link) else {
+                continue;
+            };
+            for frame in announcement(mac, claim.ip) {
+                self.counters.reasserted.add(frame.protocol(), 1);
+                out.push(self.count(Outgoing {
+                    link: claim.link.clone(),
+                    frame,
+                    kind: Kind::Announcement,
+                }));
+            }
+        }
+        while let Some(claim) = self.prober.pop_due(now) {
+            let Some(&mac) = self.links.get(&claim.link) else {
+                continue;
+            };
+            out.push(self.count(Outgoing {
+                link: claim.link.clone(),
+                frame: probe(mac, claim.ip),
+                kind: Kind::Probe,
+            }));
+        }
         out
     }
 
-    /// How many addresses have an announcement pending.
+    /// How many addresses have an announcement pending (takeover repeats
+    /// and periodic re-announcements).
     pub fn pending(&self) -> usize {
         self.schedule.len()
+    }
+
+    /// How many addresses have a re-announcement pending because another
+    /// station announced them.
+    pub fn reassertions_pending(&self) -> usize {
+        self.defense.pending()
     }
 
     /// The counters.
@@ -439,10 +526,12 @@ impl Announcer {
     /// sent for its address (MetalLB counts both only once written; a
     /// failed write is the shell's to count).
     pub fn sent(&mut self, out: &Outgoing) {
-        let ip = self.per_ip.at(out.frame.claimed_ip());
+        let ip = out.frame.claimed_ip();
         match out.kind {
-            Kind::Reply => ip.responses_sent += 1,
-            Kind::Announcement => ip.gratuitous_sent += 1,
+            Kind::Reply => self.per_ip.at(ip).responses_sent += 1,
+            Kind::Announcement => self.per_ip.at(ip).gratuitous_sent += 1,
+            // A probe claims nothing; MetalLB has no count for it.
+            Kind::Probe => {}
         }
     }
 
@@ -461,6 +550,7 @@ impl Announcer {
                 self.per_ip.at(out.frame.claimed_ip()).requests_received += 1;
             }
             Kind::Announcement => self.counters.gratuitous_sent.add(protocol, 1),
+            Kind::Probe => self.counters.probes_sent.add(protocol, 1),
         }
         out
     }
@@ -484,5 +574,16 @@ fn announcement(mac: MacAddr, ip: IpAddr) -> Vec<Frame> {
             Frame::Arp(ArpFrame::gratuitous_reply(mac, v4)),
         ],
         IpAddr::V6(v6) => vec![Frame::Ndp(NdpFrame::unsolicited_advert(mac, v6))],
+    }
+}
+
+/// The probe asking whether another station holds `ip`: an ARP request
+/// from `0.0.0.0` (RFC 5227 2.1.1) or a Neighbor Solicitation from `::` to
+/// the solicited-node group (duplicate address detection, RFC 4862
+/// 5.4.2). Neither updates a neighbour cache.
+fn probe(mac: MacAddr, ip: IpAddr) -> Frame {
+    match ip {
+        IpAddr::V4(v4) => Frame::Arp(ArpFrame::request(mac, Ipv4Addr::UNSPECIFIED, v4)),
+        IpAddr::V6(v6) => Frame::Ndp(NdpFrame::solicitation(mac, Ipv6Addr::UNSPECIFIED, v6)),
     }
 }

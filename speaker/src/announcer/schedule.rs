@@ -75,6 +75,22 @@ impl<K: Clone + Eq + Hash> Schedule<K> {
     pub(crate) fn len(&self) -> usize {
         self.by_key.len()
     }
+
+    /// How many announcements `key` has had, if it has a deadline.
+    pub(crate) fn sent(&self, key: &K) -> Option<u32> {
+        self.by_key.get(key).map(|p| p.sent)
+    }
+
+    /// Whether `key` has a deadline.
+    pub(crate) fn contains(&self, key: &K) -> bool {
+        self.by_key.contains_key(key)
+    }
+
+    /// Forgets every deadline.
+    pub(crate) fn clear(&mut self) {
+        self.by_time.clear();
+        self.by_key.clear();
+    }
 }
 
 #[cfg(test)]

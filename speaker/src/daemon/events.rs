@@ -14,9 +14,14 @@
 //! - `InterfaceMissing` / `InterfaceDown` / `InterfaceUnusable` (Warning)
 //!   on the L2Advertisement, by the node concerned;
 //! - `InvalidMemberlistSecret` (Warning) on this node's Node object, when
-//!   its mounted secret file becomes unusable (sent by the liveness task).
+//!   its mounted secret file becomes unusable (sent by the liveness task);
+//! - `AddressConflict` (Warning) on a Service, by its owner, once per
+//!   episode of another MAC announcing one of its IPs
+//!   ([`super::conflicts`]).
 
 use crate::membership::SecretProblem;
+use crate::wire::foreign::Kind;
+use crate::wire::MacAddr;
 use ferrolb_core::announce::interfaces::LinkProblem;
 use ferrolb_core::announce::model::ObjectKey;
 use ferrolb_core::announce::{Decision, Delta, Unannounced, Verdict, World};
@@ -36,6 +41,10 @@ pub const NODE_ASSIGNED: &str = "nodeAssigned";
 /// The Event reason for a secret file this node cannot use (the
 /// controller uses the same reason on the Secret itself).
 pub const INVALID_SECRET: &str = "InvalidMemberlistSecret";
+
+/// The Event reason for another station announcing a Service's IP
+/// (RFC 5227's "address conflict").
+pub const ADDRESS_CONFLICT: &str = "AddressConflict";
 
 /// Something worth an Event.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,6 +83,23 @@ pub enum Notice {
         /// What is wrong, naming the file and the fix.
         problem: SecretProblem,
     },
+    /// Another station announces an IP of a Service this node owns.
+    Conflict {
+        /// The Service.
+        service: ObjectKey,
+        /// The IP.
+        ip: IpAddr,
+        /// The other station's MAC.
+        mac: MacAddr,
+        /// How it announced the IP first.
+        kind: Kind,
+        /// Where this node saw it.
+        interface: String,
+        /// This node, the owner.
+        node: String,
+        /// The node whose speaker the MAC belongs to, when known.
+        peer: Option<String>,
+    },
 }
 
 impl Notice {
@@ -102,7 +128,50 @@ impl Notice {
                 INVALID_SECRET,
                 format!("the speaker keeps the gossip key it had, or none: {problem}"),
             ),
+            Self::Conflict {
+                ip,
+                mac,
+                kind,
+                interface,
+                node,
+                peer,
+                ..
+            } => {
+                let seen = format!(
+                    "{ip} is also announced by {mac} ({kind}) on interface {interface:?} \
+                     of node {node:?}, which owns it"
+                );
+                let why = match peer {
+                    Some(peer) => format!(
+                        "{mac} is node {peer:?}'s: its speaker claims the IP too (the speakers' \
+                         views of the cluster differ, e.g. a gossip partition) or its kernel \
+                         answers ARP for it (kube-proxy IPVS without strictARP)"
+                    ),
+                    None => format!(
+                        "{mac} is no known ferrolb speaker's: another device or installation \
+                         (kube-vip, MetalLB, a static address) answers for this IP"
+                    ),
+                };
+                (
+                    EventType::Warning,
+                    ADDRESS_CONFLICT,
+                    format!(
+                        "{seen}; {why}. Clients may flap between the two MACs; \
+                         node {node:?} announces the IP again"
+                    ),
+                )
+            }
         }
+    }
+
+    /// Whether a repeat may be folded into the previous Event of the same
+    /// reason on the same object (kube's Recorder does so for 6 minutes,
+    /// keeping the first message). Not for a conflict: each is one
+    /// episode of one foreign MAC, rate-limited already
+    /// ([`super::conflicts`]), and a second MAC folded into the first
+    /// Event would never be named.
+    pub fn folds(&self) -> bool {
+        !matches!(self, Self::Conflict { .. })
     }
 
     /// The Event's `action`: what the speaker was doing.
@@ -129,7 +198,9 @@ impl Notice {
                     ..ObjectReference::default()
                 }
             }
-            Self::Assigned { service, .. } | Self::Unannounced { service, .. } => (
+            Self::Assigned { service, .. }
+            | Self::Unannounced { service, .. }
+            | Self::Conflict { service, .. } => (
                 "v1",
                 "Service",
                 service,
@@ -357,13 +428,11 @@ pub fn spawn_publisher(
     tasks: &mut tokio::task::JoinSet<()>,
 ) -> mpsc::Sender<Notice> {
     let (tx, mut rx) = mpsc::channel::<Notice>(QUEUE);
-    let recorder = Recorder::new(
-        client,
-        Reporter {
-            controller: "ferrolb-speaker".into(),
-            instance: Some(node.to_owned()),
-        },
-    );
+    let reporter = Reporter {
+        controller: "ferrolb-speaker".into(),
+        instance: Some(node.to_owned()),
+    };
+    let recorder = Recorder::new(client.clone(), reporter.clone());
     let span = tracing::info_span!("events");
     tasks.spawn(
         async move {
@@ -377,7 +446,15 @@ pub fn spawn_publisher(
                     secondary: None,
                 };
                 let regarding = notice.regarding(&world.borrow());
-                match recorder.publish(&event, &regarding).await {
+                let published = if notice.folds() {
+                    recorder.publish(&event, &regarding).await
+                } else {
+                    // A recorder without history creates a new Event.
+                    Recorder::new(client.clone(), reporter.clone())
+                        .publish(&event, &regarding)
+                        .await
+                };
+                match published {
                     Ok(()) => debug!(reason, object = ?regarding.name, "event sent"),
                     Err(e) => {
                         warn!(error = %e, reason, object = ?regarding.name, "cannot send event")
@@ -607,6 +684,45 @@ mod tests {
         let first = started().update("node-a", &d, &live(), at(1));
         assert_eq!(first.notices.len(), 1);
         assert_eq!(first.notices[0].render().1, "InterfaceMissing");
+    }
+
+    #[test]
+    fn a_conflict_names_the_ip_the_foreign_mac_the_interface_and_the_other_node() {
+        let mut notice = Notice::Conflict {
+            service: key(),
+            ip: "192.0.2.10".parse().unwrap(),
+            mac: MacAddr([0x02, 0, 0, 0, 0, 0x99]),
+            kind: Kind::GratuitousArp,
+            interface: "eth0".into(),
+            node: "node-a".into(),
+            peer: None,
+        };
+        let (type_, reason, note) = notice.render();
+        assert_eq!((type_, reason), (EventType::Warning, "AddressConflict"));
+        for part in [
+            "192.0.2.10 is also announced by 02:00:00:00:00:99 (gratuitous ARP)",
+            "on interface \"eth0\" of node \"node-a\", which owns it",
+            "no known ferrolb speaker's",
+        ] {
+            assert!(note.contains(part), "{part:?} not in {note:?}");
+        }
+        assert_eq!(notice.action(), "Announce");
+        assert!(!notice.folds(), "each MAC gets an Event of its own");
+        if let Notice::Conflict { peer, .. } = &mut notice {
+            *peer = Some("node-b".into());
+        }
+        let (_, _, note) = notice.render();
+        assert!(note.contains("is node \"node-b\"'s"), "{note}");
+        assert!(
+            note.len() < 1024,
+            "Events cap notes at 1 kB: {}",
+            note.len()
+        );
+        let r = notice.regarding(&World::default());
+        assert_eq!(
+            (r.kind.as_deref(), r.name.as_deref()),
+            (Some("Service"), Some("web"))
+        );
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! prefixed `ferrolb_speaker_`; MetalLB's, under its own names, are in
 //! [`metallb`]. docs/metrics.md lists both.
 
+pub mod conflicts;
 mod metallb;
 
 use crate::announcer::{PerIp, Protocol};
@@ -49,6 +50,9 @@ pub struct Metrics {
     pub foreign_announcements: Family<Labels, Counter>,
     /// Other stations' announcements the daemon was too slow to read.
     pub observations_dropped: Counter,
+    /// Second announcers: conflicts per IP, episodes, re-announcements,
+    /// probes.
+    pub conflicts: conflicts::Series,
     /// Live speakers as membership sees them.
     pub members_alive: Gauge,
     /// 1 for the liveness source in use, 0 for the other, by `source`.
@@ -153,6 +157,7 @@ impl Metrics {
             "Other stations' announcements of this node's addresses not delivered: the daemon was behind",
             self.observations_dropped.clone(),
         );
+        self.conflicts.register(r);
         r.register(
             "members_alive",
             "Speakers membership sees alive",
@@ -301,6 +306,7 @@ impl Metrics {
                 prev.foreign_announcements.get(p),
             );
         }
+        self.conflicts.observe_transport(cur, prev);
         inc_by_delta(
             &self.observations_dropped,
             now.observations_dropped,
@@ -469,6 +475,8 @@ mod tests {
                 frames_ignored: 0,
                 frames_malformed: malformed,
                 foreign_announcements: PerProtocol { arp: 2, ndp: 0 },
+                reasserted: PerProtocol { arp: 2, ndp: 0 },
+                probes_sent: PerProtocol { arp: 1, ndp: 1 },
             },
             send_errors: send,
             recv_errors: 1,
@@ -536,6 +544,9 @@ mod tests {
             ("foreign_announcements_total{protocol=\"arp\"}", "2"),
             ("foreign_announcements_total{protocol=\"ndp\"}", "0"),
             ("observations_dropped_total", "1"),
+            ("reassertions_total{protocol=\"arp\"}", "2"),
+            ("probes_sent_total{protocol=\"ndp\"}", "1"),
+            ("address_conflicts_total{peer=\"unknown\"}", "0"),
             ("gossip_datagrams_sent_total", "41"),
             ("gossip_datagrams_received_total", "25"),
             (
@@ -633,6 +644,8 @@ mod tests {
             gratuitous_sent: 1,
         };
         metrics.observe_layer2(&tally);
+        metrics.conflicts.set_ip(vip, 1);
+        metrics.conflicts.reported(true);
         for series in samples(&registry).keys() {
             let name = series.split('{').next().unwrap_or(series);
             assert!(

@@ -9,7 +9,8 @@
 //!   (debounced) and feeds [`sockets`] (one raw socket and announcer per
 //!   interface), [`events`], [`l2status`] (the ServiceL2Status records)
 //!   and [`metrics`]; on SIGTERM it stops make-before-break
-//!   ([`handover`]).
+//!   ([`handover`]). Other stations announcing its IPs are followed by
+//!   [`conflicts`].
 //! - [`liveness`] owns gossip as the secret file comes, changes or breaks,
 //!   and falls back to Node Ready conditions while there is no key.
 //! - [`start`] wires it all.
@@ -17,6 +18,7 @@
 //! Only [`watch`], [`events`], [`l2status`] and [`start`] talk to the API
 //! server.
 
+pub mod conflicts;
 pub mod convert;
 pub mod events;
 pub mod handover;
@@ -128,6 +130,8 @@ pub async fn start(cli: Cli) -> anyhow::Result<()> {
             repeats: cli.announce.garp_repeats,
             spacing: cli.announce.garp_spacing,
             reannounce: cli.announce.reannounce_interval,
+            probe: cli.announce.conflict_probe_interval,
+            probe_rate: cli.announce.conflict_probe_rate,
         },
         PacketConfig {
             promiscuous: cli.announce.promiscuous,
@@ -152,6 +156,10 @@ pub async fn start(cli: Cli) -> anyhow::Result<()> {
         desired: channel::channel(Desired::default()).0,
         observed,
         handover_timeout: cli.announce.shutdown_handover_timeout,
+        conflicts: conflicts::Settings {
+            forget_after: cli.announce.conflict_forget_after,
+            ..conflicts::Settings::default()
+        },
     };
     // On SIGTERM: freeze, then leave gossip (peers take over at once
     // instead of after a failed probe) while answering until each new

@@ -1,8 +1,10 @@
 //! The decision loop: on every change (debounced), bring the decision up
 //! to date ([`Engine`]: only what changed is decided again) and hand what
 //! changed to the transport, Events, logs and metrics. Nothing here walks
-//! every Service per change.
+//! every Service per change. Other stations' announcements of owned IPs
+//! go to [`Conflicts`], whose reports become warnings, Events and metrics.
 
+use super::conflicts::{self, peer_of, Conflicts, Sighting};
 use super::events::{Notice, Notices};
 use super::handover;
 use super::l2status::Records;
@@ -71,6 +73,9 @@ pub struct Daemon<L, A> {
     /// The longest a graceful stop answers for an IP whose new owner has
     /// not been seen (`--shutdown-handover-timeout`).
     pub handover_timeout: Duration,
+    /// When a second announcer is reported, and forgotten
+    /// (`--conflict-forget-after`).
+    pub conflicts: conflicts::Settings,
 }
 
 /// What [`Daemon::run`] hands back.
@@ -105,6 +110,7 @@ impl<L: Links, A: Announce> Daemon<L, A> {
         let mut engine = Engine::default();
         let mut first = true;
         let mut unannounced = Unannounced::default();
+        let mut conflicts = Conflicts::new(self.conflicts);
         let mut stats = tokio::time::interval(STATS_EVERY);
         let alive = self.live.borrow().len();
         self.metrics.members_alive.set(gauge(alive));
@@ -132,7 +138,12 @@ impl<L: Links, A: Announce> Daemon<L, A> {
                     continue;
                 }
                 Some(seen) = self.observed.recv() => {
-                    log_seen(&seen);
+                    take_seen(&mut conflicts, &seen);
+                    continue;
+                }
+                () = sleep_until(conflicts.next_deadline()) => {
+                    let due = conflicts.poll(Instant::now());
+                    self.report_conflicts(&conflicts, due).await;
                     continue;
                 }
                 () = sleep_until(self.records.as_ref().and_then(Records::next_due)) => {
@@ -168,6 +179,7 @@ impl<L: Links, A: Announce> Daemon<L, A> {
                 )
             };
             unannounced.count(&delta, &self.metrics);
+            conflicts.update(&self.node, &delta, Instant::now());
             let summary = Summary {
                 first,
                 unannounced: &unannounced.by_reason,
@@ -247,6 +259,69 @@ impl<L: Links, A: Announce> Daemon<L, A> {
         self.metrics
             .interface_problems
             .set(gauge(desired.link_problems.len()));
+    }
+
+    /// Reports what came due ([`Conflicts::poll`]): per new episode a
+    /// warning and an `AddressConflict` Event on each Service concerned,
+    /// naming the node the MAC belongs to when this node can tell
+    /// ([`peer_of`]); a line per episode that ended; the per-IP gauge.
+    async fn report_conflicts(&self, conflicts: &Conflicts, due: conflicts::Due) {
+        for (ip, mac) in &due.moved {
+            debug!(%ip, %mac, "another station announced an IP this node has let go since: an ordinary move");
+        }
+        let neighbours = if due.reports.is_empty() {
+            Vec::new()
+        } else {
+            self.links.neighbours().await.unwrap_or_else(|e| {
+                debug!(error = %e, "cannot read the neighbour table; the other station's node stays unknown");
+                Vec::new()
+            })
+        };
+        let mut notices = Vec::new();
+        {
+            let world = self.watched.world.borrow();
+            let nodes = || {
+                world
+                    .nodes()
+                    .values()
+                    .map(|n| (n.name.as_str(), n.internal_ip))
+            };
+            for r in &due.reports {
+                let peer = peer_of(r.mac, &neighbours, nodes(), &self.node);
+                let services: Vec<String> = r.services.iter().map(ToString::to_string).collect();
+                warn!(
+                    ip = %r.ip, mac = %r.mac, interface = %r.link, kind = %r.kind,
+                    peer = peer.as_deref().unwrap_or("unknown"), frames = r.frames, ?services,
+                    "another station announces an IP this node owns: {}",
+                    match &peer {
+                        Some(p) => format!("node {p:?}'s MAC: its speaker claims the IP too (their views of the cluster differ), or its kernel answers for it"),
+                        None => "not a known ferrolb speaker".into(),
+                    }
+                );
+                self.metrics.conflicts.reported(peer.is_some());
+                notices.extend(r.notify.iter().map(|service| Notice::Conflict {
+                    service: service.clone(),
+                    ip: r.ip,
+                    mac: r.mac,
+                    kind: r.kind,
+                    interface: r.link.clone(),
+                    node: self.node.clone(),
+                    peer: peer.clone(),
+                }));
+            }
+        }
+        self.send(notices);
+        for e in &due.ended {
+            info!(
+                ip = %e.ip, mac = %e.mac, interface = %e.link, frames = e.frames,
+                lasted_s = e.lasted.as_secs(),
+                "the second announcer of an IP this node owns has been quiet for {:?}",
+                self.conflicts.forget_after
+            );
+        }
+        for ip in due.touched() {
+            self.metrics.conflicts.set_ip(ip, conflicts.on(ip));
+        }
     }
 
     /// Queues Events; a full queue drops them (counted).
@@ -381,14 +456,22 @@ impl Unannounced {
 /// Another station announced one of our addresses. Expected after this
 /// node let it go; while it owns it, a race with the new owner during a
 /// move or a second station answering (counted in
-/// `ferrolb_speaker_foreign_announcements_total`).
-fn log_seen(seen: &Observation) {
+/// `ferrolb_speaker_foreign_announcements_total`, and followed by
+/// `conflicts` until reported or explained).
+fn take_seen(conflicts: &mut Conflicts, seen: &Observation) {
     let a = &seen.announcement;
     match seen.held {
-        Held::Owned => debug!(
-            ip = %a.ip, interface = %seen.link, mac = %a.mac, kind = %a.kind,
-            "another station announces an address this node owns"
-        ),
+        Held::Owned => match conflicts.observe(seen) {
+            Sighting::Started => debug!(
+                ip = %a.ip, interface = %seen.link, mac = %a.mac, kind = %a.kind,
+                "another station announces an address this node owns; reported if this node still owns it shortly"
+            ),
+            Sighting::Continued => {}
+            Sighting::Ignored(why) => debug!(
+                ip = %a.ip, interface = %seen.link, mac = %a.mac, kind = %a.kind,
+                "another station announces an address this node owns; not a conflict: {why}"
+            ),
+        },
         Held::HandingOver | Held::Withdrawn => debug!(
             ip = %a.ip, interface = %seen.link, mac = %a.mac, kind = %a.kind, held = seen.held.as_str(),
             "announced by its new owner"

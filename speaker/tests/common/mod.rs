@@ -11,7 +11,7 @@ use ferrolb_speaker::announcer::handover::Report;
 use ferrolb_speaker::announcer::Config;
 use ferrolb_speaker::daemon::metrics::Metrics;
 use ferrolb_speaker::daemon::run::Daemon;
-use ferrolb_speaker::daemon::{events, l2status, watch as watches};
+use ferrolb_speaker::daemon::{conflicts, events, l2status, watch as watches};
 use ferrolb_speaker::links::{self, Links};
 use ferrolb_speaker::transport::memory::Hub;
 use ferrolb_speaker::transport::run::Running;
@@ -185,6 +185,26 @@ pub fn speaker_leaving(
     records: Option<Client>,
     leave: BoxFuture<'static, ()>,
 ) -> Result<Speaker, Box<dyn std::error::Error>> {
+    #[rustfmt::skip]
+    let s = speaker_with(node, mac, hub, client, watched, live, tasks, records, leave, conflicts::Settings::default())?;
+    Ok(s)
+}
+
+/// [`speaker_leaving`] with the second-announcer timings of the test's
+/// choosing.
+#[allow(clippy::too_many_arguments)]
+pub fn speaker_with(
+    node: &str,
+    mac: u8,
+    hub: &Hub,
+    client: &Client,
+    watched: &watches::Watched,
+    live: &watch::Receiver<BTreeSet<String>>,
+    tasks: &mut JoinSet<()>,
+    records: Option<Client>,
+    leave: BoxFuture<'static, ()>,
+    conflicts: conflicts::Settings,
+) -> Result<Speaker, Box<dyn std::error::Error>> {
     let mac_bytes = [2, 0, 0, 0, 0, mac];
     let link: Arc<dyn Datalink> =
         Arc::new(hub.endpoint("eth0", ferrolb_speaker::wire::MacAddr(mac_bytes)));
@@ -217,6 +237,7 @@ pub fn speaker_leaving(
         desired: desired_tx,
         observed,
         handover_timeout: Duration::from_secs(3),
+        conflicts,
     };
     tasks.spawn(async move {
         let done = daemon

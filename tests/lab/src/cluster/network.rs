@@ -117,6 +117,19 @@ impl Cluster {
         self.lab.as_ref().expect("lab lives until drop")
     }
 
+    /// One more namespace on the lab's LAN (`eth0` on the main bridge, no
+    /// address, nothing running), for a station that is not part of the
+    /// cluster: a rogue announcer, another installation. It goes with the
+    /// lab's other namespaces when the cluster is dropped, a failed test
+    /// included.
+    pub fn add_lan_host(&mut self, name: &str) -> anyhow::Result<Host> {
+        let lab = self
+            .lab
+            .as_mut()
+            .ok_or_else(|| anyhow!("the lab is torn down"))?;
+        Ok(lab.add_host(name)?)
+    }
+
     /// The node called `name`.
     pub fn node(&self, name: &str) -> anyhow::Result<&LabNode> {
         self.nodes
