@@ -180,8 +180,8 @@ async fn measure_crash_detection_with(
 #[tokio::test]
 async fn a_killed_member_is_dropped_by_the_others_within_the_bound() {
     measure_crash_detection(
-        "crash detection, SWIM alone, defaults (150/75/250ms)",
-        Timing::lan(),
+        "crash detection, SWIM alone, fast (150/75/250ms)",
+        Timing::fast(),
     )
     .await;
 }
@@ -218,7 +218,7 @@ async fn a_killed_member_is_dropped_with_conservative_timing_too() {
         probe_period: Duration::from_millis(200),
         probe_rtt: Duration::from_millis(100),
         suspect_timeout: Duration::from_millis(300),
-        ..Timing::lan()
+        ..Timing::fast()
     };
     measure_crash_detection(
         "crash detection, conservative (200/100/300ms)",

@@ -86,8 +86,25 @@ impl Default for Timing {
 }
 
 impl Timing {
-    /// Sub-second detection on a LAN; see the module documentation.
+    /// The default: SWIM as membership and backstop behind the heartbeats
+    /// (which find a dead speaker in ~100 ms), tolerant of a speaker whose
+    /// runtime stalls for hundreds of milliseconds (a CPU quota): 1 s
+    /// probe period, 500 ms probe RTT, 3 s suspicion (a dead speaker is
+    /// dropped by SWIM alone in ~4-5 s). See
+    /// `docs/speaker-membership.md`.
     pub fn lan() -> Self {
+        Self {
+            probe_period: Duration::from_secs(1),
+            probe_rtt: Duration::from_millis(500),
+            suspect_timeout: Duration::from_secs(3),
+            ..Self::fast()
+        }
+    }
+
+    /// Sub-second detection by SWIM alone (150 ms / 75 ms / 250 ms), for
+    /// `--heartbeat-interval 0`: faster, and a speaker whose runtime
+    /// stalls for ~0.3 s is declared down.
+    pub fn fast() -> Self {
         Self {
             probe_period: Duration::from_millis(150),
             probe_rtt: Duration::from_millis(75),
@@ -292,14 +309,15 @@ pub struct MembershipArgs {
     /// time kubelet takes to update the Secret on every node.
     #[arg(long = "memberlist-secret-rotation-grace", env = "FERROLB_MEMBERLIST_SECRET_ROTATION_GRACE", default_value = "3m", value_parser = duration::parse_positive)]
     pub secret_rotation_grace: Duration,
-    /// How often each speaker probes another, e.g. `150ms`.
-    #[arg(long = "memberlist-probe-period", env = "FERROLB_MEMBERLIST_PROBE_PERIOD", default_value = "150ms", value_parser = duration::parse)]
+    /// How often each speaker probes another, e.g. `1s` (`150ms` with
+    /// heartbeats off).
+    #[arg(long = "memberlist-probe-period", env = "FERROLB_MEMBERLIST_PROBE_PERIOD", default_value = "1s", value_parser = duration::parse)]
     pub probe_period: Duration,
     /// How long to wait for a direct probe answer, e.g. `75ms`.
-    #[arg(long = "memberlist-probe-rtt", env = "FERROLB_MEMBERLIST_PROBE_RTT", default_value = "75ms", value_parser = duration::parse)]
+    #[arg(long = "memberlist-probe-rtt", env = "FERROLB_MEMBERLIST_PROBE_RTT", default_value = "500ms", value_parser = duration::parse)]
     pub probe_rtt: Duration,
-    /// How long a suspected speaker keeps counting as alive, e.g. `250ms`.
-    #[arg(long = "memberlist-suspect-timeout", env = "FERROLB_MEMBERLIST_SUSPECT_TIMEOUT", default_value = "250ms", value_parser = duration::parse)]
+    /// How long a suspected speaker keeps counting as alive, e.g. `3s`.
+    #[arg(long = "memberlist-suspect-timeout", env = "FERROLB_MEMBERLIST_SUSPECT_TIMEOUT", default_value = "3s", value_parser = duration::parse)]
     pub suspect_timeout: Duration,
     /// How often this speaker sends a heartbeat to each of its watchers,
     /// e.g. `20ms`; `0` turns fast liveness off (SWIM alone, ~0.5 s).
@@ -373,8 +391,21 @@ mod tests {
     }
 
     #[test]
-    fn the_default_timing_aims_at_sub_second_detection() {
+    fn the_default_timing_is_a_tolerant_backstop_well_inside_the_heartbeats_accusations() {
         let c = Timing::lan().to_foca().unwrap();
+        assert_eq!(c.probe_period, Duration::from_secs(1));
+        assert_eq!(c.probe_rtt, Duration::from_millis(500));
+        assert_eq!(c.suspect_to_down_after, Duration::from_secs(3));
+        // SWIM must have dropped a dead speaker before its watchers stop
+        // accusing it, or its IPs would come back to it for a while.
+        let accuse_for =
+            super::super::HeartbeatConfig::new(Duration::from_millis(20), 5, 3).accuse_for;
+        assert!(c.probe_period * 2 + c.suspect_to_down_after < accuse_for / 2);
+    }
+
+    #[test]
+    fn the_fast_timing_aims_at_sub_second_detection() {
+        let c = Timing::fast().to_foca().unwrap();
         assert_eq!(c.probe_period, Duration::from_millis(150));
         assert_eq!(c.probe_rtt, Duration::from_millis(75));
         assert_eq!(c.suspect_to_down_after, Duration::from_millis(250));
@@ -388,7 +419,7 @@ mod tests {
     fn a_probe_rtt_not_below_the_period_is_refused() {
         let t = Timing {
             probe_rtt: Duration::from_millis(150),
-            ..Timing::lan()
+            ..Timing::fast()
         };
         let err = t.to_foca().unwrap_err().to_string();
         assert!(err.contains("--memberlist-probe-rtt"), "{err}");
@@ -445,9 +476,15 @@ mod tests {
         let cli = Cli::try_parse_from(["speaker"]).unwrap();
         assert_eq!(cli.membership.port, 7946);
         assert!(cli.membership.bind_addr.is_unspecified());
-        assert_eq!(cli.membership.probe_period, Duration::from_millis(150));
-        assert_eq!(cli.membership.probe_rtt, Duration::from_millis(75));
-        assert_eq!(cli.membership.suspect_timeout, Duration::from_millis(250));
+        // The flags' defaults are `Timing::lan()`.
+        let lan = Timing::lan();
+        assert_eq!(cli.membership.probe_period, lan.probe_period);
+        assert_eq!(cli.membership.probe_rtt, lan.probe_rtt);
+        assert_eq!(cli.membership.suspect_timeout, lan.suspect_timeout);
+        assert_eq!(
+            cli.membership.heartbeat_interval,
+            DEFAULT_HEARTBEAT_INTERVAL
+        );
         assert_eq!(cli.membership.secret_poll, DEFAULT_SECRET_POLL);
         assert_eq!(cli.membership.secret_rotation_grace, DEFAULT_ROTATION_GRACE);
     }

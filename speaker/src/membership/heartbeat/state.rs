@@ -79,7 +79,7 @@ impl Config {
             watchers,
             refresh: Duration::from_millis(250),
             ttl: Duration::from_secs(1),
-            accuse_for: Duration::from_secs(5),
+            accuse_for: Duration::from_secs(30),
             max_future: Duration::from_secs(600),
             limits: Limits::default(),
         }
