@@ -20,7 +20,7 @@
 //! - [`Phase::Steady`]: claims only.
 
 use super::claims::{ClaimBook, Message, Received};
-use super::{decide, ColdStart, Decision, Inputs, Mode, Node, Service};
+use super::{decide, ColdStart, Decision, How, Inputs, Mode, Node, Outcome, Service};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
@@ -37,6 +37,10 @@ pub struct Config {
     /// The longest a cold start lasts, counted from the start: how long
     /// the IPs of a node whose speaker has not come back stay reserved.
     pub settle: Duration,
+    /// How long a Service that a live candidate gave up is left to the
+    /// node it gave it up to before this speaker takes it (rule 10): more
+    /// than the time a claims message takes.
+    pub yield_grace: Duration,
 }
 
 impl Default for Config {
@@ -46,6 +50,7 @@ impl Default for Config {
             refresh: Duration::from_secs(1),
             listen: Duration::from_secs(3),
             settle: Duration::from_secs(10),
+            yield_grace: Duration::from_millis(200),
         }
     }
 }
@@ -78,6 +83,12 @@ pub struct Member<K> {
     recorded_nodes: BTreeSet<Node>,
     services: BTreeMap<K, Service>,
     decision: Decision<K>,
+    /// The owner of each Service in the last decision; a Service waiting
+    /// for its grace keeps the node that gave it up.
+    owners: BTreeMap<K, Node>,
+    /// Services the decision places here that a live candidate gave up,
+    /// since when (rule 10).
+    yielded: BTreeMap<K, Duration>,
     /// What this speaker announces and has published; `None` while
     /// listening.
     held: Option<BTreeSet<K>>,
@@ -127,6 +138,8 @@ impl<K: Ord + Clone> Member<K> {
             records,
             services: BTreeMap::new(),
             decision: Decision::default(),
+            owners: BTreeMap::new(),
+            yielded: BTreeMap::new(),
             held: None,
             seq: 1,
             published_settling: phase != Phase::Steady,
@@ -207,13 +220,20 @@ impl<K: Ord + Clone> Member<K> {
     /// call again at the latest.
     pub fn poll(&mut self, now: Duration, send: &mut dyn FnMut(&Node, Message<K>)) -> Duration {
         self.advance_phase(now);
+        if self
+            .yielded
+            .values()
+            .any(|since| now >= *since + self.config.yield_grace)
+        {
+            self.dirty = true;
+        }
         if self.phase != Phase::Listening {
             for _ in 0..SETTLE_ROUNDS {
                 if !self.dirty {
                     break;
                 }
                 self.dirty = false;
-                self.decide();
+                self.decide(now);
             }
         }
         let settling = self.phase != Phase::Steady;
@@ -226,6 +246,9 @@ impl<K: Ord + Clone> Member<K> {
             Phase::Listening => next = next.min(self.started + self.config.listen),
             Phase::Settling => next = next.min(self.started + self.config.settle),
             Phase::Steady => {}
+        }
+        if let Some(since) = self.yielded.values().min() {
+            next = next.min(*since + self.config.yield_grace);
         }
         if self.dirty {
             next = next.min(now + Duration::from_millis(1));
@@ -260,7 +283,7 @@ impl<K: Ord + Clone> Member<K> {
         }
     }
 
-    fn decide(&mut self) {
+    fn decide(&mut self, now: Duration) {
         let cold_start = (self.phase == Phase::Settling).then_some(ColdStart {
             records: &self.records,
             live: &self.live,
@@ -271,7 +294,37 @@ impl<K: Ord + Clone> Member<K> {
             claims: self.book.claims(),
             cold_start,
         });
-        let held = self.decision.held_by(&self.me);
+        let mut held = BTreeSet::new();
+        let mut yielded = BTreeMap::new();
+        let mut owners = BTreeMap::new();
+        for (key, outcome) in self.decision.outcomes() {
+            let Outcome::Owner { node, how } = outcome else {
+                continue;
+            };
+            if *node == self.me && *how == How::Placed {
+                // Rule 10: given up by a node that is still a live
+                // candidate, most likely to a better claimant whose claims
+                // have not reached us yet.
+                let gave_up = self.owners.get(key).filter(|prev| {
+                    **prev != self.me
+                        && self.services.get(key).is_some_and(|s| s.is_candidate(prev))
+                });
+                if let Some(prev) = gave_up {
+                    let since = self.yielded.get(key).copied().unwrap_or(now);
+                    if now < since + self.config.yield_grace {
+                        yielded.insert(key.clone(), since);
+                        owners.insert(key.clone(), prev.clone());
+                        continue;
+                    }
+                }
+            }
+            if *node == self.me {
+                held.insert(key.clone());
+            }
+            owners.insert(key.clone(), node.clone());
+        }
+        self.owners = owners;
+        self.yielded = yielded;
         if self.held.as_ref() != Some(&held) {
             self.held = Some(held);
             self.publish();
