@@ -4,6 +4,7 @@
 use super::{Decision, How, Inputs, Mode, Node, Outcome, Service};
 use crate::election::{self, ip_key, rank_with_key, Scores};
 use std::borrow::Cow;
+use std::cell::OnceCell;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
@@ -68,7 +69,10 @@ fn hashed<K: Ord + Clone>(services: &BTreeMap<K, Service>) -> Decision<K> {
 
 /// The Services elected under one IP.
 struct Unit<'a, K> {
-    ip_key: String,
+    ip: IpAddr,
+    /// The IP as the hash order writes it, made when first needed (a
+    /// Service held by one claimant needs no hashing).
+    ip_key: OnceCell<String>,
     members: Vec<&'a K>,
     candidates: Cow<'a, [Node]>,
     scores: &'a Scores,
@@ -98,7 +102,8 @@ impl<'a, K> Unit<'a, K> {
             }
         };
         Self {
-            ip_key: ip_key(ip),
+            ip,
+            ip_key: OnceCell::new(),
             rebalance: members.iter().any(|(_, s)| s.rebalance),
             scores: &first.scores,
             members: members.into_iter().map(|(k, _)| k).collect(),
@@ -110,6 +115,10 @@ impl<'a, K> Unit<'a, K> {
         self.candidates
             .binary_search_by(|n| (**n).cmp(node))
             .is_ok()
+    }
+
+    fn rank(&self, node: &str) -> [u8; 32] {
+        rank_with_key(node, self.ip_key.get_or_init(|| ip_key(self.ip)))
     }
 
     fn score(&self, node: &str) -> u64 {
@@ -124,7 +133,7 @@ impl<'a, K> Unit<'a, K> {
         nodes
             .iter()
             .copied()
-            .min_by_key(|n| (Reverse(self.score(n)), rank_with_key(n, &self.ip_key), *n))
+            .min_by_key(|n| (Reverse(self.score(n)), self.rank(n), *n))
             .unwrap_or(nodes[0])
     }
 
@@ -142,8 +151,7 @@ impl<'a, K> Unit<'a, K> {
         let winner = if tied.len() == 1 {
             tied[0]
         } else {
-            tied.into_iter()
-                .min_by_key(|n| (rank_with_key(n, &self.ip_key), *n))?
+            tied.into_iter().min_by_key(|n| (self.rank(n), *n))?
         };
         Some((winner, best))
     }

@@ -31,7 +31,7 @@ impl Setup {
 }
 
 fn group_ip(g: usize) -> IpAddr {
-    if g % 2 == 0 {
+    if g.is_multiple_of(2) {
         IpAddr::V4(Ipv4Addr::new(198, 51, 100, g as u8))
     } else {
         IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, g as u16))
