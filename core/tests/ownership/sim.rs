@@ -83,8 +83,8 @@ pub struct Sim {
     since: BTreeMap<u32, (BTreeSet<usize>, u64)>,
     /// Every node that announced each Service since [`Sim::watch`].
     pub seen: BTreeMap<u32, BTreeSet<usize>>,
-    /// The last time two nodes announced one Service (since `watch`).
-    pub last_double: Option<u64>,
+    /// The last time two nodes announced each Service (since `watch`).
+    pub last_double: BTreeMap<u32, u64>,
     pub sent: u64,
 }
 
@@ -114,7 +114,7 @@ impl Sim {
             records: BTreeMap::new(),
             since: BTreeMap::new(),
             seen: BTreeMap::new(),
-            last_double: None,
+            last_double: BTreeMap::new(),
             sent: 0,
         };
         for i in 0..n {
@@ -226,7 +226,7 @@ impl Sim {
     /// Forgets what was seen so far.
     pub fn watch(&mut self) {
         self.seen.clear();
-        self.last_double = None;
+        self.last_double.clear();
     }
 
     fn send(&mut self, from: usize, to: usize, msg: Message<u32>) {
@@ -352,7 +352,7 @@ impl Sim {
         for (k, set) in self.announcers() {
             self.seen.entry(k).or_default().extend(set.iter().copied());
             if set.len() > 1 {
-                self.last_double = Some(now);
+                self.last_double.insert(k, now);
             }
             let entry = self.since.entry(k).or_insert_with(|| (set.clone(), now));
             if entry.0 != set {
