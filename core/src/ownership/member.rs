@@ -402,3 +402,6 @@ impl<K: Ord + Clone> Member<K> {
         &self.me
     }
 }
+
+#[cfg(test)]
+mod tests;
