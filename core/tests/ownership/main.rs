@@ -3,5 +3,6 @@
 //! simulated network with delays, loss, partitions and restarts.
 
 mod decision;
+mod measure;
 mod protocol;
 mod sim;
