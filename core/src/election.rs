@@ -241,7 +241,7 @@ pub fn rank(node: &str, ip: IpAddr) -> [u8; 32] {
     rank_with_key(node, &ip_key(ip))
 }
 
-fn rank_with_key(node: &str, key: &str) -> [u8; 32] {
+pub(crate) fn rank_with_key(node: &str, key: &str) -> [u8; 32] {
     let mut hasher = Sha256::new();
     hasher.update(node.as_bytes());
     hasher.update(b"#");
@@ -249,7 +249,7 @@ fn rank_with_key(node: &str, key: &str) -> [u8; 32] {
     hasher.finalize().into()
 }
 
-fn ip_key(ip: IpAddr) -> String {
+pub(crate) fn ip_key(ip: IpAddr) -> String {
     match ip {
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
             Some(v4) => v4.to_string(),

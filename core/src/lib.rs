@@ -11,6 +11,9 @@
 //!   node announces, and why a Service is announced by nobody.
 //! - [`liveness`]: a peer's liveness from its heartbeats (BFD's detection
 //!   time; stale and replayed heartbeats change nothing).
+//! - [`ownership`]: owners that stay put: the claims every speaker
+//!   publishes decide, new and orphaned IPs go to the least loaded node,
+//!   MetalLB's hash as an option.
 //!
 //! This crate has no kube, k8s-openapi, tokio or other I/O dependency, and
 //! `scripts/check-core-deps` keeps it that way: the binaries convert API
@@ -22,5 +25,6 @@ pub mod allocator;
 pub mod announce;
 pub mod election;
 pub mod liveness;
+pub mod ownership;
 pub mod range;
 pub mod selector;
