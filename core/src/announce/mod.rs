@@ -22,11 +22,14 @@ pub mod model;
 pub mod world;
 
 use crate::election::{self, NoCandidate, NodeInfo, Rules, Scores};
+use crate::ownership::{self, Effective, Member, Message, Node};
 use interfaces::{Excludes, HostInterface, LinkProblem};
 use model::{AdInfo, ObjectKey, PoolInfo, ServiceInfo};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt;
 use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
 pub use world::{Changed, Changes, World};
 
 /// What only this node knows.
@@ -76,6 +79,17 @@ pub enum Unannounced {
     },
     /// The election found no candidate.
     NoCandidate(NoCandidate),
+    /// Sticky ownership: this speaker has just started and listens for
+    /// its peers' claims before deciding anything (at most
+    /// `--ownership-listen`).
+    Undecided,
+    /// Sticky ownership, after every speaker restarted: the Service's
+    /// ServiceL2Status record names `node`, whose speaker is not back yet;
+    /// nobody announces it until it is, or the cold start ends.
+    Reserved {
+        /// The recorded owner.
+        node: String,
+    },
 }
 
 impl Unannounced {
@@ -87,7 +101,17 @@ impl Unannounced {
             Self::NoMatchingAdvertisement { .. } => "NoMatchingL2Advertisement",
             Self::SharedWithServiceSelectors { .. } => "SharedIPWithServiceSelectors",
             Self::NoCandidate(why) => why.reason(),
+            Self::Undecided => "OwnerUndecided",
+            Self::Reserved { .. } => "ReservedForRecordedOwner",
         }
+    }
+
+    /// Whether this is a passing state of sticky ownership
+    /// ([`Unannounced::Undecided`], [`Unannounced::Reserved`]) rather
+    /// than a fact about the Service or the cluster: not worth an Event,
+    /// and no reason to delete the Service's record.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Self::Undecided | Self::Reserved { .. })
     }
 }
 
@@ -114,6 +138,14 @@ impl fmt::Display for Unannounced {
                 "the service has an allow-shared-ip annotation and L2Advertisement {advertisement}, which applies to it, has serviceSelectors: services sharing an IP could be announced from different nodes, so its IPs are not announced; remove the serviceSelectors or the annotation"
             ),
             Self::NoCandidate(why) => why.fmt(f),
+            Self::Undecided => write!(
+                f,
+                "this speaker has just started and waits for its peers' ownership claims before deciding"
+            ),
+            Self::Reserved { node } => write!(
+                f,
+                "every speaker restarted and the service's ServiceL2Status record names node {node:?}, whose speaker is not back yet: the IP waits for it (at most --ownership-settle)"
+            ),
         }
     }
 }
@@ -212,6 +244,10 @@ pub struct Delta {
     /// change, a new `me` or [`Rules`], or a world whose change log this
     /// engine fell behind).
     pub all: bool,
+    /// Sticky ownership is still listening ([`Owners::ready`]): nothing
+    /// was decided, the changes wait for the first decision, and
+    /// [`Engine::desired`] is what it was.
+    pub waiting: bool,
 }
 
 impl Delta {
@@ -219,6 +255,76 @@ impl Delta {
     pub fn announce_changed(&self) -> bool {
         !self.announced.is_empty() || !self.withdrawn.is_empty()
     }
+}
+
+/// Sticky ownership as the engine consults it ([`Engine::update_owned`]):
+/// the engine tells it each Service's candidates, asks it to decide, and
+/// reads each owner. [`Polled`] implements it over an
+/// [`ownership::Member`].
+pub trait Owners {
+    /// The candidates of `key` under the current view (`None`: it left
+    /// the world or nobody may announce it).
+    fn set_service(&mut self, key: &ObjectKey, service: Option<ownership::Service>);
+    /// Decides with what was set; the Services whose owner changed since
+    /// the last call.
+    fn decide(&mut self) -> BTreeSet<ObjectKey>;
+    /// Whether decisions are made yet (a started speaker listens first).
+    fn ready(&self) -> bool;
+    /// Who announces `key`.
+    fn effective(&self, key: &ObjectKey) -> Effective<'_>;
+}
+
+/// An [`ownership::Member`] polled at `now`, what it sends going to
+/// `send`: the [`Owners`] the speaker hands the engine.
+pub struct Polled<'a> {
+    /// The member.
+    pub member: &'a mut Member<ObjectKey>,
+    /// The time, as the member counts it.
+    pub now: Duration,
+    /// Where its messages go.
+    pub send: &'a mut dyn FnMut(&Node, Message<ObjectKey>),
+    /// When to poll the member again at the latest (set by
+    /// [`Owners::decide`]).
+    pub next: Option<Duration>,
+}
+
+impl fmt::Debug for Polled<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Polled")
+            .field("me", self.member.me())
+            .field("now", &self.now)
+            .field("next", &self.next)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Owners for Polled<'_> {
+    fn set_service(&mut self, key: &ObjectKey, service: Option<ownership::Service>) {
+        self.member.set_service(key, service);
+    }
+
+    fn decide(&mut self) -> BTreeSet<ObjectKey> {
+        self.next = Some(self.member.poll(self.now, self.send));
+        self.member.take_changed()
+    }
+
+    fn ready(&self) -> bool {
+        self.member.phase() != ownership::Phase::Listening
+    }
+
+    fn effective(&self, key: &ObjectKey) -> Effective<'_> {
+        self.member.effective(key)
+    }
+}
+
+/// How [`Engine::verdict`] chooses the owner.
+enum Pick<'o> {
+    /// MetalLB's hash ([`election::owner_preferring`]).
+    Hash,
+    /// Sticky, first pass: tell the owners the candidates.
+    Prepare(&'o mut dyn Owners),
+    /// Sticky, second pass: read the owners' decision.
+    Final(&'o dyn Owners),
 }
 
 /// The announce decision, kept up to date change by change.
@@ -247,6 +353,17 @@ pub struct Engine {
     desired: Desired,
     /// How many Services announce each pair (IPs can be shared).
     refs: HashMap<(IpAddr, String), u32>,
+    /// Whether the last update was sticky ([`Engine::update_owned`]).
+    sticky: bool,
+    /// Sticky: Services changed while the owners listened, decided at the
+    /// first decision (`waiting_all`: every Service).
+    waiting: BTreeSet<ObjectKey>,
+    waiting_all: bool,
+    /// Sticky: the nodes by name and the candidate lists handed out, so
+    /// Services with the same candidates share one list.
+    names: HashMap<String, Node>,
+    lists: HashSet<Arc<[Node]>>,
+    no_scores: Arc<Scores>,
 }
 
 #[derive(Debug, PartialEq)]
@@ -283,7 +400,7 @@ struct Shape {
 #[derive(Debug)]
 struct Variant {
     selected: BTreeSet<String>,
-    scores: Scores,
+    scores: Arc<Scores>,
 }
 
 impl Engine {
@@ -293,8 +410,30 @@ impl Engine {
     }
 
     /// Brings [`Engine::desired`] up to date with `world` and `local`, and
-    /// says what changed.
+    /// says what changed; owners by MetalLB's hash.
     pub fn update(&mut self, world: &World, local: &Local<'_>) -> Delta {
+        self.update_with(world, local, None)
+    }
+
+    /// The same with sticky ownership: each Service's owner is what
+    /// `owners` decides among the candidates the hash would choose from.
+    /// Call it also when the owners' decision may have changed (a message
+    /// or a timer of the [`ownership::Member`]) with nothing else new.
+    pub fn update_owned(
+        &mut self,
+        world: &World,
+        local: &Local<'_>,
+        owners: &mut dyn Owners,
+    ) -> Delta {
+        self.update_with(world, local, Some(owners))
+    }
+
+    fn update_with(
+        &mut self,
+        world: &World,
+        local: &Local<'_>,
+        owners: Option<&mut dyn Owners>,
+    ) -> Delta {
         let mut delta = Delta::default();
         let (ad_links, interfaces, problems) = read_local(world, local);
         if interfaces != self.desired.interfaces {
@@ -308,10 +447,17 @@ impl Engine {
         self.desired.link_problems = problems;
         let same_world = self.seen.is_some_and(|(id, _)| id == world.id());
         let since = self.seen.map_or(0, |(_, seq)| seq);
-        let me_same = self
-            .local
-            .as_ref()
-            .is_some_and(|l| l.me == local.me && l.rules == local.rules);
+        let sticky = owners.is_some();
+        let me_same = self.sticky == sticky
+            && self
+                .local
+                .as_ref()
+                .is_some_and(|l| l.me == local.me && l.rules == local.rules);
+        if !me_same {
+            self.waiting.clear();
+            self.waiting_all = false;
+        }
+        self.sticky = sticky;
         let local_same = me_same
             && self
                 .local
@@ -333,22 +479,89 @@ impl Engine {
                 ad_links,
             })
         };
-        match changes {
-            Changes::All => self.decide_all(world, local, &mut delta),
-            Changes::None if local_same => {}
-            Changes::None => {
-                self.decide_scoped(world, local, Changed::default(), before, &mut delta)
+        let (all, mut keys) = match changes {
+            Changes::All => {
+                self.plans.clear();
+                self.nodes = node_infos(world, local);
+                self.names.clear();
+                self.lists.clear();
+                (true, Vec::new())
             }
-            Changes::Some(changed) => self.decide_scoped(world, local, changed, before, &mut delta),
+            Changes::None if local_same => (false, Vec::new()),
+            Changes::None => (
+                false,
+                self.scoped(world, local, Changed::default(), before, sticky),
+            ),
+            Changes::Some(changed) => (false, self.scoped(world, local, changed, before, sticky)),
+        };
+        let Some(owners) = owners else {
+            if all {
+                self.decide_all(world, local, &mut delta, Pick::Hash);
+            } else {
+                for key in &keys {
+                    self.decide(world, local, key, &mut delta, false, Pick::Hash);
+                }
+                settle(&mut delta);
+            }
+            return delta;
+        };
+        // Sticky: candidates first, then one decision, then the verdicts
+        // of what changed and of what the decision moved.
+        if all {
+            let every = world.services().keys().chain(self.desired.services.keys());
+            keys = every
+                .cloned()
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect();
         }
+        for key in &keys {
+            self.prepare(world, local, key, owners);
+        }
+        let moved = owners.decide();
+        if !owners.ready() {
+            self.waiting.extend(keys);
+            self.waiting_all |= all;
+            delta.waiting = true;
+            return delta;
+        }
+        if all || std::mem::take(&mut self.waiting_all) {
+            self.waiting.clear();
+            self.decide_all(world, local, &mut delta, Pick::Final(owners));
+            return delta;
+        }
+        let mut keys: BTreeSet<ObjectKey> = keys.into_iter().collect();
+        keys.append(&mut self.waiting);
+        keys.extend(moved);
+        for key in &keys {
+            self.decide(world, local, key, &mut delta, false, Pick::Final(owners));
+        }
+        settle(&mut delta);
         delta
     }
 
+    /// Sticky, first pass: hands `owners` the candidates of `key`.
+    fn prepare(
+        &mut self,
+        world: &World,
+        local: &Local<'_>,
+        key: &ObjectKey,
+        owners: &mut dyn Owners,
+    ) {
+        let Some(svc) = world.services().get(key) else {
+            owners.set_service(key, None);
+            return;
+        };
+        if let Verdict::Unannounced(why) = self.verdict(world, local, svc, Pick::Prepare(owners)) {
+            if !why.is_transient() {
+                owners.set_service(key, None);
+            }
+        }
+    }
+
     /// Decides every Service again.
-    fn decide_all(&mut self, world: &World, local: &Local<'_>, delta: &mut Delta) {
+    fn decide_all(&mut self, world: &World, local: &Local<'_>, delta: &mut Delta, pick: Pick<'_>) {
         delta.all = true;
-        self.plans.clear();
-        self.nodes = node_infos(world, local);
         let gone: Vec<ObjectKey> = self
             .desired
             .services
@@ -360,8 +573,9 @@ impl Engine {
         // from every decision, and the delta is the difference of the sets.
         let before = std::mem::take(&mut self.desired.announce);
         self.refs.clear();
+        let mut pick = pick;
         for key in gone.iter().chain(world.services().keys()) {
-            self.decide(world, local, key, delta, true);
+            self.decide(world, local, key, delta, true, pick.reborrow());
         }
         delta.announced = self.desired.announce.difference(&before).cloned().collect();
         delta.withdrawn = before.difference(&self.desired.announce).cloned().collect();
@@ -393,14 +607,20 @@ impl Engine {
     /// labels and those advertisements, so only N's can have moved). Any
     /// change to an advertisement applying to a shaped pool decides that
     /// pool's Services again.
-    fn decide_scoped(
+    ///
+    /// With sticky ownership a node change can move any Service the node
+    /// is a candidate of (claims and loads decide, not the hash), so every
+    /// Service is prepared again: the owners decide what moves.
+    ///
+    /// Returns the Services to decide again.
+    fn scoped(
         &mut self,
         world: &World,
         local: &Local<'_>,
         changed: Changed<'_>,
         before: Option<LocalSeen>,
-        delta: &mut Delta,
-    ) {
+        sticky: bool,
+    ) -> Vec<ObjectKey> {
         // Nodes whose eligibility may have changed, and those of them
         // that may have become eligible.
         let mut touched: BTreeSet<&str> = changed.nodes.clone();
@@ -470,7 +690,8 @@ impl Engine {
                 } else {
                     None
                 };
-                let redo = pool.is_some_and(|p| dirty_pools.contains(p))
+                let redo = sticky
+                    || pool.is_some_and(|p| dirty_pools.contains(p))
                     || match &decision.verdict {
                         Verdict::Unannounced(Unannounced::NoCandidate(_)) => !touched.is_empty(),
                         Verdict::Unannounced(_) => false,
@@ -509,13 +730,7 @@ impl Engine {
                 }
             }
         }
-        for key in changed.services {
-            self.decide(world, local, key, delta, false);
-        }
-        for key in &extra {
-            self.decide(world, local, key, delta, false);
-        }
-        settle(delta);
+        changed.services.into_iter().cloned().chain(extra).collect()
     }
 
     /// Decides `key` again and records the change, if any. `recount`: the
@@ -528,10 +743,11 @@ impl Engine {
         key: &ObjectKey,
         delta: &mut Delta,
         recount: bool,
+        pick: Pick<'_>,
     ) {
         let after = world.services().get(key).map(|svc| Decision {
             ips: svc.ips.clone(),
-            verdict: self.verdict(world, local, svc),
+            verdict: self.verdict(world, local, svc, pick),
         });
         if recount {
             for (ip, iface) in pairs(after.as_ref(), local.me) {
@@ -586,7 +802,13 @@ impl Engine {
         }
     }
 
-    fn verdict(&mut self, world: &World, local: &Local<'_>, svc: &ServiceInfo) -> Verdict {
+    fn verdict(
+        &mut self,
+        world: &World,
+        local: &Local<'_>,
+        svc: &ServiceInfo,
+        pick: Pick<'_>,
+    ) -> Verdict {
         // `ServiceInfo` always holds an IP; one built without any has
         // nothing to place in a pool or to announce.
         let Some(key) = election::service_key(&svc.ips) else {
@@ -608,12 +830,11 @@ impl Engine {
         }
         // The advertisements covering this Service, and the nodes and
         // scores they give.
-        let none = Scores::new();
         // `None`: every applying advertisement (no allocation per Service
         // in the common, unshaped pool).
         let mut matching_keys: Option<Vec<&ObjectKey>> = None;
         let (selected, scores) = match &mut plan.shape {
-            None => (&plan.selected, &none),
+            None => (&plan.selected, &self.no_scores),
             Some(shape) => {
                 let matching: Vec<(u32, &AdInfo)> = plan
                     .applying
@@ -648,11 +869,46 @@ impl Engine {
         };
         let policy = model::traffic_policy(svc.local, world.slices_of(&svc.key));
         let rules = local.rules;
-        let node =
-            match election::owner_preferring(key, &self.nodes, selected, &policy, scores, rules) {
-                Ok(node) => node.to_owned(),
-                Err(why) => return Verdict::Unannounced(Unannounced::NoCandidate(why)),
-            };
+        let node = match pick {
+            Pick::Hash => {
+                match election::owner_preferring(key, &self.nodes, selected, &policy, scores, rules)
+                {
+                    Ok(node) => node.to_owned(),
+                    Err(why) => return Verdict::Unannounced(Unannounced::NoCandidate(why)),
+                }
+            }
+            Pick::Prepare(owners) => {
+                let names = match election::candidates_with(&self.nodes, selected, &policy, rules) {
+                    Ok(names) => names,
+                    Err(why) => return Verdict::Unannounced(Unannounced::NoCandidate(why)),
+                };
+                let list = intern(&mut self.names, &mut self.lists, &names);
+                let service = ownership::Service::new(key, list)
+                    .with_scores(Arc::clone(scores))
+                    .with_rebalance(svc.rebalance);
+                owners.set_service(&svc.key, Some(service));
+                return Verdict::Unannounced(Unannounced::Undecided);
+            }
+            Pick::Final(owners) => {
+                // The candidates decide whether anyone may announce it.
+                if let Err(why) = election::candidates_with(&self.nodes, selected, &policy, rules) {
+                    return Verdict::Unannounced(Unannounced::NoCandidate(why));
+                }
+                match owners.effective(&svc.key) {
+                    Effective::Owner(node) => node.to_string(),
+                    Effective::Reserved(node) => {
+                        return Verdict::Unannounced(Unannounced::Reserved {
+                            node: node.to_string(),
+                        })
+                    }
+                    // A Service the owners have not seen yet (it cannot
+                    // happen once they decided with its candidates).
+                    Effective::Nobody | Effective::Undecided => {
+                        return Verdict::Unannounced(Unannounced::Undecided)
+                    }
+                }
+            }
+        };
         let interfaces = if node == local.me {
             let ad_links = self.local.as_ref().map(|l| &l.ad_links);
             match matching_keys {
@@ -664,6 +920,43 @@ impl Engine {
         };
         Verdict::Owner { node, interfaces }
     }
+}
+
+impl<'o> Pick<'o> {
+    /// The same pick for one more call.
+    fn reborrow(&mut self) -> Pick<'_> {
+        match self {
+            Pick::Hash => Pick::Hash,
+            Pick::Prepare(o) => Pick::Prepare(&mut **o),
+            Pick::Final(o) => Pick::Final(&**o),
+        }
+    }
+}
+
+/// The shared candidate list for `names` (sorted, as
+/// [`election::candidates_with`] returns them).
+fn intern(
+    nodes: &mut HashMap<String, Node>,
+    lists: &mut HashSet<Arc<[Node]>>,
+    names: &[&str],
+) -> Arc<[Node]> {
+    let list: Vec<Node> = names
+        .iter()
+        .map(|n| {
+            if let Some(node) = nodes.get(*n) {
+                return Arc::clone(node);
+            }
+            let node: Node = Arc::from(*n);
+            nodes.insert((*n).to_owned(), Arc::clone(&node));
+            node
+        })
+        .collect();
+    if let Some(shared) = lists.get(list.as_slice()) {
+        return Arc::clone(shared);
+    }
+    let shared: Arc<[Node]> = list.into();
+    lists.insert(Arc::clone(&shared));
+    shared
 }
 
 /// The union, sorted, of the interfaces the advertisements `keys` use on
@@ -778,7 +1071,10 @@ impl Variant {
                 scores.insert(n.name.clone(), score);
             }
         }
-        Self { selected, scores }
+        Self {
+            selected,
+            scores: Arc::new(scores),
+        }
     }
 }
 

@@ -74,6 +74,10 @@ pub struct ServiceInfo {
     /// share its IPs with other Services, so no advertisement with
     /// `serviceSelectors` may announce it ([`Unannounced::SharedWithServiceSelectors`](super::Unannounced::SharedWithServiceSelectors)).
     pub allows_sharing: bool,
+    /// It carries the `ferrolb.io/rebalance` annotation: with sticky
+    /// ownership its IP may move when that evens the load (rule 6 of
+    /// `docs/speaker-ownership.md`).
+    pub rebalance: bool,
 }
 
 /// A Service's labels, compact and shared: the sorted `(key, value)` pairs

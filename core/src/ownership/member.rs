@@ -86,6 +86,12 @@ pub struct Member<K> {
     /// The owner of each Service in the last decision; a Service waiting
     /// for its grace keeps the node that gave it up.
     owners: BTreeMap<K, Node>,
+    /// Services reserved for a recorded owner that is not back yet (cold
+    /// start, rule 4).
+    reserved: BTreeMap<K, Node>,
+    /// Services whose effective owner ([`Member::effective`]) changed since
+    /// [`Member::take_changed`] was last called.
+    changed: BTreeSet<K>,
     /// Services the decision places here that a live candidate gave up,
     /// since when (rule 10).
     yielded: BTreeMap<K, Duration>,
@@ -139,6 +145,8 @@ impl<K: Ord + Clone> Member<K> {
             services: BTreeMap::new(),
             decision: Decision::default(),
             owners: BTreeMap::new(),
+            reserved: BTreeMap::new(),
+            changed: BTreeSet::new(),
             yielded: BTreeMap::new(),
             held: None,
             seq: 1,
@@ -181,6 +189,25 @@ impl<K: Ord + Clone> Member<K> {
     pub fn set_services(&mut self, services: BTreeMap<K, Service>) {
         self.services = services;
         self.dirty = true;
+    }
+
+    /// Sets one Service (`None`: it left, or has no candidate): the
+    /// incremental form of [`Member::set_services`]. Setting what is
+    /// already there changes nothing.
+    pub fn set_service(&mut self, key: &K, service: Option<Service>) {
+        match service {
+            Some(service) => {
+                if self.services.get(key) != Some(&service) {
+                    self.services.insert(key.clone(), service);
+                    self.dirty = true;
+                }
+            }
+            None => {
+                if self.services.remove(key).is_some() {
+                    self.dirty = true;
+                }
+            }
+        }
     }
 
     /// Membership renewed this speaker's identity (it had been declared
@@ -250,7 +277,9 @@ impl<K: Ord + Clone> Member<K> {
         if let Some(since) = self.yielded.values().min() {
             next = next.min(*since + self.config.yield_grace);
         }
-        if self.dirty {
+        // While listening nothing is decided: the next message or the end
+        // of `listen` wakes it.
+        if self.dirty && self.phase != Phase::Listening {
             next = next.min(now + Duration::from_millis(1));
         }
         next
@@ -323,7 +352,19 @@ impl<K: Ord + Clone> Member<K> {
             }
             owners.insert(key.clone(), node.clone());
         }
+        let reserved: BTreeMap<K, Node> = self
+            .decision
+            .outcomes()
+            .iter()
+            .filter_map(|(k, o)| match o {
+                Outcome::Reserved { node } => Some((k.clone(), node.clone())),
+                _ => None,
+            })
+            .collect();
+        diff_into(&self.owners, &owners, &mut self.changed);
+        diff_into(&self.reserved, &reserved, &mut self.changed);
         self.owners = owners;
+        self.reserved = reserved;
         self.yielded = yielded;
         if self.held.as_ref() != Some(&held) {
             self.held = Some(held);
@@ -382,6 +423,35 @@ impl<K: Ord + Clone> Member<K> {
         self.held.as_ref()
     }
 
+    /// Who announces `key` as far as this speaker acts on it: the owner of
+    /// the last decision, except that a Service this speaker waits to take
+    /// (rule 10) is still the node that gave it up.
+    pub fn effective(&self, key: &K) -> Effective<'_> {
+        if let Some(node) = self.owners.get(key) {
+            return Effective::Owner(node);
+        }
+        if let Some(node) = self.reserved.get(key) {
+            return Effective::Reserved(node);
+        }
+        if self.phase == Phase::Listening {
+            Effective::Undecided
+        } else {
+            Effective::Nobody
+        }
+    }
+
+    /// The Services whose [`Member::effective`] owner changed since the
+    /// last call (the first decision after listening changes all of them).
+    pub fn take_changed(&mut self) -> BTreeSet<K> {
+        std::mem::take(&mut self.changed)
+    }
+
+    /// This speaker's current message, as a peer that asks for it is sent
+    /// it (`reply` unset).
+    pub fn current(&self) -> Message<K> {
+        self.message(false)
+    }
+
     /// The last decision (empty while listening).
     pub fn decision(&self) -> &Decision<K> {
         &self.decision
@@ -400,6 +470,37 @@ impl<K: Ord + Clone> Member<K> {
     /// This speaker's name.
     pub fn me(&self) -> &Node {
         &self.me
+    }
+}
+
+/// Who announces a Service, as [`Member::effective`] sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Effective<'a> {
+    /// This node announces it.
+    Owner(&'a Node),
+    /// Nobody, until this recorded owner is back or the cold start ends.
+    Reserved(&'a Node),
+    /// Nobody: it has no candidate.
+    Nobody,
+    /// Nothing is decided yet: the speaker is listening after its start.
+    Undecided,
+}
+
+/// Adds to `changed` the keys whose value differs between `a` and `b`.
+fn diff_into<K: Ord + Clone>(
+    a: &BTreeMap<K, Node>,
+    b: &BTreeMap<K, Node>,
+    changed: &mut BTreeSet<K>,
+) {
+    for (k, v) in a {
+        if b.get(k) != Some(v) {
+            changed.insert(k.clone());
+        }
+    }
+    for k in b.keys() {
+        if !a.contains_key(k) {
+            changed.insert(k.clone());
+        }
     }
 }
 

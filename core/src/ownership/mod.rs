@@ -47,7 +47,7 @@ pub mod member;
 
 pub use claims::{ClaimBook, Message, Received};
 pub use decide::decide;
-pub use member::{Config, Member, Phase};
+pub use member::{Config, Effective, Member, Phase};
 
 use crate::election::Scores;
 use std::collections::{BTreeMap, BTreeSet};

@@ -50,6 +50,11 @@ pub fn key<K: kube::Resource>(obj: &K) -> ObjectKey {
     )
 }
 
+/// The annotation asking that a Service's IP move when that evens the
+/// load (any value; remove it to pin the Service again). Read only with
+/// `--ownership sticky`.
+pub const REBALANCE_ANNOTATION: &str = "ferrolb.io/rebalance";
+
 /// `None` for Services the speaker ignores: not of type LoadBalancer, or
 /// without ingress IPs yet.
 pub fn service(svc: &Service) -> Option<ServiceInfo> {
@@ -71,6 +76,7 @@ pub fn service(svc: &Service) -> Option<ServiceInfo> {
         allows_sharing: ALLOW_SHARED_IP_KEYS
             .iter()
             .any(|k| svc.annotations().contains_key(*k)),
+        rebalance: svc.annotations().contains_key(REBALANCE_ANNOTATION),
     })
 }
 

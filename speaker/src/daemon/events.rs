@@ -286,8 +286,11 @@ pub struct Update {
 /// the controller says so on the pool (its `Advertised` condition and an
 /// Event) and in the Service's `IPAllocated` Event, once, rather than
 /// every Service of the pool getting a Warning.
+/// Nor are sticky ownership's passing states (a speaker listening after
+/// its start, an IP reserved for its recorded owner during a restart of
+/// every speaker).
 fn about_the_service(why: &Unannounced) -> bool {
-    !matches!(why, Unannounced::NoAdvertisement { .. })
+    !matches!(why, Unannounced::NoAdvertisement { .. }) && !why.is_transient()
 }
 
 impl Notices {

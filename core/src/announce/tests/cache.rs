@@ -121,6 +121,7 @@ fn apply_change(w: &mut World, sp: &mut Speaker, c: &Change) {
                 uid: None,
                 labels: old.labels,
                 allows_sharing: old.allows_sharing,
+                rebalance: old.rebalance,
             });
         }
         Change::Local(k) => {
@@ -492,4 +493,204 @@ fn a_shared_ip_stays_announced_until_its_last_service_goes() {
     let delta = engine.update(&w, &local);
     assert_eq!(delta.withdrawn, pairs);
     assert!(engine.desired().announce.is_empty());
+}
+
+/// The sticky side of [`replay`]: the speaker's [`Member`], its peers'
+/// claims (each live peer claims the Services whose number is its own
+/// modulo 3, as if it had announced them before) and the clock.
+struct Sticky {
+    member: Member<ObjectKey>,
+    now: Duration,
+    seq: u64,
+}
+
+impl Sticky {
+    fn new(me: &str) -> Self {
+        Self {
+            member: Member::new(
+                Node::from(me),
+                1,
+                ownership::Config::default(),
+                BTreeMap::new(),
+                Duration::ZERO,
+            ),
+            now: Duration::ZERO,
+            seq: 1,
+        }
+    }
+
+    /// Membership says `live`; peers that are new are heard from.
+    fn set_live(&mut self, live: &BTreeSet<String>) {
+        let me = self.member.me().clone();
+        let before: BTreeSet<Node> = self.member.book().claims().keys().cloned().collect();
+        self.member.set_live(
+            live.iter()
+                .filter(|n| n.as_str() != &*me)
+                .map(|n| (Node::from(n.as_str()), 1)),
+        );
+        for (i, n) in NODES.iter().enumerate() {
+            if !live.contains(*n) || **n == *me || before.contains(*n) {
+                continue;
+            }
+            self.seq += 1;
+            let held = (0..6)
+                .filter(|k| k % 3 == i)
+                .map(|k| ObjectKey::new("default", format!("svc-{k}")))
+                .collect();
+            let msg = Message {
+                epoch: 1,
+                seq: self.seq,
+                settling: false,
+                held: Some(held),
+                reply: false,
+            };
+            self.member.receive(&Node::from(*n), msg);
+        }
+    }
+
+    fn update(&mut self, engine: &mut Engine, w: &World, local: &Local<'_>) -> Delta {
+        self.now += Duration::from_millis(300);
+        let mut send = |_: &Node, _: Message<ObjectKey>| {};
+        let mut polled = Polled {
+            member: &mut self.member,
+            now: self.now,
+            send: &mut send,
+            next: None,
+        };
+        engine.update_owned(w, local, &mut polled)
+    }
+}
+
+/// [`replay`] with sticky ownership: after each change the engine's
+/// answer equals a fresh engine's over the same member, its delta is
+/// exactly the difference, every owner is the member's, and a Service
+/// has an owner exactly when the hash would give it one.
+fn replay_sticky(changes: &[Change]) -> Result<(), proptest::test_runner::TestCaseError> {
+    let mut w = world();
+    add_pool(&mut w, "private", &["198.51.100.0/24"], &[]);
+    let mut sp = Speaker {
+        live: all_live(),
+        me: 0,
+        links: links(),
+        rules: Rules::default(),
+    };
+    let excludes = Excludes::default();
+    let mut engine = Engine::default();
+    let mut sticky = Sticky::new(NODES[0]);
+    sticky.set_live(&sp.live);
+    let mut last = Desired::default();
+    for c in changes {
+        apply_change(&mut w, &mut sp, c);
+        if &**sticky.member.me() != NODES[sp.me] {
+            sticky = Sticky::new(NODES[sp.me]);
+        }
+        sticky.set_live(&sp.live);
+        let local = Local {
+            me: NODES[sp.me],
+            live: &sp.live,
+            links: &sp.links,
+            excludes: &excludes,
+            rules: sp.rules,
+        };
+        let delta = sticky.update(&mut engine, &w, &local);
+        proptest::prop_assert!(!delta.waiting, "every peer was heard");
+        let now = engine.desired().clone();
+        let mut fresh = Engine::default();
+        // At the same instant (a later one could end a yield grace).
+        let mut again = Sticky {
+            member: sticky.member.clone(),
+            now: sticky.now - Duration::from_millis(300),
+            seq: sticky.seq,
+        };
+        again.update(&mut fresh, &w, &local);
+        proptest::prop_assert_eq!(&now, fresh.desired(), "after {:?}", c);
+        check_delta(&last, &now, &delta);
+        let hashed = compute(&w, &local);
+        for (key, d) in &now.services {
+            let owner = match sticky.member.effective(key) {
+                Effective::Owner(n) => Some(n.to_string()),
+                _ => None,
+            };
+            proptest::prop_assert_eq!(d.owner().map(str::to_owned), owner, "{} after {:?}", key, c);
+            let hash = &hashed.services[key];
+            proptest::prop_assert_eq!(
+                d.owner().is_some(),
+                hash.owner().is_some(),
+                "{}: sticky {:?}, hash {:?}",
+                key,
+                d,
+                hash
+            );
+        }
+        last = now;
+    }
+    Ok(())
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+    /// The same with sticky ownership.
+    #[test]
+    fn the_sticky_engine_never_changes_the_answer(changes in proptest::collection::vec(change(), 1..60)) {
+        replay_sticky(&changes)?;
+    }
+}
+
+/// A started speaker that has not heard its peers decides nothing, keeps
+/// what it had, and decides every Service at once when it has.
+#[test]
+fn a_listening_speaker_decides_nothing_until_it_heard_its_peers() {
+    let w = world();
+    let live = all_live();
+    let links = links();
+    let excludes = Excludes::default();
+    let local = local_for("node-a", &live, &links, &excludes);
+    let mut engine = Engine::default();
+    let mut member = Member::new(
+        Node::from("node-a"),
+        1,
+        ownership::Config::default(),
+        BTreeMap::new(),
+        Duration::ZERO,
+    );
+    member.set_live([(Node::from("node-b"), 1), (Node::from("node-c"), 1)]);
+    let mut sent = Vec::new();
+    let mut update = |engine: &mut Engine, member: &mut Member<ObjectKey>, now: Duration| {
+        let mut send = |to: &Node, m: Message<ObjectKey>| sent.push((to.clone(), m.reply));
+        let mut polled = Polled {
+            member,
+            now,
+            send: &mut send,
+            next: None,
+        };
+        let delta = engine.update_owned(&w, &local, &mut polled);
+        (delta, polled.next)
+    };
+    let (delta, next) = update(&mut engine, &mut member, Duration::ZERO);
+    assert!(delta.waiting);
+    assert!(delta.services.is_empty());
+    assert!(engine.desired().services.is_empty());
+    assert_eq!(next, Some(Duration::from_secs(1)), "the hello is repeated");
+    // node-b claims web; node-c says it holds nothing.
+    for (peer, held) in [("node-b", vec![svc_key()]), ("node-c", vec![])] {
+        let msg = Message {
+            epoch: 1,
+            seq: 2,
+            settling: false,
+            held: Some(held.into_iter().collect()),
+            reply: false,
+        };
+        assert_eq!(
+            member.receive(&Node::from(peer), msg),
+            ownership::Received::Fresh
+        );
+    }
+    let (delta, _) = update(&mut engine, &mut member, Duration::from_millis(5));
+    assert!(!delta.waiting);
+    assert!(delta.all);
+    assert_eq!(
+        engine.desired().services[&svc_key()].owner(),
+        Some("node-b")
+    );
+    assert_eq!(member.phase(), ownership::Phase::Steady);
 }

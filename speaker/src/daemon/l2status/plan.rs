@@ -115,6 +115,9 @@ impl Planner {
                         ips: d.ips.clone(),
                     }),
                     Verdict::Owner { .. } => None,
+                    // Waiting for a decision or for the recorded owner:
+                    // the record stays as it is.
+                    Verdict::Unannounced(why) if why.is_transient() => None,
                     Verdict::Unannounced(_) => Some(Target::Nobody),
                 },
             };
