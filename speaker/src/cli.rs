@@ -27,6 +27,82 @@ pub struct Cli {
     /// Gossip membership.
     #[command(flatten)]
     pub memberlist: MembershipArgs,
+    /// Who announces each IP.
+    #[command(flatten)]
+    pub ownership: OwnershipArgs,
+}
+
+/// `--ownership`: how the speakers choose the node of each IP.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OwnershipMode {
+    /// An IP stays on the live node announcing it while that node stays
+    /// eligible; new and orphaned IPs go to the node with the fewest
+    /// (docs/speaker-ownership.md). Needs gossip: with the Node-Ready
+    /// fallback the speakers use `hash`.
+    #[default]
+    Sticky,
+    /// MetalLB's placement: the owner is a pure function of the eligible
+    /// nodes (sha256 of node and IP); a node that returns takes its IPs
+    /// back.
+    Hash,
+}
+
+/// Sticky ownership's protocol (docs/speaker-ownership.md). Set them
+/// alike on every speaker.
+#[derive(Debug, Clone, Args)]
+pub struct OwnershipArgs {
+    /// How owners are chosen: `sticky` (IPs stay put) or `hash`
+    /// (MetalLB's).
+    #[arg(long, env = "FERROLB_OWNERSHIP", value_enum, default_value_t = OwnershipMode::Sticky)]
+    pub ownership: OwnershipMode,
+    /// How often each speaker repeats its claims to every peer (a digest
+    /// when unchanged), repairing lost messages.
+    #[arg(long, env = "FERROLB_OWNERSHIP_REFRESH", default_value = "1s", value_parser = duration::parse)]
+    pub ownership_refresh: Duration,
+    /// How long a started speaker waits at most to hear every live peer's
+    /// claims before deciding.
+    #[arg(long, env = "FERROLB_OWNERSHIP_LISTEN", default_value = "3s", value_parser = duration::parse)]
+    pub ownership_listen: Duration,
+    /// After every speaker restarted, how long at most IPs wait for the
+    /// node their ServiceL2Status record names.
+    #[arg(long, env = "FERROLB_OWNERSHIP_SETTLE", default_value = "10s", value_parser = duration::parse)]
+    pub ownership_settle: Duration,
+    /// How long an IP another live node gave up is left to the node it was
+    /// given to before this one takes it.
+    #[arg(long, env = "FERROLB_OWNERSHIP_YIELD_GRACE", default_value = "200ms", value_parser = duration::parse)]
+    pub ownership_yield_grace: Duration,
+}
+
+impl OwnershipArgs {
+    /// The protocol's configuration, or why the flags are unusable.
+    pub fn config(&self) -> Result<ferrolb_core::ownership::Config, String> {
+        let positive = [
+            ("--ownership-refresh", self.ownership_refresh),
+            ("--ownership-listen", self.ownership_listen),
+            ("--ownership-yield-grace", self.ownership_yield_grace),
+        ];
+        for (flag, d) in positive {
+            if d.is_zero() {
+                return Err(format!("{flag} must be more than 0"));
+            }
+        }
+        if self.ownership_settle < self.ownership_listen {
+            return Err(format!(
+                "--ownership-settle ({:?}) must be at least --ownership-listen ({:?}): a cold start begins when listening ends",
+                self.ownership_settle, self.ownership_listen
+            ));
+        }
+        Ok(ferrolb_core::ownership::Config {
+            mode: match self.ownership {
+                OwnershipMode::Sticky => ferrolb_core::ownership::Mode::Sticky,
+                OwnershipMode::Hash => ferrolb_core::ownership::Mode::Hash,
+            },
+            refresh: self.ownership_refresh,
+            listen: self.ownership_listen,
+            settle: self.ownership_settle,
+            yield_grace: self.ownership_yield_grace,
+        })
+    }
 }
 
 /// Which node this is and where the configuration lives.
@@ -122,6 +198,35 @@ fn parse_optional_duration(s: &str) -> Result<Option<Duration>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ownership_is_sticky_by_default_and_bad_timings_are_named() {
+        let parse = |extra: &[&str]| {
+            let mut args = vec!["ferrolb-speaker", "--node-name", "node-a"];
+            args.extend_from_slice(extra);
+            Cli::try_parse_from(args).unwrap().ownership
+        };
+        let own = parse(&[]);
+        assert_eq!(own.ownership, OwnershipMode::Sticky);
+        let config = own.config().unwrap();
+        assert_eq!(config, ferrolb_core::ownership::Config::default());
+        assert_eq!(
+            parse(&["--ownership", "hash"]).config().unwrap().mode,
+            ferrolb_core::ownership::Mode::Hash
+        );
+        let err = parse(&["--ownership-refresh", "0s"]).config().unwrap_err();
+        assert!(err.contains("--ownership-refresh"), "{err}");
+        let err = parse(&["--ownership-settle", "1s"]).config().unwrap_err();
+        assert!(err.contains("--ownership-settle"), "{err}");
+        assert!(Cli::try_parse_from([
+            "ferrolb-speaker",
+            "--node-name",
+            "a",
+            "--ownership",
+            "random"
+        ])
+        .is_err());
+    }
 
     #[test]
     fn the_node_name_is_the_only_required_flag() {
@@ -319,6 +424,11 @@ mod tests {
             ("heartbeat-interval", "FERROLB_HEARTBEAT_INTERVAL"),
             ("heartbeat-multiplier", "FERROLB_HEARTBEAT_MULTIPLIER"),
             ("heartbeat-watchers", "FERROLB_HEARTBEAT_WATCHERS"),
+            ("ownership", "FERROLB_OWNERSHIP"),
+            ("ownership-refresh", "FERROLB_OWNERSHIP_REFRESH"),
+            ("ownership-listen", "FERROLB_OWNERSHIP_LISTEN"),
+            ("ownership-settle", "FERROLB_OWNERSHIP_SETTLE"),
+            ("ownership-yield-grace", "FERROLB_OWNERSHIP_YIELD_GRACE"),
         ];
         let cmd = Cli::command();
         let actual: Vec<(String, String)> = cmd

@@ -5,6 +5,7 @@
 
 pub mod conflicts;
 mod metallb;
+pub mod ownership;
 
 use crate::announcer::{PerIp, Protocol};
 use crate::membership::{self, LivenessSource, SecretState};
@@ -53,6 +54,8 @@ pub struct Metrics {
     /// Second announcers: conflicts per IP, episodes, re-announcements,
     /// probes.
     pub conflicts: conflicts::Series,
+    /// Sticky ownership: phase, owned Services, claims, takes.
+    pub ownership: ownership::Series,
     /// Live speakers as membership sees them.
     pub members_alive: Gauge,
     /// 1 for the liveness source in use, 0 for the other, by `source`.
@@ -158,6 +161,7 @@ impl Metrics {
             self.observations_dropped.clone(),
         );
         self.conflicts.register(r);
+        self.ownership.register(r);
         r.register(
             "members_alive",
             "Speakers membership sees alive",

@@ -26,6 +26,7 @@ pub mod index;
 pub mod l2status;
 pub mod liveness;
 pub mod metrics;
+pub mod ownership;
 pub mod partial;
 pub mod run;
 pub mod sockets;
