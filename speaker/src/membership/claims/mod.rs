@@ -18,6 +18,7 @@
 //!   [`Incoming`] for the daemon and sends [`Outgoing`] to peers' addresses,
 //!   across restarts of gossip ([`ClaimsPort`] stays the same).
 
+pub mod link;
 pub mod wire;
 
 use ferrolb_core::announce::model::ObjectKey;
