@@ -350,9 +350,10 @@ pub fn encode_claims(
         return Err(Unencodable::TooManyChunks(parts.len()));
     }
     let total = u16::try_from(parts.len()).map_err(|_| Unencodable::TooManyChunks(parts.len()))?;
-    let flags = u8::from(message.settling) * SETTLING
-        | u8::from(message.reply) * REPLY
-        | u8::from(message.held.is_some()) * HELD;
+    let bit = |on: bool, flag: u8| if on { flag } else { 0 };
+    let flags = bit(message.settling, SETTLING)
+        | bit(message.reply, REPLY)
+        | bit(message.held.is_some(), HELD);
     let mut out = Vec::with_capacity(parts.len());
     for (index, (start, end)) in (0u16..).zip(parts) {
         let mut p = Vec::with_capacity(MAX_PAYLOAD);

@@ -286,15 +286,16 @@ fn run(mut w: Wiring, stop: &AtomicBool) {
             }
         };
         let datagram = &buf[..len];
-        if datagram.starts_with(&CLAIMS_MAGIC) {
-            // Closed: nobody takes claims (no claims task); not an error
-            // of membership, so counted like a full queue.
-            if w.claims.try_send((datagram.to_vec(), from)).is_err() {
-                bump(&counters.claims_queue_full);
-            }
-            continue;
-        }
         if !datagram.starts_with(&LIVENESS_MAGIC) {
+            // Checked after the heartbeat's magic: heartbeats pay nothing.
+            if datagram.starts_with(&CLAIMS_MAGIC) {
+                // Closed: nobody takes claims (no claims task); not an
+                // error of membership, so counted like a full queue.
+                if w.claims.try_send((datagram.to_vec(), from)).is_err() {
+                    bump(&counters.claims_queue_full);
+                }
+                continue;
+            }
             match w.gossip.try_send((datagram.to_vec(), from)) {
                 Ok(()) => {}
                 Err(mpsc::error::TrySendError::Full(_)) => bump(&counters.gossip_queue_full),
