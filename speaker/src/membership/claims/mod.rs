@@ -19,6 +19,7 @@
 //!   across restarts of gossip ([`ClaimsPort`] stays the same).
 
 pub mod link;
+pub mod shell;
 pub mod wire;
 
 use ferrolb_core::announce::model::ObjectKey;
