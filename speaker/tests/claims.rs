@@ -292,7 +292,7 @@ async fn peers_show_the_other_speaker_with_its_boot_and_drop_it_when_it_dies() {
 }
 
 #[tokio::test]
-async fn without_gossip_the_port_shows_nobody_and_drops_what_is_sent() {
+async fn the_port_shows_nobody_without_gossip_and_follows_it_across_restarts() {
     let (port, shell) = Shell::spawn("node-a".into());
     assert!(port.peers.borrow().is_empty());
     assert_eq!(*port.me.borrow(), None);
@@ -318,6 +318,20 @@ async fn without_gossip_the_port_shows_nobody_and_drops_what_is_sent() {
     ));
     // The inbox is taken once.
     assert!(Attachment::take(&mut gossip).is_none());
+
+    // Gossip stops (crash) and restarts: the same port follows.
+    drop(gossip);
+    assert!(matches!(
+        timeout(DELIVER, me.wait_for(Option::is_none)).await,
+        Ok(Ok(_))
+    ));
+    let mut again = start("node-a", &[]).await;
+    let boot = again.identity().boot;
+    shell.attach(Attachment::take(&mut again).unwrap()).await;
+    assert!(matches!(
+        timeout(DELIVER, me.wait_for(|m| *m == Some(boot))).await,
+        Ok(Ok(_))
+    ));
 }
 
 #[tokio::test]
