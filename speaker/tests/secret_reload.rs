@@ -246,3 +246,69 @@ async fn a_speaker_whose_secret_file_appears_late_joins_gossip() {
     b.leave().await;
     assert!(sees(&mut a_live, &["node-a"], CONVERGE).await);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_claims_port_taken_before_gossip_starts_works_once_the_secret_appears() {
+    use ferrolb_speaker::membership::claims::{Incoming, Outgoing};
+    let dir = tempfile::tempdir().unwrap();
+    let (file_a, file_b) = (dir.path().join("a"), dir.path().join("b"));
+    std::fs::write(&file_a, "shared-key-0123456789\n").unwrap();
+    let port = free_port();
+    let (_world_tx, world) = watch::channel(world());
+    let (mut a, _, _) = speaker("node-a", "127.0.0.1", port, &file_a, &world).await;
+    let (mut b, _, _) = speaker("node-b", "127.0.0.2", port, &file_b, &world).await;
+    let mut a_port = a.claims().expect("the port");
+    let b_port = b.claims().expect("the port");
+    assert!(b.claims().is_none(), "taken once");
+    // b has no secret: no gossip, nobody, no incarnation.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(*b_port.me.borrow(), None);
+    assert!(b_port.peers.borrow().is_empty());
+
+    std::fs::write(&file_b, "shared-key-0123456789").unwrap();
+    let mut b_me = b_port.me.clone();
+    let started = tokio::time::timeout(CONVERGE, b_me.wait_for(Option::is_some))
+        .await
+        .is_ok();
+    assert!(started, "b's gossip did not start");
+    let b_boot = b_me.borrow().expect("checked");
+    let mut a_peers = a_port.peers.clone();
+    let seen = tokio::time::timeout(
+        CONVERGE,
+        a_peers.wait_for(|p| p.get("node-b") == Some(&b_boot)),
+    )
+    .await
+    .is_ok();
+    assert!(seen, "a sees {:?}", *a_peers.borrow());
+    let mut b_peers = b_port.peers.clone();
+    let seen = tokio::time::timeout(CONVERGE, b_peers.wait_for(|p| p.contains_key("node-a")))
+        .await
+        .is_ok();
+    assert!(seen, "b sees {:?}", *b_peers.borrow());
+
+    b_port
+        .outgoing
+        .send(Outgoing::Digest {
+            to: "node-a".into(),
+            epoch: b_boot,
+            seq: 3,
+            settling: true,
+        })
+        .await
+        .unwrap();
+    let got = tokio::time::timeout(CONVERGE, a_port.incoming.recv()).await;
+    assert_eq!(
+        got,
+        Ok(Some(Incoming::Digest {
+            from: "node-b".into(),
+            epoch: b_boot,
+            seq: 3,
+            settling: true,
+        }))
+    );
+    b.leave().await;
+    let gone = tokio::time::timeout(CONVERGE, a_peers.wait_for(|p| p.is_empty()))
+        .await
+        .is_ok();
+    assert!(gone, "a still sees {:?}", *a_peers.borrow());
+}

@@ -13,11 +13,18 @@
 //!   is never stopped by a bad file; the file watcher logs the problem and
 //!   `/readyz` reports it.
 //!
+//! The task also keeps the ownership claims channel
+//! ([`crate::membership::claims`]) attached to whichever run of gossip is
+//! in force, so the daemon's [`ClaimsPort`] ([`Liveness::claims`]) stays
+//! the same across gossip (re)starts.
+//!
 //! [`step`] is the decision, pure; [`spawn`] is the shell.
 
 use super::events::Notice;
 use super::metrics::Metrics;
 use super::run::STATS_EVERY;
+use crate::membership::claims::shell::{Attachment, Shell};
+use crate::membership::claims::ClaimsPort;
 use crate::membership::{self, LivenessSource, Membership, MembershipArgs, Secret, SecretState};
 use ferrolb_core::announce::World;
 use std::collections::BTreeSet;
@@ -56,6 +63,7 @@ pub struct Liveness {
     live: watch::Receiver<BTreeSet<String>>,
     source: watch::Receiver<LivenessSource>,
     leave: mpsc::Sender<oneshot::Sender<()>>,
+    claims: Option<ClaimsPort>,
     task: JoinHandle<()>,
 }
 
@@ -74,6 +82,12 @@ impl Liveness {
     /// The source of the live set, as it changes.
     pub fn source(&self) -> watch::Receiver<LivenessSource> {
         self.source.clone()
+    }
+
+    /// The ownership claims channel, valid for the task's whole life
+    /// (across gossip starts and restarts); `None` once taken.
+    pub fn claims(&mut self) -> Option<ClaimsPort> {
+        self.claims.take()
     }
 
     /// Leaves gossip gracefully if it runs (peers take over at once), then
@@ -104,6 +118,7 @@ pub fn spawn(
     let (source_tx, source) = watch::channel(LivenessSource::NodeConditions);
     let (leave, leave_rx) = mpsc::channel(1);
     let span = tracing::info_span!("liveness", node = %node);
+    let (claims_port, claims) = span.in_scope(|| Shell::spawn(node.clone()));
     let supervisor = Supervisor {
         args,
         node,
@@ -113,6 +128,7 @@ pub fn spawn(
         events,
         live_tx,
         source_tx,
+        claims,
         gossip: None,
         last_error: None,
         seeds: Vec::new(),
@@ -122,6 +138,7 @@ pub fn spawn(
         live,
         source,
         leave,
+        claims: Some(claims_port),
         task,
     }
 }
@@ -144,6 +161,8 @@ struct Supervisor {
     events: Option<mpsc::Sender<Notice>>,
     live_tx: watch::Sender<BTreeSet<String>>,
     source_tx: watch::Sender<LivenessSource>,
+    /// The claims task; stops with the supervisor.
+    claims: Shell,
     gossip: Option<(Membership, watch::Receiver<BTreeSet<String>>)>,
     /// The last reason gossip could not start, so a retry that fails the
     /// same way is not logged again.
@@ -186,6 +205,7 @@ impl Supervisor {
                         if let Err(e) = m.leave().await {
                             warn!(error = %e, "leaving gossip failed; peers will notice by probing");
                         }
+                        self.claims.detach().await;
                     }
                     if let Some(done) = done {
                         let _ = done.send(());
@@ -203,6 +223,7 @@ impl Supervisor {
                     // fall back rather than spin; the retry tick restarts it.
                     warn!("the gossip task stopped; liveness from Node Ready conditions until it restarts");
                     self.gossip = None;
+                    self.claims.detach().await;
                     self.metrics
                         .set_liveness_source(LivenessSource::NodeConditions);
                     self.source_tx.send_replace(LivenessSource::NodeConditions);
@@ -218,6 +239,7 @@ impl Supervisor {
                     if let Some((m, _)) = &self.gossip {
                         self.metrics.observe_membership(&m.stats());
                     }
+                    self.metrics.observe_claims(&self.claims.stats());
                 }
             }
         }
@@ -280,8 +302,11 @@ impl Supervisor {
             Err(e) => Err(e),
         };
         match started {
-            Ok(m) => {
+            Ok(mut m) => {
                 info!(source = "gossip", "liveness from memberlist gossip");
+                if let Some(attachment) = Attachment::take(&mut m) {
+                    self.claims.attach(attachment).await;
+                }
                 self.last_error = None;
                 let mut rx = m.live();
                 let live = rx.borrow_and_update().clone();

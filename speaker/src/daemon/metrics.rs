@@ -8,6 +8,7 @@ mod metallb;
 pub mod ownership;
 
 use crate::announcer::{PerIp, Protocol};
+use crate::membership::claims::shell::{ClaimsStats, Kind, Reason};
 use crate::membership::{self, LivenessSource, SecretState};
 use crate::transport::run::Stats;
 use ferrolb_core::announce::Delta;
@@ -24,6 +25,9 @@ const SOURCES: [LivenessSource; 2] = [LivenessSource::Gossip, LivenessSource::No
 const TRANSPORT_OPS: [&str; 3] = ["send", "recv", "multicast"];
 const FRAME_DROPS: [&str; 2] = ["queue_full", "malformed"];
 const GOSSIP_DROPS: [&str; 3] = ["unauthenticated", "malformed", "queue_full"];
+const DIRECTIONS: [&str; 2] = ["sent", "received"];
+/// The claims task's reasons, and the receiving thread's full queue.
+const CLAIMS_QUEUE_FULL: &str = "queue_full";
 const HEARTBEAT_DROPS: [&str; 5] = [
     "unauthenticated",
     "malformed",
@@ -84,6 +88,12 @@ pub struct Metrics {
     pub heartbeat_watchers: Gauge,
     /// 1 when the heartbeat thread runs under the real-time policy.
     pub heartbeat_realtime: Gauge,
+    /// Ownership claims datagrams, by `direction` and `kind`.
+    pub claims_datagrams: Family<Labels, Counter>,
+    /// Claims messages handed to the daemon, by `kind`.
+    pub claims_delivered: Family<Labels, Counter>,
+    /// Claims datagrams (or outgoing messages) dropped, by `reason`.
+    pub claims_dropped: Family<Labels, Counter>,
     /// Services whose owner changed.
     pub leader_changes: Counter,
     /// Services nobody announces, by `reason` (as this node computes it).
@@ -98,6 +108,7 @@ pub struct Metrics {
     pub memberlist_secret_state: Family<Labels, Gauge>,
     last_transport: Mutex<Stats>,
     last_membership: Mutex<membership::Stats>,
+    last_claims: Mutex<ClaimsStats>,
     /// MetalLB's series; `None` under `--metallb-metrics=false`.
     metallb: Option<metallb::Series>,
 }
@@ -123,6 +134,21 @@ impl Metrics {
         zero(&self.foreign_announcements, "protocol", &protocols);
         zero(&self.gossip_dropped, "reason", &GOSSIP_DROPS);
         zero(&self.heartbeats_dropped, "reason", &HEARTBEAT_DROPS);
+        for kind in Kind::ALL {
+            for direction in DIRECTIONS {
+                drop(
+                    self.claims_datagrams
+                        .get_or_create(&claims_labels(direction, kind)),
+                );
+            }
+        }
+        zero(&self.claims_delivered, "kind", &Kind::ALL.map(Kind::as_str));
+        zero(
+            &self.claims_dropped,
+            "reason",
+            &Reason::ALL.map(Reason::as_str),
+        );
+        zero(&self.claims_dropped, "reason", &[CLAIMS_QUEUE_FULL]);
         let r = registry.sub_registry_with_prefix("ferrolb_speaker");
         r.register(
             "announced_ips",
@@ -186,6 +212,21 @@ impl Metrics {
             "gossip_datagrams_dropped",
             "Gossip datagrams dropped: failed authentication, or malformed",
             self.gossip_dropped.clone(),
+        );
+        r.register(
+            "claims_datagrams",
+            "Ownership claims datagrams sent and accepted, by kind",
+            self.claims_datagrams.clone(),
+        );
+        r.register(
+            "claims_delivered",
+            "Ownership claims messages handed to the daemon (a full version once all its chunks arrived)",
+            self.claims_delivered.clone(),
+        );
+        r.register(
+            "claims_dropped",
+            "Ownership claims datagrams dropped on receipt, and messages not sent, by reason",
+            self.claims_dropped.clone(),
         );
         r.register(
             "gossip_io_errors",
@@ -362,6 +403,13 @@ impl Metrics {
             now.io_errors + hb.io_errors,
             last.io_errors + old.io_errors,
         );
+        inc_by_delta(
+            &self
+                .claims_dropped
+                .get_or_create(&label("reason", CLAIMS_QUEUE_FULL)),
+            hb.claims_queue_full,
+            old.claims_queue_full,
+        );
         inc_by_delta(&self.heartbeats_sent, hb.sent, old.sent);
         inc_by_delta(
             &self.heartbeat_verdicts_sent,
@@ -389,6 +437,45 @@ impl Metrics {
         self.heartbeat_watching.set(gauge(hb.watching));
         self.heartbeat_watchers.set(gauge(hb.watchers));
         self.heartbeat_realtime.set(gauge(hb.realtime));
+        *last = *now;
+    }
+
+    /// Adds what the claims task did since the last call
+    /// ([`crate::membership::claims::shell::Shell::stats`]).
+    pub fn observe_claims(&self, now: &ClaimsStats) {
+        let mut last = lock(&self.last_claims);
+        for kind in Kind::ALL {
+            inc_by_delta(
+                &self
+                    .claims_datagrams
+                    .get_or_create(&claims_labels("sent", kind)),
+                now.sent(kind),
+                last.sent(kind),
+            );
+            inc_by_delta(
+                &self
+                    .claims_datagrams
+                    .get_or_create(&claims_labels("received", kind)),
+                now.received(kind),
+                last.received(kind),
+            );
+            inc_by_delta(
+                &self
+                    .claims_delivered
+                    .get_or_create(&label("kind", kind.as_str())),
+                now.delivered(kind),
+                last.delivered(kind),
+            );
+        }
+        for reason in Reason::ALL {
+            inc_by_delta(
+                &self
+                    .claims_dropped
+                    .get_or_create(&label("reason", reason.as_str())),
+                now.dropped(reason),
+                last.dropped(reason),
+            );
+        }
         *last = *now;
     }
 
@@ -427,6 +514,13 @@ fn zero(family: &Family<Labels, Counter>, name: &str, values: &[&str]) {
     for value in values {
         drop(family.get_or_create(&label(name, value)));
     }
+}
+
+fn claims_labels(direction: &str, kind: Kind) -> Labels {
+    vec![
+        ("direction".into(), direction.into()),
+        ("kind".into(), kind.as_str().into()),
+    ]
 }
 
 fn label(name: &str, value: &str) -> Labels {
@@ -507,6 +601,7 @@ mod tests {
             io_errors: 0,
             heartbeat: membership::HeartbeatStats {
                 sent: 100,
+                claims_queue_full: 4,
                 replayed: 2,
                 future_dated: 1,
                 down: 1,
@@ -526,6 +621,15 @@ mod tests {
             },
             ..gossip
         });
+        let mut claims = ClaimsStats::default();
+        claims.sent[Kind::Claims as usize] = 168;
+        claims.received[Kind::Digest as usize] = 5;
+        claims.delivered[Kind::Digest as usize] = 5;
+        claims.dropped[Reason::WrongBoot as usize] = 2;
+        metrics.observe_claims(&claims);
+        claims.sent[Kind::Claims as usize] = 170;
+        claims.dropped[Reason::NoGossip as usize] = 1;
+        metrics.observe_claims(&claims);
         metrics.set_liveness_source(LivenessSource::NodeConditions);
         metrics.set_liveness_source(LivenessSource::Gossip);
         metrics.members_alive.set(3);
@@ -561,6 +665,23 @@ mod tests {
             ("gossip_io_errors_total", "2"),
             ("gossip_datagrams_dropped_total{reason=\"queue_full\"}", "0"),
             ("heartbeats_sent_total", "150"),
+            (
+                "claims_datagrams_total{direction=\"sent\",kind=\"claims\"}",
+                "170",
+            ),
+            (
+                "claims_datagrams_total{direction=\"received\",kind=\"digest\"}",
+                "5",
+            ),
+            (
+                "claims_datagrams_total{direction=\"received\",kind=\"pull\"}",
+                "0",
+            ),
+            ("claims_delivered_total{kind=\"digest\"}", "5"),
+            ("claims_dropped_total{reason=\"wrong_boot\"}", "2"),
+            ("claims_dropped_total{reason=\"no_gossip\"}", "1"),
+            ("claims_dropped_total{reason=\"queue_full\"}", "4"),
+            ("claims_dropped_total{reason=\"send_failed\"}", "0"),
             ("heartbeats_dropped_total{reason=\"replayed\"}", "2"),
             ("heartbeats_dropped_total{reason=\"future_dated\"}", "1"),
             ("heartbeats_dropped_total{reason=\"unauthenticated\"}", "0"),

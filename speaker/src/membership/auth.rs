@@ -43,6 +43,9 @@ pub const MAGIC: [u8; 4] = *b"FLB\x01";
 /// and the keys; the magic is under the tag, so one kind can never be
 /// passed off as the other.
 pub const LIVENESS_MAGIC: [u8; 4] = *b"FLB\x02";
+/// First bytes of every ownership-claims datagram ([`super::claims`]):
+/// "FLB" and format 3, under the same keys and tag.
+pub const CLAIMS_MAGIC: [u8; 4] = *b"FLB\x03";
 /// Length of the HMAC-SHA256 tag at the end of every datagram.
 pub const TAG_LEN: usize = 32;
 /// Bytes the envelope adds to a payload.

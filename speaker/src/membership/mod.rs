@@ -49,7 +49,7 @@ pub use heartbeat::{HeartbeatConfig, HeartbeatStats};
 pub use identity::SpeakerId;
 pub use keyring::KeyRing;
 pub use roster::Roster;
-pub use run::{Membership, Stats};
+pub use run::{LivePeers, Membership, Peer, Stats};
 pub use secret_file::{SecretProblem, SecretState};
 
 /// Why gossip membership cannot start or stopped working. The daemon logs it

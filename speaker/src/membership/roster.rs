@@ -91,6 +91,11 @@ impl Roster {
             .collect()
     }
 
+    /// The live peers' identities (not ourselves).
+    pub fn members(&self) -> impl Iterator<Item = &SpeakerId> + '_ {
+        self.members.values()
+    }
+
     /// Addresses of the live peers (not ourselves).
     pub fn peer_addrs(&self) -> impl Iterator<Item = SocketAddr> + '_ {
         self.members.keys().copied()

@@ -9,9 +9,13 @@
 //! fail authentication or that foca refuses are counted and dropped.
 //!
 //! The live set published is SWIM's live members minus the speakers the
-//! heartbeat watchers' quorum declares down.
+//! heartbeat watchers' quorum declares down; the same peers are published
+//! with their incarnation and address ([`Membership::live_peers`]) for the
+//! claims channel, which also gets the claims datagrams
+//! ([`Membership::take_claims_inbox`]) and a way to send its own
+//! ([`Membership::claims_link`]).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -25,8 +29,11 @@ use tokio::time::{sleep_until, Instant};
 use tracing::{debug, info, warn, Instrument};
 
 use super::auth::Secret;
+use super::claims::link::Link;
 use super::config::{MembershipConfig, Timing};
-use super::heartbeat::run::{Counters as HeartbeatCounters, Inbox, Members, Thread, Wiring};
+use super::heartbeat::run::{
+    Counters as HeartbeatCounters, Inbox, Members, Thread, Wiring, CLAIMS_QUEUE,
+};
 use super::heartbeat::{Fast, HeartbeatStats};
 use super::identity::SpeakerId;
 use super::keyring::{KeyRing, Offer};
@@ -39,6 +46,18 @@ use crate::transport::lock;
 const GOSSIP_QUEUE: usize = 1024;
 
 type Swim = Foca<SpeakerId, PostcardCodec, StdRng, NoCustomBroadcast>;
+
+/// A live peer's incarnation and where it is reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Peer {
+    /// The `boot` of its [`SpeakerId`].
+    pub boot: u64,
+    /// Its memberlist address.
+    pub addr: SocketAddr,
+}
+
+/// The live peers (not us) by node name: the live set without us.
+pub type LivePeers = BTreeMap<String, Peer>;
 
 /// Counters of the gossip traffic, for metrics.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -97,6 +116,10 @@ enum Command {
 pub struct Membership {
     me: SpeakerId,
     live: watch::Receiver<BTreeSet<String>>,
+    peers: watch::Receiver<LivePeers>,
+    current: watch::Receiver<SpeakerId>,
+    claims_inbox: Option<Inbox>,
+    link: Link,
     commands: mpsc::Sender<Command>,
     counters: Arc<Counters>,
     heartbeat: Arc<HeartbeatCounters>,
@@ -140,6 +163,10 @@ impl Membership {
             config.rotation_grace,
         )));
         let (gossip, inbox) = mpsc::channel(GOSSIP_QUEUE);
+        let (claims, claims_inbox) = mpsc::channel(CLAIMS_QUEUE);
+        let (peers_tx, peers) = watch::channel(LivePeers::new());
+        let (current_tx, current) = watch::channel(me.clone());
+        let link = Link::new(Arc::clone(&socket), Arc::clone(&keys));
         let (members_tx, members) = watch::channel(Members::new());
         let (down_tx, down) = watch::channel(BTreeSet::new());
         let heartbeat = Arc::new(HeartbeatCounters::default());
@@ -152,6 +179,7 @@ impl Membership {
                 members,
                 down: down_tx,
                 gossip,
+                claims,
                 counters: Arc::clone(&heartbeat),
             },
             span.clone(),
@@ -169,6 +197,8 @@ impl Membership {
             timers: TimerQueue::new(),
             roster,
             live_tx,
+            peers_tx,
+            current_tx,
             members_tx,
             down,
             counters: Arc::clone(&counters),
@@ -192,6 +222,10 @@ impl Membership {
         Ok(Self {
             me,
             live,
+            peers,
+            current,
+            claims_inbox: Some(claims_inbox),
+            link,
             commands,
             counters,
             heartbeat,
@@ -207,10 +241,35 @@ impl Membership {
         self.live.clone()
     }
 
-    /// Our identity (its address is the bound one when not advertised
-    /// otherwise).
+    /// The live peers (not us) with their incarnation and address: the
+    /// same speakers as [`Membership::live`] without us.
+    pub fn live_peers(&self) -> watch::Receiver<LivePeers> {
+        self.peers.clone()
+    }
+
+    /// Our identity as it started (its address is the bound one when not
+    /// advertised otherwise); [`Membership::current_identity`] follows
+    /// renewals.
     pub fn identity(&self) -> &SpeakerId {
         &self.me
+    }
+
+    /// Our identity now: its `boot` grows when membership declared us down
+    /// and we rejoined ([`foca::Identity::renew`]).
+    pub fn current_identity(&self) -> watch::Receiver<SpeakerId> {
+        self.current.clone()
+    }
+
+    /// The claims datagrams the receiving thread queues (still sealed);
+    /// `None` once taken. Until taken they wait in the bounded queue and
+    /// the overflow is counted (`claims_queue_full`).
+    pub fn take_claims_inbox(&mut self) -> Option<Inbox> {
+        self.claims_inbox.take()
+    }
+
+    /// Opens claims datagrams and sends sealed ones, with the keys in use.
+    pub fn claims_link(&self) -> Link {
+        self.link.clone()
     }
 
     /// Where peers reach us: the seed to give other members.
@@ -276,6 +335,8 @@ struct Driver {
     timers: TimerQueue<Instant, foca::Timer<SpeakerId>>,
     roster: Roster,
     live_tx: watch::Sender<BTreeSet<String>>,
+    peers_tx: watch::Sender<LivePeers>,
+    current_tx: watch::Sender<SpeakerId>,
     members_tx: watch::Sender<Members>,
     down: watch::Receiver<BTreeSet<String>>,
     counters: Arc<Counters>,
@@ -418,6 +479,7 @@ impl Driver {
         tokio::time::sleep(resend_every).await;
         self.roster.clear();
         self.live_tx.send_replace(BTreeSet::new());
+        self.peers_tx.send_replace(LivePeers::new());
         info!("left the memberlist cluster");
     }
 
@@ -448,17 +510,43 @@ impl Driver {
             self.members_tx.send_replace(self.roster.peers());
             self.publish_live();
         }
+        let me = self.roster.me();
+        if *self.current_tx.borrow() != *me {
+            self.current_tx.send_replace(me.clone());
+        }
     }
 
     /// Publishes SWIM's live set minus the speakers the heartbeat quorum
     /// declares down.
     fn publish_live(&mut self) {
-        let live: BTreeSet<String> = {
+        let (live, peers) = {
             let down = self.down.borrow_and_update();
             let mut live = self.roster.live_names();
             live.retain(|n| !down.contains(n));
-            live
+            let mut peers = LivePeers::new();
+            for id in self.roster.members() {
+                if down.contains(&id.name) || id.name == self.roster.me().name {
+                    continue;
+                }
+                let peer = Peer {
+                    boot: id.boot,
+                    addr: id.addr,
+                };
+                // Two addresses under one name: the newest run.
+                let newer = peers.get(&id.name).is_none_or(|p| p.boot < id.boot);
+                if newer {
+                    peers.insert(id.name.clone(), peer);
+                }
+            }
+            (live, peers)
         };
+        self.peers_tx.send_if_modified(|current| {
+            let differs = *current != peers;
+            if differs {
+                *current = peers;
+            }
+            differs
+        });
         self.live_tx.send_if_modified(|current| {
             let differs = *current != live;
             if differs {

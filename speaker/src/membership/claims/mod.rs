@@ -18,6 +18,10 @@
 //!   [`Incoming`] for the daemon and sends [`Outgoing`] to peers' addresses,
 //!   across restarts of gossip ([`ClaimsPort`] stays the same).
 
+pub mod link;
+pub mod shell;
+pub mod wire;
+
 use ferrolb_core::announce::model::ObjectKey;
 use ferrolb_core::ownership::Message;
 use std::collections::BTreeMap;
