@@ -8,10 +8,7 @@
 
 mod common;
 
-use common::{
-    set_ingress, setup, speaker, speaker_leaving, speaker_with, stays, wait_for, TestResult, NS,
-    VIP,
-};
+use common::{set_ingress, setup, speaker, speaker_with, wait_for, Options, TestResult, NS, VIP};
 use ferrolb_core::announce::model::ObjectKey;
 use ferrolb_core::announce::{Desired, Verdict};
 use ferrolb_core::election;
@@ -211,9 +208,9 @@ async fn a_stopping_owner_hands_its_ip_over_to_the_new_owner() -> TestResult {
         })
     };
     #[rustfmt::skip]
-    let mut o = speaker_leaving(owner, mac(owner), &hub, &client, &watched, &live, &mut tasks, None, leave)?;
+    let mut o = speaker_with(owner, mac(owner), &hub, &client, &watched, &live, &mut tasks, Options { leave, ..Options::default() })?;
     #[rustfmt::skip]
-    let mut n = speaker_leaving(other, mac(other), &hub, &client, &watched, &live, &mut tasks, None, stays())?;
+    let mut n = speaker_with(other, mac(other), &hub, &client, &watched, &live, &mut tasks, Options::default())?;
     let announces = |node: &str| {
         let node = node.to_string();
         move |d: &Desired| d.announce.iter().any(|(ip, _)| ip.to_string() == VIP) == (node == owner)
@@ -254,9 +251,9 @@ async fn a_second_announcer_gets_one_address_conflict_event_from_the_owner() -> 
         forget_after: Duration::from_secs(60),
     };
     #[rustfmt::skip]
-    let mut a = speaker_with("node-a", 0xa, &hub, &client, &watched, &live, &mut tasks, None, stays(), quick)?;
+    let mut a = speaker_with("node-a", 0xa, &hub, &client, &watched, &live, &mut tasks, Options { conflicts: quick, ..Options::default() })?;
     #[rustfmt::skip]
-    let mut b = speaker_with("node-b", 0xb, &hub, &client, &watched, &live, &mut tasks, None, stays(), quick)?;
+    let mut b = speaker_with("node-b", 0xb, &hub, &client, &watched, &live, &mut tasks, Options { conflicts: quick, ..Options::default() })?;
     let vip: std::net::Ipv4Addr = VIP.parse()?;
     let owner = election::elect(vip.into(), ["node-a", "node-b"]).ok_or("no owner")?;
     let owner_mac = MacAddr([2, 0, 0, 0, 0, if owner == "node-a" { 0xa } else { 0xb }]);

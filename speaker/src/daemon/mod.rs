@@ -41,6 +41,7 @@ use anyhow::Context;
 use ferrolb_core::announce::interfaces::Excludes;
 use ferrolb_core::announce::Desired;
 use ferrolb_core::election::Rules;
+use ferrolb_core::ownership::Mode;
 use ferrolb_runtime::{http, shutdown};
 pub use liveness::{node_ready, seeds};
 use prometheus_client::registry::Registry;
@@ -59,6 +60,10 @@ pub async fn start(cli: Cli) -> anyhow::Result<()> {
     let node = cli.kube.node_name.clone();
     let excludes =
         Excludes::new(&cli.announce.exclude_interfaces).context("--exclude-interfaces")?;
+    let ownership_config = cli
+        .ownership
+        .config()
+        .map_err(|reason| anyhow::anyhow!("invalid ownership flags: {reason}"))?;
     let client = kube::Client::try_default()
         .await
         .context("building the Kubernetes client")?;
@@ -114,8 +119,8 @@ pub async fn start(cli: Cli) -> anyhow::Result<()> {
     ready_tx.send_replace(true);
 
     let records = l2status::spawn_writer(client.clone(), watched.world.clone(), &mut tasks);
-    let events = events::spawn_publisher(client, &node, watched.world.clone(), &mut tasks);
-    let liveness = liveness::spawn(
+    let events = events::spawn_publisher(client.clone(), &node, watched.world.clone(), &mut tasks);
+    let mut liveness = liveness::spawn(
         cli.memberlist.clone(),
         node.clone(),
         watched.world.clone(),
@@ -124,6 +129,17 @@ pub async fn start(cli: Cli) -> anyhow::Result<()> {
         Some(events.clone()),
     );
 
+    let ownership = if ownership_config.mode == Mode::Sticky {
+        let records = l2status::recorded_owners(&client).await;
+        let port = liveness
+            .claims()
+            .context("the claims channel was taken twice")?;
+        let claims = ownership::Claims::new(&node, ownership_config, records);
+        Some((claims, port))
+    } else {
+        info!("--ownership hash: owners by MetalLB's hash, no claims");
+        None
+    };
     let links = RtNetlink::connect().context("opening netlink")?;
     let (observer, observed) = mpsc::channel(OBSERVED_QUEUE);
     let announce = sockets::PacketAnnouncer::observed(
@@ -161,6 +177,7 @@ pub async fn start(cli: Cli) -> anyhow::Result<()> {
             forget_after: cli.announce.conflict_forget_after,
             ..conflicts::Settings::default()
         },
+        ownership,
     };
     // On SIGTERM: freeze, then leave gossip (peers take over at once
     // instead of after a failed probe) while answering until each new

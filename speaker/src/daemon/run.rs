@@ -9,14 +9,18 @@ use super::events::{Notice, Notices};
 use super::handover;
 use super::l2status::Records;
 use super::metrics::Metrics;
+use super::ownership::Claims;
 use super::sockets::Announce;
 use super::watch::Watched;
 use crate::announcer::handover::Report;
 use crate::announcer::{Held, Observation};
 use crate::links::Links;
+use crate::membership::claims::{ClaimsPort, Incoming, Outgoing};
 use ferrolb_core::announce::interfaces::{Excludes, HostInterface};
-use ferrolb_core::announce::{Delta, Desired, Engine, Local, Verdict};
+use ferrolb_core::announce::model::ObjectKey;
+use ferrolb_core::announce::{Delta, Desired, Engine, Local, Polled, Verdict};
 use ferrolb_core::election::Rules;
+use ferrolb_core::ownership::{Message, Node};
 use futures::stream::{self, BoxStream, StreamExt};
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
@@ -76,6 +80,9 @@ pub struct Daemon<L, A> {
     /// When a second announcer is reported, and forgotten
     /// (`--conflict-forget-after`).
     pub conflicts: conflicts::Settings,
+    /// Sticky ownership and its claims channel (`None`: `--ownership
+    /// hash`, the hash decides).
+    pub ownership: Option<(Claims, ClaimsPort)>,
 }
 
 /// What [`Daemon::run`] hands back.
@@ -114,6 +121,22 @@ impl<L: Links, A: Announce> Daemon<L, A> {
         let mut stats = tokio::time::interval(STATS_EVERY);
         let alive = self.live.borrow().len();
         self.metrics.members_alive.set(gauge(alive));
+        let origin = Instant::now();
+        let (mut claims, port) = match self.ownership.take() {
+            Some((claims, port)) => (Some(claims), Some(port)),
+            None => (None, None),
+        };
+        let (mut incoming, outgoing, mut peers, mut me) = match port {
+            Some(p) => (
+                Some(p.incoming),
+                Some(p.outgoing),
+                Some(p.peers),
+                Some(p.me),
+            ),
+            None => (None, None, None, None),
+        };
+        // When the member wants to be polled next.
+        let mut wake: Option<Instant> = None;
         tokio::pin!(shutdown);
         loop {
             let mut relist = false;
@@ -127,6 +150,24 @@ impl<L: Links, A: Announce> Daemon<L, A> {
                     debounce = LIVE_DEBOUNCE;
                 }
                 Some(()) = changes.next() => relist = true,
+                got = next_incoming(&mut incoming) => match got {
+                    Some(msg) => {
+                        if let Some(r) = claims.as_mut().and_then(|c| c.receive(msg)) {
+                            self.metrics.ownership.received(r);
+                        }
+                        debounce = Duration::ZERO;
+                    }
+                    None => incoming = None,
+                },
+                open = changed(&mut peers) => {
+                    if !open { peers = None }
+                    debounce = LIVE_DEBOUNCE;
+                }
+                open = changed(&mut me) => {
+                    if !open { me = None }
+                    debounce = Duration::ZERO;
+                }
+                () = sleep_until(wake) => debounce = Duration::ZERO,
                 _ = stats.tick() => {
                     self.metrics.observe_transport(&self.announce.stats());
                     self.metrics.observe_layer2(&self.announce.take_per_ip());
@@ -160,24 +201,63 @@ impl<L: Links, A: Announce> Daemon<L, A> {
                 links = self.list_links().await;
             }
             // The live set is reported as it changes, synced or not.
-            let live = self.live.borrow_and_update().clone();
+            let mut live = self.live.borrow_and_update().clone();
+            if let Some(c) = &mut claims {
+                let now = origin.elapsed();
+                if let Some(p) = &mut peers {
+                    c.set_peers(&p.borrow_and_update());
+                }
+                let boot = me.as_mut().and_then(|m| *m.borrow_and_update());
+                c.set_identity(boot, now);
+                if c.phase().is_some() {
+                    // The member's peers: the same set, read at once.
+                    live = c.live();
+                }
+            }
             self.metrics.members_alive.set(gauge(live.len()));
             if !self.watched.is_synced() {
                 continue;
             }
+            let mut sent: Vec<(Node, Message<ObjectKey>)> = Vec::new();
             let delta = {
                 let world = self.watched.world.borrow_and_update();
-                engine.update(
-                    &world,
-                    &Local {
-                        me: &self.node,
-                        live: &live,
-                        links: &links,
-                        excludes: &self.excludes,
-                        rules: self.rules,
-                    },
-                )
+                let local = Local {
+                    me: &self.node,
+                    live: &live,
+                    links: &links,
+                    excludes: &self.excludes,
+                    rules: self.rules,
+                };
+                match claims.as_mut().and_then(Claims::member_mut) {
+                    Some(member) => {
+                        let mut send =
+                            |to: &Node, m: Message<ObjectKey>| sent.push((to.clone(), m));
+                        let mut polled = Polled {
+                            member,
+                            now: origin.elapsed(),
+                            send: &mut send,
+                            next: None,
+                        };
+                        let delta = engine.update_owned(&world, &local, &mut polled);
+                        wake = polled.next.map(|n| origin + n);
+                        delta
+                    }
+                    None => {
+                        wake = None;
+                        engine.update(&world, &local)
+                    }
+                }
             };
+            if let Some(c) = &mut claims {
+                flush(c, sent, outgoing.as_ref());
+                self.observe_ownership(c, &delta);
+            }
+            if delta.waiting {
+                // Listening: nothing decided, nothing changes.
+                self.announce
+                    .set_interfaces(&links, &engine.desired().interfaces);
+                continue;
+            }
             unannounced.count(&delta, &self.metrics);
             conflicts.update(&self.node, &delta, Instant::now());
             let summary = Summary {
@@ -217,6 +297,26 @@ impl<L: Links, A: Announce> Daemon<L, A> {
         Stopped {
             announce: self.announce,
             handover: report,
+        }
+    }
+
+    /// The ownership series, and a line per phase change.
+    fn observe_ownership(&self, c: &mut Claims, delta: &Delta) {
+        self.metrics.ownership.set_phase(c.phase());
+        self.metrics.ownership.owned.set(gauge(c.owned()));
+        let Some(member) = c.member_mut() else {
+            return;
+        };
+        for change in &delta.services {
+            let mine = |d: Option<&ferrolb_core::announce::Decision>| {
+                d.and_then(|d| d.owner()) == Some(self.node.as_str())
+            };
+            if mine(change.after.as_ref()) && !mine(change.before.as_ref()) {
+                if let Some(how) = member.decision().how(&change.key) {
+                    self.metrics.ownership.taken(how);
+                    debug!(service = %change.key, ?how, "taken over");
+                }
+            }
         }
     }
 
@@ -480,6 +580,47 @@ fn take_seen(conflicts: &mut Conflicts, seen: &Observation) {
 }
 
 /// Sleeps until `at`, or forever.
+/// Hands the member's messages to the claims channel: whole versions or
+/// digests ([`Claims::queue`]), with the answers to pulls and digests; a
+/// full channel drops them (the next refresh repairs it).
+fn flush(
+    c: &mut Claims,
+    sent: Vec<(Node, Message<ObjectKey>)>,
+    out: Option<&mpsc::Sender<Outgoing>>,
+) {
+    for (to, m) in sent {
+        c.queue(&to, m);
+    }
+    for o in c.take_outbox() {
+        let Some(out) = out else {
+            continue;
+        };
+        if let Err(e) = out.try_send(o) {
+            let o = match e {
+                mpsc::error::TrySendError::Full(o) | mpsc::error::TrySendError::Closed(o) => o,
+            };
+            c.unsent(&o);
+        }
+    }
+}
+
+/// The next message of the claims channel; never, without one.
+async fn next_incoming(rx: &mut Option<mpsc::Receiver<Incoming>>) -> Option<Incoming> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The next change of an optional watch: `false` when it closed; never,
+/// without one.
+async fn changed<T>(rx: &mut Option<watch::Receiver<T>>) -> bool {
+    match rx {
+        Some(rx) => rx.changed().await.is_ok(),
+        None => std::future::pending().await,
+    }
+}
+
 async fn sleep_until(at: Option<Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at.into()).await,

@@ -27,6 +27,7 @@
 //! [`foca::Foca`] instance.
 
 pub mod auth;
+pub mod bytes;
 pub mod claims;
 pub mod config;
 pub mod fallback;

@@ -10,9 +10,11 @@ use ferrolb_crds::{generate, IPAddressPool, IPAddressPoolSpec, L2Advertisement};
 use ferrolb_speaker::announcer::handover::Report;
 use ferrolb_speaker::announcer::Config;
 use ferrolb_speaker::daemon::metrics::Metrics;
+use ferrolb_speaker::daemon::ownership::Claims;
 use ferrolb_speaker::daemon::run::Daemon;
 use ferrolb_speaker::daemon::{conflicts, events, l2status, watch as watches};
 use ferrolb_speaker::links::{self, Links};
+use ferrolb_speaker::membership::claims::ClaimsPort;
 use ferrolb_speaker::transport::memory::Hub;
 use ferrolb_speaker::transport::run::Running;
 use ferrolb_speaker::transport::Datalink;
@@ -101,23 +103,31 @@ pub async fn setup(client: &Client) -> TestResult {
     Api::<L2Advertisement>::namespaced(client.clone(), NS)
         .create(&PostParams::default(), &ad)
         .await?;
-    let services: Api<Service> = Api::namespaced(client.clone(), "default");
+    lb_service(client, "web", VIP, "node-b").await
+}
+
+/// Creates LoadBalancer Service `name` (default namespace, pool
+/// `public`) at `ip`, with one ready endpoint on `node` (`Cluster`
+/// policy: any node may announce it).
+pub async fn lb_service(client: &Client, name: &str, ip: &str, node: &str) -> TestResult {
     let svc: Service = serde_json::from_value(json!({
         "apiVersion": "v1", "kind": "Service",
-        "metadata": {"name": "web", "namespace": "default",
+        "metadata": {"name": name, "namespace": "default",
                      "annotations": {"ferrolb.io/ip-allocated-from-pool": "public"}},
-        "spec": {"type": "LoadBalancer", "selector": {"app": "web"},
+        "spec": {"type": "LoadBalancer", "selector": {"app": name},
                  "ports": [{"port": 80, "protocol": "TCP"}]},
     }))?;
-    services.create(&PostParams::default(), &svc).await?;
-    set_ingress(client, "web", Some(VIP)).await?;
+    Api::<Service>::namespaced(client.clone(), "default")
+        .create(&PostParams::default(), &svc)
+        .await?;
+    set_ingress(client, name, Some(ip)).await?;
     let slice: EndpointSlice = serde_json::from_value(json!({
         "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
-        "metadata": {"name": "web-abcde", "namespace": "default",
-                     "labels": {"kubernetes.io/service-name": "web"}},
+        "metadata": {"name": format!("{name}-abcde"), "namespace": "default",
+                     "labels": {"kubernetes.io/service-name": name}},
         "addressType": "IPv4",
         "endpoints": [{"addresses": ["10.0.0.5"], "conditions": {"ready": true},
-                       "nodeName": "node-b"}],
+                       "nodeName": node}],
         "ports": [{"port": 8080, "protocol": "TCP"}],
     }))?;
     Api::<EndpointSlice>::namespaced(client.clone(), "default")
@@ -152,9 +162,34 @@ pub fn stays() -> BoxFuture<'static, ()> {
     Box::pin(async {})
 }
 
+/// What a test speaker may differ in; `Options::default()` is the plain
+/// one.
+pub struct Options {
+    /// Write ServiceL2Status records through this client (a client of its
+    /// own, so the request log tells nodes apart).
+    pub records: Option<Client>,
+    /// What its stop runs (what leaving gossip does to the others' live
+    /// set).
+    pub leave: BoxFuture<'static, ()>,
+    /// Second-announcer timings.
+    pub conflicts: conflicts::Settings,
+    /// Sticky ownership over this claims port (`None`: the hash).
+    pub ownership: Option<(Claims, ClaimsPort)>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            records: None,
+            leave: stays(),
+            conflicts: conflicts::Settings::default(),
+            ownership: None,
+        }
+    }
+}
+
 /// A speaker for `node` on `hub` (MAC `02:00:00:00:00:mac`), writing
-/// ServiceL2Status records through `records` when given (a client of its
-/// own, so the request log tells nodes apart).
+/// ServiceL2Status records through `records` when given.
 #[allow(clippy::too_many_arguments)]
 pub fn speaker(
     node: &str,
@@ -166,32 +201,14 @@ pub fn speaker(
     tasks: &mut JoinSet<()>,
     records: Option<Client>,
 ) -> Result<Speaker, Box<dyn std::error::Error>> {
-    #[rustfmt::skip]
-    let s = speaker_leaving(node, mac, hub, client, watched, live, tasks, records, stays())?;
-    Ok(s)
+    let options = Options {
+        records,
+        ..Options::default()
+    };
+    speaker_with(node, mac, hub, client, watched, live, tasks, options)
 }
 
-/// [`speaker`] whose stop runs `leave` (what leaving gossip does to the
-/// others' live set).
-#[allow(clippy::too_many_arguments)]
-pub fn speaker_leaving(
-    node: &str,
-    mac: u8,
-    hub: &Hub,
-    client: &Client,
-    watched: &watches::Watched,
-    live: &watch::Receiver<BTreeSet<String>>,
-    tasks: &mut JoinSet<()>,
-    records: Option<Client>,
-    leave: BoxFuture<'static, ()>,
-) -> Result<Speaker, Box<dyn std::error::Error>> {
-    #[rustfmt::skip]
-    let s = speaker_with(node, mac, hub, client, watched, live, tasks, records, leave, conflicts::Settings::default())?;
-    Ok(s)
-}
-
-/// [`speaker_leaving`] with the second-announcer timings of the test's
-/// choosing.
+/// [`speaker`] with the [`Options`] of the test's choosing.
 #[allow(clippy::too_many_arguments)]
 pub fn speaker_with(
     node: &str,
@@ -201,10 +218,14 @@ pub fn speaker_with(
     watched: &watches::Watched,
     live: &watch::Receiver<BTreeSet<String>>,
     tasks: &mut JoinSet<()>,
-    records: Option<Client>,
-    leave: BoxFuture<'static, ()>,
-    conflicts: conflicts::Settings,
+    options: Options,
 ) -> Result<Speaker, Box<dyn std::error::Error>> {
+    let Options {
+        records,
+        leave,
+        conflicts,
+        ownership,
+    } = options;
     let mac_bytes = [2, 0, 0, 0, 0, mac];
     let link: Arc<dyn Datalink> =
         Arc::new(hub.endpoint("eth0", ferrolb_speaker::wire::MacAddr(mac_bytes)));
@@ -238,6 +259,7 @@ pub fn speaker_with(
         observed,
         handover_timeout: Duration::from_secs(3),
         conflicts,
+        ownership,
     };
     tasks.spawn(async move {
         let done = daemon

@@ -274,19 +274,24 @@ fn apply_change(w: &mut World, sp: &mut Speaker, c: &Change) {
     }
 }
 
-/// Applies `changes` one by one; after each, the engine's answer must
-/// equal one from scratch and its delta exactly the difference.
-fn replay(changes: &[Change]) -> Result<(), proptest::test_runner::TestCaseError> {
+/// The replays' start: the fixtures' world with a second pool, node-a.
+fn start() -> (World, Speaker, Excludes) {
     let mut w = world();
     // The `all` advertisement covers every pool, `private` too.
     add_pool(&mut w, "private", &["198.51.100.0/24"], &[]);
-    let mut sp = Speaker {
+    let sp = Speaker {
         live: all_live(),
         me: 0,
         links: links(),
         rules: Rules::default(),
     };
-    let excludes = Excludes::default();
+    (w, sp, Excludes::default())
+}
+
+/// Applies `changes` one by one; after each, the engine's answer must
+/// equal one from scratch and its delta exactly the difference.
+fn replay(changes: &[Change]) -> Result<(), proptest::test_runner::TestCaseError> {
+    let (mut w, mut sp, excludes) = start();
     let mut engine = Engine::default();
     let mut last = Desired::default();
     for c in changes {
@@ -314,6 +319,12 @@ proptest::proptest! {
     #[test]
     fn the_engine_never_changes_the_answer(changes in proptest::collection::vec(change(), 1..60)) {
         replay(&changes)?;
+    }
+
+    /// The same with sticky ownership ([`replay_sticky`]).
+    #[test]
+    fn the_sticky_engine_never_changes_the_answer(changes in proptest::collection::vec(change(), 1..60)) {
+        replay_sticky(&changes)?;
     }
 }
 
@@ -566,15 +577,7 @@ impl Sticky {
 /// exactly the difference, every owner is the member's, and a Service
 /// has an owner exactly when the hash would give it one.
 fn replay_sticky(changes: &[Change]) -> Result<(), proptest::test_runner::TestCaseError> {
-    let mut w = world();
-    add_pool(&mut w, "private", &["198.51.100.0/24"], &[]);
-    let mut sp = Speaker {
-        live: all_live(),
-        me: 0,
-        links: links(),
-        rules: Rules::default(),
-    };
-    let excludes = Excludes::default();
+    let (mut w, mut sp, excludes) = start();
     let mut engine = Engine::default();
     let mut sticky = Sticky::new(NODES[0]);
     sticky.set_live(&sp.live);
@@ -625,15 +628,6 @@ fn replay_sticky(changes: &[Change]) -> Result<(), proptest::test_runner::TestCa
         last = now;
     }
     Ok(())
-}
-
-proptest::proptest! {
-    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
-    /// The same with sticky ownership.
-    #[test]
-    fn the_sticky_engine_never_changes_the_answer(changes in proptest::collection::vec(change(), 1..60)) {
-        replay_sticky(&changes)?;
-    }
 }
 
 /// A started speaker that has not heard its peers decides nothing, keeps

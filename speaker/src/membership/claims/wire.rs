@@ -21,6 +21,7 @@
 //! peer pulled it) is a new transmission and is delivered again, while a
 //! duplicated chunk of a transmission already delivered is not.
 
+use crate::membership::bytes::{Reader, Truncated};
 use ferrolb_core::announce::model::ObjectKey;
 use ferrolb_core::ownership::Message;
 use std::collections::BTreeSet;
@@ -153,33 +154,20 @@ pub struct Datagram<'a> {
     pub frame: Frame<'a>,
 }
 
-struct Reader<'a>(&'a [u8]);
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], Malformed> {
-        if self.0.len() < n {
-            return Err(Malformed::Truncated);
-        }
-        let (head, rest) = self.0.split_at(n);
-        self.0 = rest;
-        Ok(head)
+impl From<Truncated> for Malformed {
+    fn from(_: Truncated) -> Self {
+        Self::Truncated
     }
+}
 
-    fn u8(&mut self) -> Result<u8, Malformed> {
-        Ok(self.take(1)?[0])
-    }
+/// The fields of this format beyond [`Reader`]'s.
+trait Fields<'a> {
+    fn str(&mut self, min: usize, max: usize) -> Result<&'a str, Malformed>;
+    fn key(&mut self) -> Result<(&'a str, &'a str), Malformed>;
+    fn end(&self) -> Result<(), Malformed>;
+}
 
-    fn u16(&mut self) -> Result<u16, Malformed> {
-        let b = self.take(2)?;
-        Ok(u16::from_be_bytes([b[0], b[1]]))
-    }
-
-    fn u64(&mut self) -> Result<u64, Malformed> {
-        let mut a = [0u8; 8];
-        a.copy_from_slice(self.take(8)?);
-        Ok(u64::from_be_bytes(a))
-    }
-
+impl<'a> Fields<'a> for Reader<'a> {
     /// A length-prefixed UTF-8 string of `min..=max` bytes.
     fn str(&mut self, min: usize, max: usize) -> Result<&'a str, Malformed> {
         let len = usize::from(self.u8()?);
@@ -197,7 +185,7 @@ impl<'a> Reader<'a> {
     }
 
     fn end(&self) -> Result<(), Malformed> {
-        if self.0.is_empty() {
+        if self.is_empty() {
             Ok(())
         } else {
             Err(Malformed::Trailing)
@@ -208,7 +196,7 @@ impl<'a> Reader<'a> {
 /// Decodes a payload (the envelope already removed). Never panics and
 /// never allocates.
 pub fn decode(payload: &[u8]) -> Result<Datagram<'_>, Malformed> {
-    let mut r = Reader(payload);
+    let mut r = Reader::new(payload);
     let kind = r.u8()?;
     let from = r.str(1, MAX_NODE_NAME)?;
     let boot = r.u64()?;
@@ -252,11 +240,11 @@ fn chunk<'a>(r: &mut Reader<'a>) -> Result<Chunk<'a>, Malformed> {
     if !held && (total != 1 || count != 0) {
         return Err(Malformed::Flags);
     }
-    let keys = r.0;
+    let keys = r.rest();
     for _ in 0..count {
         r.key()?;
     }
-    let used = keys.len() - r.0.len();
+    let used = keys.len() - r.rest().len();
     Ok(Chunk {
         epoch,
         seq,
@@ -273,7 +261,7 @@ fn chunk<'a>(r: &mut Reader<'a>) -> Result<Chunk<'a>, Malformed> {
 
 /// The keys of a decoded chunk.
 pub fn keys<'a>(chunk: &Chunk<'a>) -> impl Iterator<Item = Result<ObjectKey, Malformed>> + 'a {
-    let mut r = Reader(chunk.keys);
+    let mut r = Reader::new(chunk.keys);
     (0..chunk.count).map(move |_| r.key().map(|(ns, name)| ObjectKey::new(ns, name)))
 }
 
@@ -490,7 +478,7 @@ fn assemble(done: Partial) -> Message<ObjectKey> {
     let held = held.then(|| {
         let mut set = BTreeSet::new();
         for (count, bytes) in done.chunks.into_iter().flatten() {
-            let mut r = Reader(&bytes);
+            let mut r = Reader::new(&bytes);
             for _ in 0..count {
                 // Checked when the chunk was decoded.
                 if let Ok((ns, name)) = r.key() {

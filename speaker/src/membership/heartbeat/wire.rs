@@ -20,6 +20,7 @@
 //! Other bits must be zero, and nothing may follow the last field, so a
 //! later format is refused rather than misread.
 
+use crate::membership::bytes::{Reader, Truncated};
 use std::time::Duration;
 
 const HEARTBEAT: u8 = 1;
@@ -151,7 +152,7 @@ pub fn encode(msg: &Message<'_>, out: &mut Vec<u8>) -> Result<(), Malformed> {
 
 /// Reads one message; never panics, whatever the bytes.
 pub fn decode(payload: &[u8]) -> Result<Message<'_>, Malformed> {
-    let mut r = Reader(payload);
+    let mut r = Reader::new(payload);
     let kind = r.u8()?;
     let flags = r.u8()?;
     if flags & !FLAG != 0 {
@@ -184,7 +185,7 @@ pub fn decode(payload: &[u8]) -> Result<Message<'_>, Malformed> {
         },
         other => return Err(Malformed::UnknownKind(other)),
     };
-    match r.0.len() {
+    match r.rest().len() {
         0 => Ok(msg),
         n => Err(Malformed::Trailing(n)),
     }
@@ -204,34 +205,18 @@ fn put_name(name: &str, out: &mut Vec<u8>) {
     out.extend_from_slice(name.as_bytes());
 }
 
-struct Reader<'a>(&'a [u8]);
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], Malformed> {
-        if self.0.len() < n {
-            return Err(Malformed::Truncated);
-        }
-        let (head, rest) = self.0.split_at(n);
-        self.0 = rest;
-        Ok(head)
+impl From<Truncated> for Malformed {
+    fn from(_: Truncated) -> Self {
+        Self::Truncated
     }
+}
 
-    fn u8(&mut self) -> Result<u8, Malformed> {
-        Ok(self.take(1)?[0])
-    }
+/// A node name: length-prefixed UTF-8, 1 to [`MAX_NAME`] bytes.
+trait Name<'a> {
+    fn name(&mut self) -> Result<&'a str, Malformed>;
+}
 
-    fn u32(&mut self) -> Result<u32, Malformed> {
-        let mut b = [0; 4];
-        b.copy_from_slice(self.take(4)?);
-        Ok(u32::from_be_bytes(b))
-    }
-
-    fn u64(&mut self) -> Result<u64, Malformed> {
-        let mut b = [0; 8];
-        b.copy_from_slice(self.take(8)?);
-        Ok(u64::from_be_bytes(b))
-    }
-
+impl<'a> Name<'a> for Reader<'a> {
     fn name(&mut self) -> Result<&'a str, Malformed> {
         let len = usize::from(self.u8()?);
         if len == 0 || len > MAX_NAME {
