@@ -10,13 +10,13 @@ mod common;
 use common::{lb_service, setup, speaker_with, wait_for, Options, Speaker, TestResult, NS};
 use ferrolb_core::announce::model::ObjectKey;
 use ferrolb_core::announce::Desired;
-use ferrolb_core::ownership::Config;
+use ferrolb_core::ownership::{Config, Node as NodeName};
 use ferrolb_speaker::daemon::ownership::Claims;
 use ferrolb_speaker::daemon::watch as watches;
 use ferrolb_speaker::membership::claims::{ClaimsPort, Incoming, Outgoing, Peers};
 use ferrolb_speaker::transport::memory::Hub;
-use k8s_openapi::api::core::v1::Node;
-use kube::api::{Api, PostParams};
+use k8s_openapi::api::core::v1::{Node, Service};
+use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::Client;
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -133,6 +133,7 @@ struct Cluster {
     hub: Hub,
     watched: watches::Watched,
     live: watch::Receiver<BTreeSet<String>>,
+    _live_tx: watch::Sender<BTreeSet<String>>,
     net: Arc<Net>,
     tasks: JoinSet<()>,
 }
@@ -144,9 +145,20 @@ impl Cluster {
         mac: u8,
         boot: u64,
     ) -> Result<Speaker, Box<dyn std::error::Error>> {
+        self.speaker_recorded(node, mac, boot, BTreeMap::new())
+    }
+
+    /// A speaker that read `records` (the ServiceL2Status owners) at start.
+    fn speaker_recorded(
+        &mut self,
+        node: &str,
+        mac: u8,
+        boot: u64,
+        records: BTreeMap<ObjectKey, NodeName>,
+    ) -> Result<Speaker, Box<dyn std::error::Error>> {
         let port = self.net.start(node, boot);
         let options = Options {
-            ownership: Some((Claims::new(node, config(), BTreeMap::new()), port)),
+            ownership: Some((Claims::new(node, config(), records), port)),
             ..Options::default()
         };
         speaker_with(
@@ -160,6 +172,19 @@ impl Cluster {
             options,
         )
     }
+}
+
+/// Sets or removes Service `name`'s `ferrolb.io/rebalance` annotation.
+async fn rebalance(client: &Client, name: &str, on: bool) -> TestResult {
+    let value = if on { json!("true") } else { json!(null) };
+    Api::<Service>::namespaced(client.clone(), "default")
+        .patch(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"annotations": {"ferrolb.io/rebalance": value}}})),
+        )
+        .await?;
+    Ok(())
 }
 
 /// The owner of every Service in `d`.
@@ -228,9 +253,12 @@ async fn agreed(
     Err("the speakers never agreed on the owners".into())
 }
 
-#[tokio::test]
-async fn a_returning_node_takes_nothing_back_and_new_services_go_to_the_fewest() -> TestResult {
-    let server = kube_test_server::TestServer::start("127.0.0.1:0".parse()?).await?;
+/// The fixtures' cluster with node-c and `extra` more Services (six IPs
+/// with 5); nobody running yet.
+async fn three_nodes(
+    server: &kube_test_server::TestServer,
+    extra: usize,
+) -> Result<(Client, Cluster), Box<dyn std::error::Error>> {
     let client = server.client().await?;
     setup(&client).await?;
     Api::<Node>::all(client.clone())
@@ -240,27 +268,29 @@ async fn a_returning_node_takes_nothing_back_and_new_services_go_to_the_fewest()
                 "metadata": {"name": "node-c"}}))?,
         )
         .await?;
-    // web (setup's) and five more: six IPs on three nodes.
-    for i in 1..=5 {
-        lb_service(
-            &client,
-            &format!("svc-{i}"),
-            &format!("192.0.2.{}", 20 + i),
-            "node-a",
-        )
-        .await?;
+    for i in 1..=extra {
+        let ip = format!("192.0.2.{}", 20 + i);
+        lb_service(&client, &format!("svc-{i}"), &ip, "node-a").await?;
     }
     let mut tasks = JoinSet::new();
     let watched = watches::spawn(&client, NS, None, &mut tasks);
-    let (_live_tx, live) = watch::channel(NODES.iter().map(|n| n.to_string()).collect());
-    let mut cluster = Cluster {
+    let (live_tx, live) = watch::channel(NODES.iter().map(|n| n.to_string()).collect());
+    let cluster = Cluster {
         client: client.clone(),
         hub: Hub::new(),
         watched,
         live,
+        _live_tx: live_tx,
         net: Arc::new(Net::default()),
         tasks,
     };
+    Ok((client, cluster))
+}
+
+#[tokio::test]
+async fn a_returning_node_takes_nothing_back_and_new_services_go_to_the_fewest() -> TestResult {
+    let server = kube_test_server::TestServer::start("127.0.0.1:0".parse()?).await?;
+    let (client, mut cluster) = three_nodes(&server, 5).await?;
     let mut a = cluster.speaker("node-a", 0xa, 1)?;
     let mut b = cluster.speaker("node-b", 0xb, 1)?;
     let mut c = cluster.speaker("node-c", 0xc, 1)?;
@@ -306,6 +336,84 @@ async fn a_returning_node_takes_nothing_back_and_new_services_go_to_the_fewest()
     let grown = agreed(&mut [&mut a, &mut b, &mut c], 9, &NODES).await?;
     kept(&after, &grown, None);
     expect_counts(&grown, [3, 3, 3], "new Services even the load");
+
+    // node-a dies again and returns: its three IPs stay on the others
+    // (0/4/5 or 0/5/4) until the operator asks for a rebalance.
+    cluster.net.kill("node-a");
+    a.stop();
+    let lopsided = agreed(&mut [&mut b, &mut c], 9, &["node-b", "node-c"]).await?;
+    let mut spread: Vec<usize> = counts(&lopsided).into_values().collect();
+    spread.sort_unstable();
+    assert_eq!(spread, [0, 4, 5], "node-a's three IPs spread: {lopsided:?}");
+    let mut a = cluster.speaker("node-a", 0xa, 3)?;
+    let back = agreed(&mut [&mut a, &mut b, &mut c], 9, &NODES).await?;
+    assert_eq!(back, lopsided, "nothing moves on the return");
+    // The operator marks every Service: IPs move only while that evens
+    // the load strictly, and then stop.
+    for key in back.keys() {
+        rebalance(&client, &key.name, true).await?;
+    }
+    let even = |d: &Desired| counts(&owners(d)).values().all(|n| *n == 3);
+    for s in [&mut a, &mut b, &mut c] {
+        wait_for(s, "the rebalance to even the load", even).await?;
+    }
+    let rebalanced = agreed(&mut [&mut a, &mut b, &mut c], 9, &NODES).await?;
+    let moved = back.iter().filter(|(k, o)| rebalanced[*k] != **o).count();
+    assert_eq!(
+        moved, 3,
+        "the fewest moves that even the load: {rebalanced:?}"
+    );
+    // The marker removed, nothing moves.
+    for key in back.keys() {
+        rebalance(&client, &key.name, false).await?;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let pinned = agreed(&mut [&mut a, &mut b, &mut c], 9, &NODES).await?;
+    assert_eq!(pinned, rebalanced);
+    for s in [a, b, c] {
+        s.stop();
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_restart_of_every_speaker_moves_no_ip() -> TestResult {
+    let server = kube_test_server::TestServer::start("127.0.0.1:0".parse()?).await?;
+    let (_client, mut cluster) = three_nodes(&server, 5).await?;
+    let a = cluster.speaker("node-a", 0xa, 1)?;
+    let mut b = cluster.speaker("node-b", 0xb, 1)?;
+    let mut c = cluster.speaker("node-c", 0xc, 1)?;
+    // An uneven placement, unlike one from scratch (2/2/2): node-a died
+    // and came back with nothing.
+    cluster.net.kill("node-a");
+    a.stop();
+    agreed(&mut [&mut b, &mut c], 6, &["node-b", "node-c"]).await?;
+    let mut a = cluster.speaker("node-a", 0xa, 2)?;
+    let before = agreed(&mut [&mut a, &mut b, &mut c], 6, &NODES).await?;
+    expect_counts(&before, [0, 3, 3], "node-a took nothing back");
+    // What the ServiceL2Status records say once every owner held 5 s.
+    let records: BTreeMap<ObjectKey, NodeName> = before
+        .iter()
+        .filter_map(|(k, o)| Some((k.clone(), NodeName::from(o.clone()?.as_str()))))
+        .collect();
+    // A DaemonSet upgrade: every speaker stops, then they start apart
+    // (150 ms, against a listen of 300 ms and a settle of 600 ms), the
+    // first with nobody to hear.
+    for (node, s) in [("node-a", a), ("node-b", b), ("node-c", c)] {
+        cluster.net.kill(node);
+        s.stop();
+    }
+    let mut c = cluster.speaker_recorded("node-c", 0xc, 3, records.clone())?;
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let mut a = cluster.speaker_recorded("node-a", 0xa, 3, records.clone())?;
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let mut b = cluster.speaker_recorded("node-b", 0xb, 3, records)?;
+    let after = agreed(&mut [&mut a, &mut b, &mut c], 6, &NODES).await?;
+    assert_eq!(after, before, "every IP is back on its recorded owner");
+    // And stays there once the cold start ended.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let later = agreed(&mut [&mut a, &mut b, &mut c], 6, &NODES).await?;
+    assert_eq!(later, before);
     for s in [a, b, c] {
         s.stop();
     }

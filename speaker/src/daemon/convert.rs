@@ -313,6 +313,21 @@ mod tests {
         assert!(info.local);
         assert!(info.labels.is_empty());
         assert!(!info.allows_sharing);
+        assert!(!info.rebalance);
+    }
+
+    #[test]
+    fn the_rebalance_annotation_is_read_whatever_its_value() {
+        for value in ["true", "", "please"] {
+            let obj: Service = serde_json::from_value(json!({
+                "metadata": {"name": "web", "namespace": "default",
+                             "annotations": {REBALANCE_ANNOTATION: value}},
+                "spec": {"type": "LoadBalancer"},
+                "status": {"loadBalancer": {"ingress": [{"ip": "192.0.2.1"}]}},
+            }))
+            .unwrap();
+            assert!(service(&obj).unwrap().rebalance, "{value:?}");
+        }
     }
 
     #[test]
