@@ -216,6 +216,9 @@ impl<L: Links, A: Announce> Daemon<L, A> {
             }
             self.metrics.members_alive.set(gauge(live.len()));
             if !self.watched.is_synced() {
+                // Polled again once the watches are back (a past wake time
+                // would spin the loop meanwhile).
+                wake = None;
                 continue;
             }
             let mut sent: Vec<(Node, Message<ObjectKey>)> = Vec::new();
