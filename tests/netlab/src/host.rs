@@ -233,6 +233,27 @@ impl Host {
         ip(&["-n", &self.switch, "link", "set", &self.port, "up"]).map(drop)
     }
 
+    /// Stops the switch forwarding to and from this host's port (bridge
+    /// port state `disabled`) while both ends keep their carrier: a
+    /// partition somewhere in the switch fabric rather than a cut cable,
+    /// so the host sees no link change and keeps using `eth0`.
+    pub fn port_block(&self) -> Result<()> {
+        self.port_state("0")
+    }
+
+    /// Lets the switch forward on this host's port again (state
+    /// `forwarding`), after [`Host::port_block`].
+    pub fn port_unblock(&self) -> Result<()> {
+        self.port_state("3")
+    }
+
+    fn port_state(&self, state: &str) -> Result<()> {
+        let args = ["-n", &self.switch, "link", "set", "dev", &self.port];
+        let mut full = args.to_vec();
+        full.extend(["type", "bridge_slave", "state", state]);
+        ip(&full).map(drop)
+    }
+
     /// The MAC address of `eth0`.
     pub fn mac(&self) -> Result<MacAddr> {
         self.mac_of(HOST_IFNAME)
