@@ -258,8 +258,7 @@ async fn ownership_runs(
     }
     if progress {
         println!(
-            "
-ownership: {} IPv4 Services per mode ({}); the speaker {}",
+            "\nownership: {} IPv4 Services per mode ({}); the speaker {}",
             o.ownership_services,
             modes
                 .iter()
@@ -306,8 +305,8 @@ impl OwnershipRuns {
             return;
         };
         println!(
-            "
-ownership (issue 15), {} IPv4 Services on {} nodes; owner = the node whose MAC answers              the client's who-has",
+            "\nownership (issue 15), {} IPv4 Services on {} nodes; owner = the node whose MAC answers \
+             the client's who-has",
             first.services,
             first.placement.counts.len()
         );
