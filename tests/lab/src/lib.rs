@@ -11,6 +11,9 @@
 //! - [`proxy`]: kube-proxy's part (IPVS with strictARP) for the nodes.
 //! - [`client`]: TCP and UDP requests from the client namespace.
 //! - [`failover`]: takes the owner down and measures the gap.
+//! - [`arp`]: who-has sweeps from the client: every MAC answering an IP.
+//! - [`ownership`]: issue 15's bench: IPs moved when a node returns, IPs
+//!   per node, a partition's heal, per ownership mode.
 //! - [`l2status`]: the ServiceL2Status records: read, wait, count writes,
 //!   and how long an ownership change takes to reach its record.
 //! - [`load`]: steady requests to many IPs at once, failed requests.
@@ -23,6 +26,7 @@
 //!   bench).
 #![forbid(unsafe_code)]
 
+pub mod arp;
 pub mod bins;
 pub mod client;
 pub mod cluster;
@@ -35,6 +39,7 @@ pub mod l2status;
 pub mod load;
 pub mod manifests;
 pub mod objects;
+pub mod ownership;
 pub mod process;
 pub mod proxy;
 pub mod relay;

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use ferrolb_lab::commands::{self, BenchOpts, IpFamily, ScaleOpts, Setup, EXAMPLE_PORT};
+use ferrolb_lab::ownership::Mode;
 
 /// A ferrolb cluster in network namespaces on this machine: API server,
 /// controller, one speaker per node, kube-proxy stand-in and a LAN client.
@@ -25,6 +26,30 @@ struct Cli {
     /// settings, instead of the build's binaries.
     #[arg(long, global = true, value_name = "ARCHIVE", env = "FERROLB_LAB_IMAGE")]
     image: Option<PathBuf>,
+    /// The speakers' ownership mode, passed to every speaker as
+    /// `FERROLB_OWNERSHIP` (their `--ownership`): `sticky` keeps an IP on
+    /// the live node announcing it, `hash` is MetalLB's placement. A
+    /// speaker without that flag ignores it and places by hash.
+    #[arg(long, global = true, value_enum, default_value_t = OwnershipArg::Sticky, env = "FERROLB_LAB_OWNERSHIP")]
+    ownership: OwnershipArg,
+}
+
+/// `--ownership`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum OwnershipArg {
+    /// IPs stay on the live node announcing them.
+    Sticky,
+    /// MetalLB's hash placement.
+    Hash,
+}
+
+impl From<OwnershipArg> for Mode {
+    fn from(a: OwnershipArg) -> Self {
+        match a {
+            OwnershipArg::Sticky => Mode::Sticky,
+            OwnershipArg::Hash => Mode::Hash,
+        }
+    }
 }
 
 /// `--family`: which Service address failover is measured on.
@@ -95,6 +120,16 @@ enum Command {
         /// traffic); `0` skips it.
         #[arg(long, default_value = "30s", value_parser = humantime::parse_duration, env = "FERROLB_LAB_TRAFFIC_WINDOW")]
         traffic_window: Duration,
+        /// IPv4 Services of issue 15's ownership measurements (IPs per
+        /// node, IPs moved when a dead node returns, partition heal);
+        /// `0` skips them; at most 120 (the API test server's IPv4
+        /// ClusterIP range is a /25).
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u16).range(0..=120), env = "FERROLB_LAB_OWNERSHIP_SERVICES")]
+        ownership_services: u16,
+        /// Also measure them with the speakers restarted in the other
+        /// ownership mode, side by side.
+        #[arg(long, default_value_t = true, action = clap::ArgAction::Set, env = "FERROLB_LAB_OWNERSHIP_COMPARE")]
+        ownership_compare: bool,
     },
     /// A busy loop for the bench's CPU soak: spins until `--secs` have
     /// passed or its parent is gone.
@@ -165,6 +200,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let setup = Setup {
         nodes: cli.nodes,
         image: cli.image,
+        ownership: cli.ownership.into(),
     };
     match cli.command.unwrap_or(Command::Demo) {
         Command::Demo => commands::demo(&setup).await,
@@ -180,6 +216,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             soak,
             throttle_percent,
             traffic_window,
+            ownership_services,
+            ownership_compare,
         } => {
             let families = match (v6, family) {
                 (true, _) | (false, FamilyArg::V6) => vec![IpFamily::V6],
@@ -194,6 +232,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 soak,
                 throttle_share: f64::from(throttle_percent) / 100.0,
                 traffic_window,
+                ownership_services: ownership_services.into(),
+                ownership_compare,
             };
             commands::bench(&setup, &opts).await
         }

@@ -34,15 +34,18 @@ pub struct Host {
     ns: String,
     switch: String,
     port: String,
+    /// The bridge `port` is plugged into.
+    bridge: String,
 }
 
 impl Host {
-    pub(crate) fn new(name: &str, ns: &str, switch: &str, port: &str) -> Self {
+    pub(crate) fn new(name: &str, ns: &str, switch: &str, port: &str, bridge: &str) -> Self {
         Self {
             name: name.to_owned(),
             ns: ns.to_owned(),
             switch: switch.to_owned(),
             port: port.to_owned(),
+            bridge: bridge.to_owned(),
         }
     }
 
@@ -231,6 +234,34 @@ impl Host {
     /// Sets the switch port up again.
     pub fn port_up(&self) -> Result<()> {
         ip(&["-n", &self.switch, "link", "set", &self.port, "up"]).map(drop)
+    }
+
+    /// Unplugs this host's port from its bridge while both veth ends stay
+    /// up: the switch forwards nothing to or from the host, yet the host
+    /// keeps its carrier and sees no link change (a partition in the
+    /// switch fabric, not a cut cable; [`Host::port_down`] is that). A
+    /// bridge port's own `disabled` state would do, but without STP the
+    /// kernel puts it back to forwarding at once.
+    pub fn port_block(&self) -> Result<()> {
+        ip(&[
+            "-n",
+            &self.switch,
+            "link",
+            "set",
+            "dev",
+            &self.port,
+            "nomaster",
+        ])
+        .map(drop)
+    }
+
+    /// Plugs the port back into its bridge after [`Host::port_block`];
+    /// without STP it forwards at once.
+    pub fn port_unblock(&self) -> Result<()> {
+        let args = ["-n", &self.switch, "link", "set", "dev", &self.port];
+        let mut full = args.to_vec();
+        full.extend(["master", &self.bridge]);
+        ip(&full).map(drop)
     }
 
     /// The MAC address of `eth0`.

@@ -172,7 +172,8 @@ impl Lab {
         netns::add(&ns)?;
         self.namespaces.push(ns.clone());
         self.hosts.push(name.to_owned());
-        let host = Host::new(name, &ns, &self.switch, &format!("v-{name}"));
+        let port = format!("v-{name}");
+        let host = Host::new(name, &ns, &self.switch, &port, segment.name());
         host.wire(segment)?;
         Ok(host)
     }

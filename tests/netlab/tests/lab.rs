@@ -110,6 +110,31 @@ fn traffic_stops_within_a_bounded_time_when_a_link_or_port_goes_down() {
 
 #[test]
 #[ignore = "needs root"]
+fn a_blocked_port_stops_traffic_while_the_host_keeps_its_carrier() {
+    let (_lab, a, b) = two_hosts("a_blocked_port_stops_traffic_while_the_host_keeps_its_carrier");
+    let _echo = Echo::start(&b, addr(B_V4, PORT));
+    let socket = client(&a, A_V4);
+    let to = addr(B_V4, PORT);
+    assert_echoes(&[&a, &b], &socket, to, ECHO_ATTEMPTS);
+
+    b.port_block().unwrap();
+    let started = Instant::now();
+    assert!(
+        !echoes(&socket, to, 3),
+        "echo through a blocked switch port"
+    );
+    assert!(started.elapsed() < Duration::from_secs(2));
+    // Unlike port_down, the host sees no carrier loss.
+    let link = b
+        .exec("ip", &["-o", "link", "show", "dev", "eth0"])
+        .unwrap();
+    assert!(link.contains("LOWER_UP"), "{link}");
+    b.port_unblock().unwrap();
+    assert_echoes(&[&a, &b], &socket, to, ECHO_ATTEMPTS);
+}
+
+#[test]
+#[ignore = "needs root"]
 fn the_neighbour_table_shows_the_peers_mac_after_traffic() {
     let (_lab, a, b) = two_hosts("the_neighbour_table_shows_the_peers_mac_after_traffic");
     let b_v4: IpAddr = B_V4.parse().unwrap();

@@ -51,6 +51,10 @@ pub struct Options {
     pub progress: bool,
     /// Extra speaker flags.
     pub speaker_args: Vec<String>,
+    /// Extra speaker environment variables, e.g. `FERROLB_OWNERSHIP`
+    /// ([`crate::ownership::Mode`]); [`Cluster::set_speaker_env`] changes
+    /// them for speakers started later.
+    pub speaker_env: Vec<(String, String)>,
     /// Run the controller.
     pub controller: bool,
     /// Give every node a second interface, `eth1`, on a second LAN
@@ -78,6 +82,7 @@ impl Default for Options {
             prefix: topology::PREFIX.to_owned(),
             progress: false,
             speaker_args: Vec::new(),
+            speaker_env: Vec::new(),
             controller: true,
             second_lan: false,
             record_requests: false,

@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::{anyhow, bail};
 
 use super::{done, step, Cluster};
-use crate::process::{Proc, Program};
+use crate::process::{Launcher, Proc, Program};
 use crate::topology::{self, SPEAKER_HTTP_PORT, SYSTEM_NS};
 
 impl Cluster {
@@ -72,13 +72,19 @@ impl Cluster {
         let node = self.node_mut(name)?;
         node.speaker.take();
         let v4 = topology::node_v4(node.index);
-        let env = [
+        let mut env = vec![
             ("NODE_NAME", node.name.clone()),
             (
                 "KUBECONFIG",
                 dir.join("kubeconfig-speaker").display().to_string(),
             ),
         ];
+        env.extend(
+            self.opts
+                .speaker_env
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.clone())),
+        );
         let mut args: Vec<String> = ["--namespace", SYSTEM_NS, "--log-format", "text"]
             .map(String::from)
             .into();
@@ -97,6 +103,33 @@ impl Cluster {
             .spawn(Program::Speaker, &node.host, &env, &args, &dir, &log)?;
         self.node_mut(name)?.speaker = Some(proc);
         Ok(())
+    }
+
+    /// Whether the speaker has command-line flag `flag` (`--ownership`),
+    /// from its `--help`; `None` when that cannot be told (the image's
+    /// speaker, run under runc, or `--help` failed).
+    pub fn speaker_has_flag(&self, flag: &str) -> Option<bool> {
+        let Launcher::Binaries(bins) = &self.launcher else {
+            return None;
+        };
+        let out = std::process::Command::new(&bins.speaker)
+            .arg("--help")
+            .output()
+            .ok()?;
+        let help = String::from_utf8_lossy(&out.stdout);
+        Some(
+            help.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
+                .any(|word| word == flag),
+        )
+    }
+
+    /// Sets environment variable `key` of every speaker started from now
+    /// on (restart them to apply it).
+    pub fn set_speaker_env(&mut self, key: &str, value: &str) {
+        self.opts.speaker_env.retain(|(k, _)| k != key);
+        self.opts
+            .speaker_env
+            .push((key.to_owned(), value.to_owned()));
     }
 
     /// The pid of node `name`'s speaker (`ip netns exec` execs it, so the

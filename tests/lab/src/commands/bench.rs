@@ -1,7 +1,8 @@
 //! `ferrolb-lab bench`: failover (node death, graceful stop) per IP family
 //! and create-to-IP / create-to-answer, in rounds; a rolling restart of
 //! every speaker and a drain under steady requests ([`crate::handover`]);
-//! the soaks ([`super::soak`]); then the idle measurements
+//! the soaks ([`super::soak`]); issue 15's ownership measurements
+//! ([`crate::ownership`]), per mode side by side; then the idle measurements
 //! ([`super::idle`]) and the liveness traffic ([`super::traffic`]).
 
 use std::net::IpAddr;
@@ -18,6 +19,7 @@ use crate::cluster::Cluster;
 use crate::failover::{self, Fault};
 use crate::handover::{self, Handover};
 use crate::objects::{Families, ServiceSpec};
+use crate::ownership;
 use crate::stats::{ms, Summary};
 
 /// An IP family the failover rounds run on.
@@ -56,12 +58,19 @@ pub struct BenchOpts {
     pub throttle_share: f64,
     /// How long liveness traffic is counted; zero skips it.
     pub traffic_window: Duration,
+    /// Services of the ownership measurements ([`crate::ownership`]);
+    /// zero skips them.
+    pub ownership_services: usize,
+    /// Also run them in the other ownership mode.
+    pub ownership_compare: bool,
 }
 
 /// Services the rolling restart and the drain request (dual stack).
 const HANDOVER_SERVICES: usize = 10;
 /// Their port (the stand-in serves it on every node).
 const HANDOVER_PORT: u16 = PORT + 3;
+/// The port of the ownership measurements' Services.
+const OWNERSHIP_PORT: u16 = PORT + 4;
 
 /// Creates Service `name` and waits for its IPs and a first answer.
 async fn web(c: &Cluster, name: &str) -> anyhow::Result<Vec<IpAddr>> {
@@ -227,6 +236,99 @@ async fn handovers(c: &mut Cluster, o: &BenchOpts, progress: bool) -> anyhow::Re
     })
 }
 
+/// The ownership measurements (issue 15) in `setup.ownership`, then, with
+/// `o.ownership_compare`, in the other mode (every speaker restarted in
+/// it, and back afterwards).
+struct OwnershipRuns {
+    /// Whether the speaker has `--ownership` (`None`: unknown, image).
+    flag: Option<bool>,
+    runs: Vec<ownership::Run>,
+}
+
+async fn ownership_runs(
+    c: &mut Cluster,
+    setup: &Setup,
+    o: &BenchOpts,
+    progress: bool,
+) -> anyhow::Result<OwnershipRuns> {
+    let flag = c.speaker_has_flag("--ownership");
+    let mut modes = vec![setup.ownership];
+    if o.ownership_compare {
+        modes.push(setup.ownership.other());
+    }
+    if progress {
+        println!(
+            "\nownership: {} IPv4 Services per mode ({}); the speaker {}",
+            o.ownership_services,
+            modes
+                .iter()
+                .map(|m| m.name())
+                .collect::<Vec<_>>()
+                .join(", then "),
+            match flag {
+                Some(true) => "has --ownership",
+                Some(false) => "has no --ownership flag yet: every mode runs as hash",
+                None => "may lack --ownership (not checked under --image)",
+            }
+        );
+    }
+    let mut runs = Vec::new();
+    for mode in modes {
+        if mode != setup.ownership {
+            ownership::restart_speakers(c, mode).await?;
+        }
+        runs.push(ownership::run(c, mode, o.ownership_services, OWNERSHIP_PORT, progress).await?);
+        report_dead(c)?;
+        if mode != setup.ownership {
+            ownership::restart_speakers(c, setup.ownership).await?;
+        }
+    }
+    Ok(OwnershipRuns { flag, runs })
+}
+
+impl OwnershipRuns {
+    fn to_json(&self) -> Value {
+        let runs: serde_json::Map<String, Value> = self
+            .runs
+            .iter()
+            .map(|r| (r.mode.name().to_owned(), r.to_json()))
+            .collect();
+        json!({
+            "speaker_has_ownership_flag": self.flag,
+            "modes": self.runs.iter().map(|r| r.mode.name()).collect::<Vec<_>>(),
+            "runs": runs,
+        })
+    }
+
+    fn print(&self) {
+        let Some(first) = self.runs.first() else {
+            return;
+        };
+        println!(
+            "\nownership (issue 15), {} IPv4 Services on {} nodes; owner = the node whose MAC answers \
+             the client's who-has",
+            first.services,
+            first.placement.counts.len()
+        );
+        if self.flag == Some(false) {
+            println!("  the speaker has no --ownership flag yet: every column is hash placement");
+        }
+        let mut header = format!("{:<46}", "measurement");
+        for r in &self.runs {
+            header.push_str(&format!(" {:>22}", r.mode.name()));
+        }
+        println!("{header}  target");
+        let cells: Vec<Vec<String>> = self.runs.iter().map(ownership::Run::cells).collect();
+        for (i, (label, target)) in ownership::Run::labels(first.services).iter().enumerate() {
+            let mut line = format!("{label:<46}");
+            for c in &cells {
+                line.push_str(&format!(" {:>22}", c[i]));
+            }
+            println!("{line}  {target}");
+        }
+    }
+}
+
 /// Runs every measurement; prints a table or JSON (`o.json`).
 pub async fn bench(setup: &Setup, o: &BenchOpts) -> anyhow::Result<()> {
     if setup.nodes < 2 {
@@ -250,6 +352,11 @@ pub async fn bench(setup: &Setup, o: &BenchOpts) -> anyhow::Result<()> {
     }
     let (assign, answer) = create_to_answer(&c, o.rounds).await?;
     let hand = handovers(&mut c, o, progress).await?;
+    let owned = if o.ownership_services == 0 {
+        None
+    } else {
+        Some(ownership_runs(&mut c, setup, o, progress).await?)
+    };
     let idle = idle_with_services(&c, o.services, progress).await?;
     let traffic = if o.traffic_window.is_zero() {
         None
@@ -284,10 +391,14 @@ pub async fn bench(setup: &Setup, o: &BenchOpts) -> anyhow::Result<()> {
             &hand,
             idle.to_json(),
             traffic.map(|t| t.to_json()),
+            owned.as_ref().map(OwnershipRuns::to_json),
         );
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
         print_tables(setup, o, &summaries, &hand);
+        if let Some(owned) = &owned {
+            owned.print();
+        }
         idle.print();
         if let Some(t) = traffic {
             t.print();
@@ -311,6 +422,7 @@ fn to_json(
     hand: &Handovers,
     idle: Value,
     traffic: Option<Value>,
+    ownership: Option<Value>,
 ) -> Value {
     let mut out = serde_json::Map::new();
     out.insert("nodes".into(), json!(setup.nodes));
@@ -352,6 +464,7 @@ fn to_json(
         hand.owner_throttled.as_ref().map(Soak::to_json).into(),
     );
     out.insert("liveness_traffic".into(), traffic.into());
+    out.insert("ownership".into(), ownership.into());
     out.into()
 }
 

@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 
 use crate::cluster::{Cluster, Options};
+use crate::ownership::Mode;
 use crate::process::Launcher;
 use crate::{l2status, manifests};
 
@@ -42,6 +43,9 @@ pub struct Setup {
     pub nodes: usize,
     /// The image archive to run the components from (`--image`).
     pub image: Option<PathBuf>,
+    /// The speakers' ownership mode (`--ownership`), passed to every
+    /// speaker as `FERROLB_OWNERSHIP`.
+    pub ownership: Mode,
 }
 
 /// The port of the example Services the demo fails over and `client`
@@ -61,7 +65,8 @@ async fn start(setup: &Setup, progress: bool) -> anyhow::Result<Cluster> {
 
 /// [`start`] with lab options of the command's own (`setup.image` still
 /// decides where the components come from).
-async fn start_with(setup: &Setup, opts: Options) -> anyhow::Result<Cluster> {
+async fn start_with(setup: &Setup, mut opts: Options) -> anyhow::Result<Cluster> {
+    opts.speaker_env.push(setup.ownership.env());
     let launcher = Launcher::locate(setup.image.as_deref())?;
     if opts.progress {
         println!("running the {}", launcher.describe());

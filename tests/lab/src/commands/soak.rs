@@ -154,18 +154,20 @@ async fn observe(
     Ok((Tally::of(&records), changes))
 }
 
-/// Soak (a): one busy loop per CPU for `duration`.
-pub(super) async fn cpu_saturated(
+/// One soak: the speakers' owner changes summed before, `stress` started,
+/// [`observe`] for `duration`, `stop` ends the stress and says what it
+/// was, the owner changes after.
+async fn soak_under<S>(
     c: &Cluster,
     targets: &[SocketAddr],
     duration: Duration,
+    stress: impl FnOnce() -> anyhow::Result<S>,
+    stop: impl FnOnce(S) -> Value,
 ) -> anyhow::Result<Soak> {
     let before = leader_changes(c).await;
-    let exe = std::env::current_exe()?;
-    let burners = Burners::start(&exe, duration + Duration::from_secs(30))?;
-    let count = burners.len();
+    let running = stress()?;
     let seen = observe(c, targets, duration).await;
-    burners.stop();
+    let condition = stop(running);
     let (tally, neighbour_changes) = seen?;
     let after = leader_changes(c).await;
     Ok(Soak {
@@ -173,8 +175,24 @@ pub(super) async fn cpu_saturated(
         tally,
         neighbour_changes,
         leader_changes: after.zip(before).map(|(a, b)| a - b),
-        condition: json!({ "busy_loops": count }),
+        condition,
     })
+}
+
+/// Soak (a): one busy loop per CPU for `duration`.
+pub(super) async fn cpu_saturated(
+    c: &Cluster,
+    targets: &[SocketAddr],
+    duration: Duration,
+) -> anyhow::Result<Soak> {
+    let exe = std::env::current_exe()?;
+    let start = || Burners::start(&exe, duration + Duration::from_secs(30));
+    soak_under(c, targets, duration, start, |burners| {
+        let count = burners.len();
+        burners.stop();
+        json!({ "busy_loops": count })
+    })
+    .await
 }
 
 /// Soak (b): the speaker of the node owning most targets held to `share`
@@ -194,24 +212,17 @@ pub(super) async fn owner_throttled(
         .iter()
         .filter(|t| c.announced_by(t.ip()).as_deref() == Some(node.as_str()))
         .count();
-    let before = leader_changes(c).await;
     let name = format!("ferrolb-lab-{}-throttle", std::process::id());
-    let limit = CpuLimit::apply(&name, pid, share)?;
-    let seen = observe(c, targets, duration).await;
-    let throttled = limit.throttled_periods();
-    drop(limit);
-    let (tally, neighbour_changes) = seen?;
-    let after = leader_changes(c).await;
-    Ok(Soak {
-        duration,
-        tally,
-        neighbour_changes,
-        leader_changes: after.zip(before).map(|(a, b)| a - b),
-        condition: json!({
+    let start = || CpuLimit::apply(&name, pid, share);
+    soak_under(c, targets, duration, start, |limit| {
+        let throttled = limit.throttled_periods();
+        drop(limit);
+        json!({
             "node": node,
             "node_ips": owned,
             "cpu_share": share,
             "throttled_periods": throttled,
-        }),
+        })
     })
+    .await
 }
