@@ -166,9 +166,11 @@ impl Cluster {
     /// Waits until node `name`'s (re)started speaker answers `/readyz`,
     /// every running speaker sees every running speaker, the running
     /// speakers announce `pairs` (IP, interface) pairs between them (each
-    /// IP once again, as before the restart), and `name` announces `own`
-    /// of them (what it announced before: the election is a function of
-    /// the members, so it takes its IPs back).
+    /// IP once again, as before the restart), and `name` has decided:
+    /// with the hash (`--ownership hash`, or a speaker without the flag)
+    /// it announces `own` of them again (the election is a function of the
+    /// members, so it takes its IPs back); with sticky ownership it is out
+    /// of its listening and cold-start phases (it takes nothing back).
     pub async fn wait_speaker_settled(
         &self,
         name: &str,
@@ -185,7 +187,18 @@ impl Cluster {
             });
             let announced = self.speakers_sum("ferrolb_speaker_announced_ips");
             let mine = self.speaker_metric(name, "ferrolb_speaker_announced_ips");
-            if ready && members && announced == Some(pairs) && mine == Some(own) {
+            let phase = |p: &str| {
+                let label = format!("phase=\"{p}\"");
+                self.speaker_metric_with(name, "ferrolb_speaker_ownership_phase", &label)
+                    == Some(1.0)
+            };
+            let decided = if phase("steady") {
+                true
+            } else {
+                // Hash placement (or a speaker without sticky ownership).
+                !phase("listening") && !phase("settling") && mine == Some(own)
+            };
+            if ready && members && announced == Some(pairs) && decided {
                 return Ok(());
             }
             if Instant::now() > deadline {
