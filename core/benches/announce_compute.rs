@@ -157,5 +157,129 @@ fn announce_compute(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, announce_compute);
+/// The same engine with sticky ownership (`Engine::update_owned` over an
+/// `ownership::Member` for node-0 whose peers claim the Services numbered
+/// like them, modulo the nodes): what a Service change and a speaker
+/// leaving or joining (a failover) cost, the member's decision included.
+fn announce_sticky(c: &mut Criterion) {
+    use ferrolb_core::announce::Polled;
+    use ferrolb_core::ownership::{Config, Member, Message, Node};
+    use std::time::Duration;
+    let mut group = c.benchmark_group("announce_sticky");
+    group.sample_size(10);
+    let links = vec![HostInterface::ethernet("eth0", 2, [2, 0, 0, 0, 0, 1])];
+    let excludes = Excludes::default();
+    for (services, nodes) in [(1_000, 3), (10_000, 3), (10_000, 100)] {
+        let mut w = world(services, nodes);
+        let live: BTreeSet<String> = w.nodes().keys().cloned().collect();
+        let local = Local {
+            me: "node-0",
+            live: &live,
+            links: &links,
+            excludes: &excludes,
+            rules: Default::default(),
+        };
+        let id = |what: &str| BenchmarkId::new(format!("{what}_{nodes}_nodes"), services);
+        let peers: Vec<(Node, u64)> = (1..nodes)
+            .map(|n| (Node::from(format!("node-{n}")), 1))
+            .collect();
+        let mut seq = 1;
+        let mut claims_of = |n: usize| {
+            seq += 1;
+            Message {
+                epoch: 1,
+                seq,
+                settling: false,
+                held: Some(
+                    (0..services)
+                        .filter(|k| k % nodes == n)
+                        .map(|k| ObjectKey::new("default", format!("svc-{k}")))
+                        .collect(),
+                ),
+                reply: false,
+            }
+        };
+        let mut member = Member::new(
+            Node::from("node-0"),
+            1,
+            Config::default(),
+            BTreeMap::new(),
+            Duration::ZERO,
+        );
+        member.set_live(peers.clone());
+        for (n, (peer, _)) in peers.iter().enumerate() {
+            member.receive(peer, claims_of(n + 1));
+        }
+        let mut now = Duration::ZERO;
+        let mut engine = Engine::default();
+        let mut update =
+            |engine: &mut Engine, member: &mut Member<ObjectKey>, w: &World, local: &Local<'_>| {
+                now += Duration::from_millis(1);
+                let mut send = |_: &Node, _: Message<ObjectKey>| {};
+                let mut polled = Polled {
+                    member,
+                    now,
+                    send: &mut send,
+                    next: None,
+                };
+                engine.update_owned(w, local, &mut polled)
+            };
+        update(&mut engine, &mut member, &w, &local);
+        group.throughput(Throughput::Elements(1));
+        let one = ObjectKey::new("default", "svc-0");
+        group.bench_function(id("one_service_changed"), |b| {
+            b.iter(|| {
+                w.edit_service(&one, |s| s.local = !s.local);
+                black_box(update(&mut engine, &mut member, &w, &local))
+            })
+        });
+        // node-1's speaker dies (its Services are placed on the others),
+        // then returns and publishes its claims again (it took nothing).
+        let node = "node-1".to_string();
+        let mut fewer = live.clone();
+        fewer.remove(&node);
+        let mut gone = false;
+        let mut rejoin = 1_000_000;
+        group.bench_function(id("one_speaker_leaves_or_joins"), |b| {
+            b.iter(|| {
+                gone = !gone;
+                if gone {
+                    member.set_live(peers.iter().filter(|(p, _)| &**p != "node-1").cloned());
+                    black_box(update(
+                        &mut engine,
+                        &mut member,
+                        &w,
+                        &Local {
+                            live: &fewer,
+                            ..local
+                        },
+                    ))
+                } else {
+                    member.set_live(peers.clone());
+                    // It took nothing back: it claims nothing.
+                    rejoin += 1;
+                    let hello = Message {
+                        epoch: 1,
+                        seq: rejoin,
+                        settling: false,
+                        held: Some(BTreeSet::new()),
+                        reply: false,
+                    };
+                    member.receive(&Node::from("node-1"), hello);
+                    black_box(update(&mut engine, &mut member, &w, &local))
+                }
+            })
+        });
+        let same = w.services()[&one].clone();
+        group.bench_function(id("unchanged"), |b| {
+            b.iter(|| {
+                black_box(w.set_service(same.clone()));
+                black_box(update(&mut engine, &mut member, &w, &local))
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, announce_compute, announce_sticky);
 criterion_main!(benches);
