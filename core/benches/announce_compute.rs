@@ -54,6 +54,21 @@ fn world(services: usize, nodes: usize) -> World {
     w
 }
 
+/// The view of node-0, every speaker in `live`.
+fn node_0<'a>(
+    live: &'a BTreeSet<String>,
+    links: &'a [HostInterface],
+    excludes: &'a Excludes,
+) -> Local<'a> {
+    Local {
+        me: "node-0",
+        live,
+        links,
+        excludes,
+        rules: Default::default(),
+    }
+}
+
 fn announce_compute(c: &mut Criterion) {
     let mut group = c.benchmark_group("announce_compute");
     group.sample_size(10);
@@ -62,13 +77,7 @@ fn announce_compute(c: &mut Criterion) {
     for (services, nodes) in [(1_000, 3), (1_000, 100), (10_000, 3), (10_000, 100)] {
         let mut w = world(services, nodes);
         let live: BTreeSet<String> = w.nodes().keys().cloned().collect();
-        let local = Local {
-            me: "node-0",
-            live: &live,
-            links: &links,
-            excludes: &excludes,
-            rules: Default::default(),
-        };
+        let local = node_0(&live, &links, &excludes);
         let id = |what: &str| BenchmarkId::new(format!("{what}_{nodes}_nodes"), services);
         group.throughput(Throughput::Elements(services as u64));
         group.bench_with_input(id("from_scratch"), &w, |b, w| {
@@ -172,13 +181,7 @@ fn announce_sticky(c: &mut Criterion) {
     for (services, nodes) in [(1_000, 3), (10_000, 3), (10_000, 100)] {
         let mut w = world(services, nodes);
         let live: BTreeSet<String> = w.nodes().keys().cloned().collect();
-        let local = Local {
-            me: "node-0",
-            live: &live,
-            links: &links,
-            excludes: &excludes,
-            rules: Default::default(),
-        };
+        let local = node_0(&live, &links, &excludes);
         let id = |what: &str| BenchmarkId::new(format!("{what}_{nodes}_nodes"), services);
         let peers: Vec<(Node, u64)> = (1..nodes)
             .map(|n| (Node::from(format!("node-{n}")), 1))

@@ -21,7 +21,7 @@ pub mod interfaces;
 pub mod model;
 pub mod world;
 
-use crate::election::{self, NoCandidate, NodeInfo, Rules, Scores};
+use crate::election::{self, NoCandidate, NodeInfo, Rules, Scores, TrafficPolicy};
 use crate::ownership::{self, Effective, Member, Message, Node};
 use interfaces::{Excludes, HostInterface, LinkProblem};
 use model::{AdInfo, ObjectKey, PoolInfo, ServiceInfo};
@@ -364,6 +364,8 @@ pub struct Engine {
     names: HashMap<String, Node>,
     lists: HashSet<Arc<[Node]>>,
     no_scores: Arc<Scores>,
+    /// Counts updates: what [`Candidates`] are valid for.
+    epoch: u64,
 }
 
 #[derive(Debug, PartialEq)]
@@ -386,6 +388,8 @@ struct PoolPlan {
     /// `preferredNodeSelectors`: Services of the pool may then differ in
     /// advertisements, candidates and scores.
     shape: Option<Shape>,
+    /// Sticky, unshaped: the candidates of its `Cluster` Services.
+    cluster: Candidates,
 }
 
 /// Per set of applying advertisements that some Service matches (indices
@@ -401,7 +405,13 @@ struct Shape {
 struct Variant {
     selected: BTreeSet<String>,
     scores: Arc<Scores>,
+    cluster: Candidates,
 }
+
+/// Sticky: the candidates every `Cluster` Service with an endpoint has
+/// under one plan or variant, computed once per update (the update's
+/// number, and the list or why there is none).
+type Candidates = std::cell::RefCell<Option<(u64, Result<Arc<[Node]>, NoCandidate>)>>;
 
 impl Engine {
     /// The current decision.
@@ -435,6 +445,7 @@ impl Engine {
         owners: Option<&mut dyn Owners>,
     ) -> Delta {
         let mut delta = Delta::default();
+        self.epoch += 1;
         let (ad_links, interfaces, problems) = read_local(world, local);
         if interfaces != self.desired.interfaces {
             delta.interfaces_changed = true;
@@ -819,10 +830,16 @@ impl Engine {
                 ips: svc.ips.clone(),
             });
         };
-        let plan = self
-            .plans
-            .entry(pool.to_owned())
-            .or_insert_with(|| PoolPlan::new(world, pool));
+        // No key allocated per Service once the plan exists.
+        if !self.plans.contains_key(pool) {
+            self.plans
+                .insert(pool.to_owned(), PoolPlan::new(world, pool));
+        }
+        let Some(plan) = self.plans.get_mut(pool) else {
+            return Verdict::Unannounced(Unannounced::NoAdvertisement {
+                pool: pool.to_string(),
+            });
+        };
         if plan.applying.is_empty() {
             return Verdict::Unannounced(Unannounced::NoAdvertisement {
                 pool: pool.to_string(),
@@ -833,8 +850,8 @@ impl Engine {
         // `None`: every applying advertisement (no allocation per Service
         // in the common, unshaped pool).
         let mut matching_keys: Option<Vec<&ObjectKey>> = None;
-        let (selected, scores) = match &mut plan.shape {
-            None => (&plan.selected, &self.no_scores),
+        let (selected, scores, cluster) = match &mut plan.shape {
+            None => (&plan.selected, &self.no_scores, &plan.cluster),
             Some(shape) => {
                 let matching: Vec<(u32, &AdInfo)> = plan
                     .applying
@@ -864,11 +881,31 @@ impl Engine {
                     .entry(ids)
                     .or_insert_with(|| Variant::new(world, matching.iter().map(|&(_, ad)| ad)));
                 matching_keys = Some(matching.iter().map(|&(_, ad)| &ad.key).collect());
-                (&variant.selected, &variant.scores)
+                (&variant.selected, &variant.scores, &variant.cluster)
             }
         };
         let policy = model::traffic_policy(svc.local, world.slices_of(&svc.key));
         let rules = local.rules;
+        // Sticky: the candidates, shared by every `Cluster` Service with
+        // an endpoint under this plan or variant within one update.
+        let mut candidates = || -> Result<Arc<[Node]>, NoCandidate> {
+            let compute = |names: &mut HashMap<String, Node>, lists: &mut HashSet<Arc<[Node]>>| {
+                election::candidates_with(&self.nodes, selected, &policy, rules)
+                    .map(|found| intern(names, lists, &found))
+            };
+            if policy != (TrafficPolicy::Cluster { has_endpoint: true }) {
+                return compute(&mut self.names, &mut self.lists);
+            }
+            let mut slot = cluster.borrow_mut();
+            if let Some((epoch, found)) = slot.as_ref() {
+                if *epoch == self.epoch {
+                    return found.clone();
+                }
+            }
+            let found = compute(&mut self.names, &mut self.lists);
+            *slot = Some((self.epoch, found.clone()));
+            found
+        };
         let node = match pick {
             Pick::Hash => {
                 match election::owner_preferring(key, &self.nodes, selected, &policy, scores, rules)
@@ -878,11 +915,10 @@ impl Engine {
                 }
             }
             Pick::Prepare(owners) => {
-                let names = match election::candidates_with(&self.nodes, selected, &policy, rules) {
-                    Ok(names) => names,
+                let list = match candidates() {
+                    Ok(list) => list,
                     Err(why) => return Verdict::Unannounced(Unannounced::NoCandidate(why)),
                 };
-                let list = intern(&mut self.names, &mut self.lists, &names);
                 let service = ownership::Service::new(key, list)
                     .with_scores(Arc::clone(scores))
                     .with_rebalance(svc.rebalance);
@@ -891,7 +927,7 @@ impl Engine {
             }
             Pick::Final(owners) => {
                 // The candidates decide whether anyone may announce it.
-                if let Err(why) = election::candidates_with(&self.nodes, selected, &policy, rules) {
+                if let Err(why) = candidates() {
                     return Verdict::Unannounced(Unannounced::NoCandidate(why));
                 }
                 match owners.effective(&svc.key) {
@@ -1037,6 +1073,7 @@ impl PoolPlan {
             applying: applying.into_iter().map(|(k, _)| k.clone()).collect(),
             selected,
             shape,
+            cluster: Candidates::default(),
         }
     }
 
@@ -1074,6 +1111,7 @@ impl Variant {
         Self {
             selected,
             scores: Arc::new(scores),
+            cluster: Candidates::default(),
         }
     }
 }

@@ -368,9 +368,10 @@ impl<K: Ord + Clone> Member<K> {
         self.yielded = yielded;
         if self.held.as_ref() != Some(&held) {
             self.held = Some(held);
+            // Our own claims are part of the view, but deciding again
+            // with them decides the same (a decision is a fixed point of
+            // its own claims, property tested): no second round.
             self.publish();
-            // Our own claims are part of the view.
-            self.dirty = true;
         }
     }
 

@@ -91,6 +91,19 @@ struct Speaker {
     rules: Rules,
 }
 
+impl Speaker {
+    /// What the engine takes from this speaker.
+    fn local<'a>(&'a self, excludes: &'a Excludes) -> Local<'a> {
+        Local {
+            me: NODES[self.me],
+            live: &self.live,
+            links: &self.links,
+            excludes,
+            rules: self.rules,
+        }
+    }
+}
+
 /// Flips label `key` (value `value`) on node `n`.
 fn flip_label(w: &mut World, n: usize, key: &str, value: &str) {
     w.edit_node(NODES[n], |node| {
@@ -296,13 +309,7 @@ fn replay(changes: &[Change]) -> Result<(), proptest::test_runner::TestCaseError
     let mut last = Desired::default();
     for c in changes {
         apply_change(&mut w, &mut sp, c);
-        let local = Local {
-            me: NODES[sp.me],
-            live: &sp.live,
-            links: &sp.links,
-            excludes: &excludes,
-            rules: sp.rules,
-        };
+        let local = sp.local(&excludes);
         let delta = engine.update(&w, &local);
         let now = engine.desired().clone();
         proptest::prop_assert_eq!(&now, &compute(&w, &local), "after {:?}", c);
@@ -588,13 +595,7 @@ fn replay_sticky(changes: &[Change]) -> Result<(), proptest::test_runner::TestCa
             sticky = Sticky::new(NODES[sp.me]);
         }
         sticky.set_live(&sp.live);
-        let local = Local {
-            me: NODES[sp.me],
-            live: &sp.live,
-            links: &sp.links,
-            excludes: &excludes,
-            rules: sp.rules,
-        };
+        let local = sp.local(&excludes);
         let delta = sticky.update(&mut engine, &w, &local);
         proptest::prop_assert!(!delta.waiting, "every peer was heard");
         let now = engine.desired().clone();
