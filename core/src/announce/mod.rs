@@ -446,6 +446,11 @@ impl Engine {
     ) -> Delta {
         let mut delta = Delta::default();
         self.epoch += 1;
+        // Candidate lists and names only the interner still holds (their
+        // Services left or changed) go, so the interner stays as large as
+        // what is in use however endpoints churn.
+        self.lists.retain(|l| Arc::strong_count(l) > 1);
+        self.names.retain(|_, n| Arc::strong_count(n) > 1);
         let (ad_links, interfaces, problems) = read_local(world, local);
         if interfaces != self.desired.interfaces {
             delta.interfaces_changed = true;

@@ -72,7 +72,7 @@ impl Claims {
                     "sticky ownership starts: listening for the peers' claims"
                 );
                 let mut member = Member::new(self.node.clone(), boot, self.config, records, now);
-                member.set_live(self.peers.iter().map(|(n, b)| (Node::from(n.as_str()), *b)));
+                member.set_live(incarnations(&self.peers));
                 self.member = Some(member);
                 true
             }
@@ -103,7 +103,7 @@ impl Claims {
         self.sent
             .retain(|n, _| peers.get(n).is_some() && peers.get(n) == before.get(n));
         if let Some(member) = &mut self.member {
-            member.set_live(peers.iter().map(|(n, b)| (Node::from(n.as_str()), *b)));
+            member.set_live(incarnations(peers));
         }
     }
 
@@ -179,13 +179,18 @@ impl Claims {
     }
 
     /// The member, while gossip runs.
+    pub fn member(&self) -> Option<&Member<ObjectKey>> {
+        self.member.as_ref()
+    }
+
+    /// The member, while gossip runs.
     pub fn member_mut(&mut self) -> Option<&mut Member<ObjectKey>> {
         self.member.as_mut()
     }
 
     /// The member's phase (`None`: the hash decides).
     pub fn phase(&self) -> Option<Phase> {
-        self.member.as_ref().map(Member::phase)
+        self.member().map(Member::phase)
     }
 
     /// How many Services this speaker claims.
@@ -195,6 +200,11 @@ impl Claims {
             .and_then(Member::held)
             .map_or(0, BTreeSet::len)
     }
+}
+
+/// The live peers as the member takes them.
+fn incarnations(peers: &Peers) -> impl Iterator<Item = (Node, u64)> + '_ {
+    peers.iter().map(|(n, b)| (Node::from(n.as_str()), *b))
 }
 
 #[cfg(test)]

@@ -251,8 +251,8 @@ impl<L: Links, A: Announce> Daemon<L, A> {
                     }
                 }
             };
-            if let Some(c) = &mut claims {
-                flush(c, sent, outgoing.as_ref());
+            if let (Some(c), Some(out)) = (&mut claims, &outgoing) {
+                flush(c, sent, out);
                 self.observe_ownership(c, &delta);
             }
             if delta.waiting {
@@ -303,17 +303,18 @@ impl<L: Links, A: Announce> Daemon<L, A> {
         }
     }
 
-    /// The ownership series, and a line per phase change.
-    fn observe_ownership(&self, c: &mut Claims, delta: &Delta) {
+    /// The ownership series: phase, Services owned, and each Service this
+    /// node took over by the rule that chose it.
+    fn observe_ownership(&self, c: &Claims, delta: &Delta) {
         self.metrics.ownership.set_phase(c.phase());
         self.metrics.ownership.owned.set(gauge(c.owned()));
-        let Some(member) = c.member_mut() else {
+        let Some(member) = c.member() else {
             return;
         };
+        let mine = |d: Option<&ferrolb_core::announce::Decision>| {
+            d.and_then(|d| d.owner()) == Some(self.node.as_str())
+        };
         for change in &delta.services {
-            let mine = |d: Option<&ferrolb_core::announce::Decision>| {
-                d.and_then(|d| d.owner()) == Some(self.node.as_str())
-            };
             if mine(change.after.as_ref()) && !mine(change.before.as_ref()) {
                 if let Some(how) = member.decision().how(&change.key) {
                     self.metrics.ownership.taken(how);
@@ -582,22 +583,14 @@ fn take_seen(conflicts: &mut Conflicts, seen: &Observation) {
     }
 }
 
-/// Sleeps until `at`, or forever.
 /// Hands the member's messages to the claims channel: whole versions or
 /// digests ([`Claims::queue`]), with the answers to pulls and digests; a
 /// full channel drops them (the next refresh repairs it).
-fn flush(
-    c: &mut Claims,
-    sent: Vec<(Node, Message<ObjectKey>)>,
-    out: Option<&mpsc::Sender<Outgoing>>,
-) {
+fn flush(c: &mut Claims, sent: Vec<(Node, Message<ObjectKey>)>, out: &mpsc::Sender<Outgoing>) {
     for (to, m) in sent {
         c.queue(&to, m);
     }
     for o in c.take_outbox() {
-        let Some(out) = out else {
-            continue;
-        };
         if let Err(e) = out.try_send(o) {
             let o = match e {
                 mpsc::error::TrySendError::Full(o) | mpsc::error::TrySendError::Closed(o) => o,
@@ -624,6 +617,7 @@ async fn changed<T>(rx: &mut Option<watch::Receiver<T>>) -> bool {
     }
 }
 
+/// Sleeps until `at`, or forever.
 async fn sleep_until(at: Option<Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at.into()).await,

@@ -689,3 +689,23 @@ fn a_listening_speaker_decides_nothing_until_it_heard_its_peers() {
     );
     assert_eq!(member.phase(), ownership::Phase::Steady);
 }
+
+/// The interner keeps only the candidate lists in use: a `Local`
+/// Service whose endpoints wander over every set of nodes leaves one
+/// list behind, not one per set.
+#[test]
+fn the_sticky_engine_keeps_only_the_candidate_lists_in_use() {
+    let (mut w, mut sp, excludes) = start();
+    let mut engine = Engine::default();
+    let mut sticky = Sticky::new(NODES[0]);
+    sticky.set_live(&sp.live);
+    apply_change(&mut w, &mut sp, &Change::Service(1, Some(1)));
+    apply_change(&mut w, &mut sp, &Change::Local(1));
+    for mask in 1..8 {
+        apply_change(&mut w, &mut sp, &Change::Endpoints(1, mask, 0));
+        let local = sp.local(&excludes);
+        sticky.update(&mut engine, &w, &local);
+    }
+    // web's list (every node) and svc-1's current one.
+    assert_eq!(engine.lists.len(), 2, "{:?}", engine.lists);
+}
